@@ -1,0 +1,25 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Both set everything up first.
+.PHONY: setup run test test-unit lint bench clean-state
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@.venv/bin/python scripts/run_local.py
+
+test: setup
+	@.venv/bin/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	@.venv/bin/pytest -m unit $(PYTEST_ARGS)
+
+lint: setup
+	@.venv/bin/ruff check .
+
+bench: setup
+	@.venv/bin/python benchmarks/run_all.py
+
+clean-state:
+	@scripts/elasticsearch.sh stop || true
+	@scripts/redis.sh stop || true
+	rm -rf .state

@@ -1,0 +1,229 @@
+"""Message contracts between the services, one model per stream.
+
+Every message carries `schema_version`; unknown fields are rejected so that a producer and a
+consumer that disagree fail loudly at the boundary instead of dropping data silently. A change that
+is not backward compatible bumps the version and the consumer keeps accepting the old one until
+every producer is upgraded.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    """Base of every stream message: strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=False)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class Part(BaseModel):
+    """A nested value inside a message (not a message on its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class MediaItem(Part):
+    """An image or enclosure announced by the feed (media RSS, enclosures, JSON Feed attachments)."""
+
+    url: str
+    medium: str | None = None  # "image", "video", ... or the MIME type's major part
+    mime_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    caption: str | None = None  # media:description / media:title / attachment title
+    credit: str | None = None  # media:credit
+    thumbnail: bool = False
+
+
+class FeedEntry(Message):
+    """`news.entries`: an article discovered in a feed, not downloaded yet."""
+
+    url: str  # canonical URL (see newsflow_shared.urls.canonicalize)
+    link: str  # the link exactly as the feed gave it, resolved against the feed URL
+    article_id: str
+    feed_url: str
+    feed_title: str | None = None
+    title: str | None = None
+    summary: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+    updated_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
+    language: str | None = None
+    media: list[MediaItem] = Field(default_factory=list)
+    guid: str | None = None
+    discovered_at: datetime = Field(default_factory=utcnow)
+
+
+class RawPage(Message):
+    """`news.raw`: a downloaded HTML page, decoded to text.
+
+    Large bodies travel compressed (`body_encoding="zlib+base64"`) to keep the stream small; use
+    `RawPage.with_html` to build one and `.html()` to read it.
+    """
+
+    entry: FeedEntry
+    url: str  # canonical URL of the article (same as entry.url)
+    final_url: str  # after redirects
+    status: int
+    content_type: str
+    charset: str | None = None
+    charset_source: Literal["header", "meta", "bom", "detected", "fallback"] | None = None
+    body: str
+    body_encoding: Literal["identity", "zlib+base64"] = "identity"
+    body_bytes: int  # size of the decoded HTML in UTF-8 bytes
+    etag: str | None = None
+    last_modified: str | None = None
+    fetched_at: datetime = Field(default_factory=utcnow)
+    fetch_ms: float | None = None
+
+    @classmethod
+    def with_html(cls, html: str, compress_above: int = 32 * 1024, **fields: Any) -> RawPage:
+        raw = html.encode("utf-8")
+        if len(raw) > compress_above:
+            body = base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+            return cls(body=body, body_encoding="zlib+base64", body_bytes=len(raw), **fields)
+        return cls(body=html, body_encoding="identity", body_bytes=len(raw), **fields)
+
+    def html(self) -> str:
+        if self.body_encoding == "zlib+base64":
+            return zlib.decompress(base64.b64decode(self.body)).decode("utf-8")
+        return self.body
+
+
+class Caption(Part):
+    text: str
+    image_url: str | None = None
+    credit: str | None = None
+    source: Literal["figcaption", "alt", "title", "caption-class", "feed", "json-ld"] | None = None
+
+
+class Block(Part):
+    kind: Literal["p", "h", "li", "quote"] = "p"
+    text: str
+
+
+DateSource = Literal["json-ld", "meta", "feed", "url", "text", "html"]
+
+
+class ParsedArticle(Message):
+    """`news.parsed`: an extracted article, ready to index."""
+
+    article_id: str
+    url: str  # canonical
+    final_url: str | None = None
+    domain: str
+    feed_url: str | None = None
+    feed_title: str | None = None
+    title: str | None = None
+    text: str
+    blocks: list[Block] = Field(default_factory=list)
+    captions: list[Caption] = Field(default_factory=list)
+    authors: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+    published_source: DateSource | None = None
+    modified_at: datetime | None = None
+    modified_source: DateSource | None = None
+    section: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+    site_name: str | None = None
+    top_image: str | None = None
+    language: str | None = None
+    language_source: Literal["html", "meta", "json-ld", "feed", "detected"] | None = None
+    word_count: int = 0
+    content_hash: str  # sha256 of the normalised text: exact duplicates
+    simhash: str  # 64-bit SimHash as 16 hex digits: near-duplicates (syndicated copies)
+    discovered_at: datetime | None = None  # when the fetcher saw it in the feed (latency metric)
+    fetched_at: datetime | None = None
+    parsed_at: datetime = Field(default_factory=utcnow)
+
+
+class Alert(Message):
+    """`news.alerts`: a rule matched an article. One per (rule, article), ever."""
+
+    alert_id: str  # hash of (rule_id, article_id)
+    rule_id: str
+    rule_name: str
+    query: str
+    article_id: str
+    url: str
+    title: str | None = None
+    published_at: datetime | None = None
+    snippet: str | None = None
+    language: str | None = None
+    domain: str | None = None
+    duplicates: list[str] = Field(default_factory=list)  # URLs of syndicated copies (same simhash)
+    matched_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(Message):
+    """`<stream>.dlq`: a message that could not be processed, with why, kept for replay."""
+
+    stream: str  # the stream the message came from
+    group: str | None = None
+    message_id: str | None = None  # its id in that stream
+    original: dict[str, Any]  # the message's fields as read from the stream (replayable as is)
+    reason: str  # short machine-readable cause: timeout, too-large, no-content, http-404, ...
+    error_type: str
+    error: str
+    service: str
+    attempts: int = Field(ge=1)
+    first_failure_at: datetime
+    last_failure_at: datetime
+
+    @field_validator("error")
+    @classmethod
+    def _bounded(cls, v: str) -> str:
+        # A traceback or a page echoed in an error must not blow up the dead-letter stream.
+        return v if len(v) <= 4000 else v[:4000] + "…"
+
+
+STREAM_MODELS: dict[str, type[Message]] = {}
+
+
+def _register() -> None:
+    from newsflow_shared import streams
+
+    STREAM_MODELS.update(
+        {
+            streams.ENTRIES: FeedEntry,
+            streams.RAW: RawPage,
+            streams.PARSED: ParsedArticle,
+            streams.ALERTS: Alert,
+        }
+    )
+    for s in (streams.ENTRIES, streams.RAW, streams.PARSED):
+        STREAM_MODELS[streams.dlq(s)] = DeadLetter
+
+
+_register()
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "STREAM_MODELS",
+    "Alert",
+    "AnyHttpUrl",
+    "Block",
+    "Caption",
+    "DeadLetter",
+    "FeedEntry",
+    "MediaItem",
+    "Message",
+    "ParsedArticle",
+    "RawPage",
+]

@@ -1,0 +1,66 @@
+"""Configuration from the environment (prefix `NEWSFLOW_`), with defaults for a developer machine.
+
+Each service extends `CommonSettings` with its own fields in its own package; the CLI and the tests
+read the same classes, so a value set once in the environment means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", env_file=None, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_username: str | None = None
+    elasticsearch_password: SecretStr | None = None
+    elasticsearch_api_key: SecretStr | None = None
+    elasticsearch_ca_certs: Path | None = None
+
+    log_level: str = "INFO"
+    log_format: str = Field("json", pattern="^(json|text)$")
+    # Unique per replica: the Redis consumer name. Defaults to host name + pid, which is unique on
+    # one machine and in containers alike.
+    consumer_name: str = Field(default_factory=lambda: f"{socket.gethostname()}-{__import__('os').getpid()}")
+
+    # Delivery guarantees (see docs/RELIABILITY.md)
+    max_deliveries: int = Field(5, ge=1, description="deliveries before a message is dead-lettered")
+    claim_idle_ms: int = Field(60_000, ge=100, description="pending this long, a message is reclaimed")
+    claim_interval_s: float = Field(5.0, gt=0)
+    # Backpressure: a producer pauses while its output stream holds more unprocessed entries than this.
+    backpressure_max_lag: int = Field(2_000, ge=1)
+    # Hard ceiling on a stream's length, used only to trim entries every group has acknowledged.
+    stream_trim_interval_s: float = Field(10.0, gt=0)
+
+    graceful_timeout_s: float = Field(25.0, gt=0)
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+
+    feeds_file: Path | None = None
+    rules_file: Path | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"NEWSFLOW_REDIS_URL must start with redis://, rediss:// or unix:// (got {v!r})")
+        return v
+
+    @field_validator("elasticsearch_url")
+    @classmethod
+    def _es_scheme(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"NEWSFLOW_ELASTICSEARCH_URL must start with http:// or https:// (got {v!r})")
+        return v.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> CommonSettings:
+    return CommonSettings()

@@ -1,0 +1,46 @@
+"""Stream and consumer-group names: the one place they are spelled.
+
+Workers do not know their place in the pipeline beyond the stream they read and the stream they
+write; the wiring below is what the init step and `newsflow status` read.
+"""
+
+from __future__ import annotations
+
+ENTRIES = "news.entries"
+RAW = "news.raw"
+PARSED = "news.parsed"
+ALERTS = "news.alerts"
+
+FETCHER_GROUP = "fetcher"
+PARSER_GROUP = "parser"
+INDEXER_GROUP = "indexer"
+# Consumers of news.alerts outside Newsflow attach their own groups; this one keeps an archive
+# position so that `newsflow status` can show alert lag.
+ALERTS_GROUP = "alerts-archive"
+
+DLQ_SUFFIX = ".dlq"
+
+
+def dlq(stream: str) -> str:
+    """The dead-letter stream of `stream`."""
+    return stream + DLQ_SUFFIX
+
+
+# stream -> the consumer groups that read it, created at position 0 by the init step.
+GROUPS: dict[str, tuple[str, ...]] = {
+    ENTRIES: (FETCHER_GROUP,),
+    RAW: (PARSER_GROUP,),
+    PARSED: (INDEXER_GROUP,),
+    ALERTS: (ALERTS_GROUP,),
+}
+
+PIPELINE: tuple[str, ...] = (ENTRIES, RAW, PARSED, ALERTS)
+DEAD_LETTER_STREAMS: tuple[str, ...] = tuple(dlq(s) for s in (ENTRIES, RAW, PARSED))
+
+# Redis keys that are not streams, also named once.
+FEEDS_KEY = "newsflow:feeds"  # hash: feed url -> FeedState JSON
+FEEDS_DUE_KEY = "newsflow:feeds:due"  # sorted set: feed url -> next due unix time
+FEED_LEASE_PREFIX = "newsflow:feeds:lease:"  # string per feed being polled, with a TTL
+SEEN_PREFIX = "newsflow:seen:"  # canonical-URL seen-set (see newsflow_fetcher.seen)
+ROBOTS_PREFIX = "newsflow:robots:"
+ALERTED_PREFIX = "newsflow:alerted:"  # (rule, article) pairs already alerted, and fingerprints
