@@ -1,0 +1,8 @@
+"""Placeholder until its issue lands."""
+
+import typer
+
+
+def status() -> None:
+    """Not implemented yet."""
+    raise typer.Exit(2)
