@@ -19,7 +19,10 @@ def version() -> None:
     """Print Newsflow's version and the versions of the servers it is built for."""
     from importlib.metadata import version as v
 
-    typer.echo(f"newsflow {v('newsflow-shared')} (elasticsearch client {v('elasticsearch')}, faststream {v('faststream')})")
+    typer.echo(
+        f"newsflow {v('newsflow-shared')} "
+        f"(elasticsearch client {v('elasticsearch')}, faststream {v('faststream')})"
+    )
 
 
 app.add_typer(feeds.app, name="feeds", help="Manage the feeds that are polled.")

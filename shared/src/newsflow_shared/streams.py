@@ -14,9 +14,9 @@ ALERTS = "news.alerts"
 FETCHER_GROUP = "fetcher"
 PARSER_GROUP = "parser"
 INDEXER_GROUP = "indexer"
-# Consumers of news.alerts outside Newsflow attach their own groups; this one keeps an archive
-# position so that `newsflow status` can show alert lag.
-ALERTS_GROUP = "alerts-archive"
+# news.alerts is a notification stream for consumers outside Newsflow, who attach their own groups;
+# it is capped by length (ALERTS_MAXLEN) because nobody is obliged to read it.
+ALERTS_MAXLEN = 100_000
 
 DLQ_SUFFIX = ".dlq"
 
@@ -31,7 +31,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ENTRIES: (FETCHER_GROUP,),
     RAW: (PARSER_GROUP,),
     PARSED: (INDEXER_GROUP,),
-    ALERTS: (ALERTS_GROUP,),
 }
 
 PIPELINE: tuple[str, ...] = (ENTRIES, RAW, PARSED, ALERTS)
@@ -43,4 +42,5 @@ FEEDS_DUE_KEY = "newsflow:feeds:due"  # sorted set: feed url -> next due unix ti
 FEED_LEASE_PREFIX = "newsflow:feeds:lease:"  # string per feed being polled, with a TTL
 SEEN_PREFIX = "newsflow:seen:"  # canonical-URL seen-set (see newsflow_fetcher.seen)
 ROBOTS_PREFIX = "newsflow:robots:"
+FAILURES_PREFIX = "newsflow:failures:"  # hash per stream:group: message id -> first/last failure
 ALERTED_PREFIX = "newsflow:alerted:"  # (rule, article) pairs already alerted, and fingerprints

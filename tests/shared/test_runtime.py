@@ -1,0 +1,218 @@
+"""The stream runtime against a real Redis: ack after publish, reclaim, dead letters, backpressure, trim."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from newsflow_shared import streams
+from newsflow_shared.ids import article_id
+from newsflow_shared.models import DeadLetter, FeedEntry
+from newsflow_shared.runtime import Consumer, PermanentError, Service, encode, ensure_groups, safe_trim
+from newsflow_shared.settings import CommonSettings
+
+pytestmark = pytest.mark.integration
+
+IN, OUT = "t.in", "t.out"
+
+
+def entry(n: int) -> FeedEntry:
+    url = f"http://example.test/a/{n}"
+    return FeedEntry(url=url, link=url, article_id=article_id(url), feed_url="http://example.test/feed", title=str(n))
+
+
+def settings_for(redis_url: str, **kw: Any) -> CommonSettings:
+    base: dict[str, Any] = dict(redis_url=redis_url, claim_idle_ms=300, claim_interval_s=0.2, max_deliveries=3,
+                                graceful_timeout_s=5, metrics_host="127.0.0.1", metrics_port=0,
+                                stream_trim_interval_s=0.5)
+    base.update(kw)
+    return CommonSettings(**base)
+
+
+@contextlib.asynccontextmanager
+async def running(svc: Service) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.serve(stop))
+    await asyncio.wait_for(svc.ready.wait(), 10)
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def wait_until(cond: Callable[[], Any], within: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = cond()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def out_titles(redis: aioredis.Redis) -> list[str]:
+    return [json.loads(f[b"data"])["title"] for _, f in await redis.xrange(OUT)]
+
+
+async def dead(redis: aioredis.Redis) -> list[DeadLetter]:
+    return [DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(IN))]
+
+
+async def test_processes_publishes_then_acks_and_dead_letters_permanent_errors(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        if e.title == "bad":
+            raise PermanentError("not-html", "application/pdf")
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, concurrency=4, output_streams=(OUT,)))
+    for i in range(20):
+        await redis.xadd(IN, encode(entry(i)))
+    bad = entry(99).model_copy(update={"title": "bad"})
+    await redis.xadd(IN, encode(bad))
+    await redis.xadd(IN, {b"data": b"{not json"})
+    async with running(svc):
+        await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=22))
+    assert sorted(await out_titles(redis), key=int) == [str(i) for i in range(20)]
+    letters = await dead(redis)
+    assert {d.reason for d in letters} == {"not-html", "invalid-message"}
+    pdf = next(d for d in letters if d.reason == "not-html")
+    assert pdf.error == "application/pdf" and pdf.service == "t" and pdf.attempts == 1
+    assert FeedEntry.model_validate_json(pdf.original["data"]).title == "bad"
+
+
+async def _pending_zero(redis: aioredis.Redis, stream: str, group: str, expect_delivered: int) -> bool:
+    (info,) = [g for g in await redis.xinfo_groups(stream) if g["name"] == group.encode()]
+    return info["pending"] == 0 and info["entries-read"] == expect_delivered
+
+
+async def test_poison_message_dead_lettered_after_max_deliveries_while_others_flow(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
+    calls: dict[str, int] = {}
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        calls[e.title or ""] = calls.get(e.title or "", 0) + 1
+        if e.title == "poison":
+            raise RuntimeError("boom every time")
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url, max_deliveries=3))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
+    await redis.xadd(IN, encode(entry(1).model_copy(update={"title": "poison"})))
+    for i in range(5):
+        await redis.xadd(IN, encode(entry(i + 10)))
+    async with running(svc):
+        await wait_until(lambda: _has_dead(redis))
+        await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=6))
+    (letter,) = await dead(redis)
+    assert letter.reason == "max-deliveries" and letter.attempts == 3
+    assert letter.error_type == "RuntimeError" and "boom every time" in letter.error
+    assert letter.first_failure_at <= letter.last_failure_at
+    assert calls["poison"] == 3
+    assert len(await out_titles(redis)) == 5
+
+
+async def _has_dead(redis: aioredis.Redis) -> bool:
+    return await redis.xlen(streams.dlq(IN)) > 0
+
+
+async def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis: aioredis.Redis, redis_url: str) -> None:
+    await ensure_groups(redis, {IN: ("g",)})
+    for i in range(10):
+        await redis.xadd(IN, encode(entry(i)))
+    # A consumer that read everything and died without acknowledging.
+    got = await redis.xreadgroup("g", "dead-consumer", {IN: ">"}, count=100)
+    assert len(got[0][1]) == 10
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, concurrency=2))
+    async with running(svc):
+        await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=10))
+    assert sorted(await out_titles(redis), key=int) == [str(i) for i in range(10)]
+
+
+async def test_backpressure_pauses_the_producer_instead_of_trimming(redis: aioredis.Redis, redis_url: str) -> None:
+    await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url, backpressure_max_lag=5))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, output_streams=(OUT,)))
+    for i in range(30):
+        await redis.xadd(IN, encode(entry(i)))
+    async with running(svc):
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 6))
+        await asyncio.sleep(1.0)
+        # Nobody reads OUT: the producer stops just past the limit and the rest stays in IN, unlost.
+        assert 6 <= await redis.xlen(OUT) <= 7
+        # A downstream consumer drains OUT: the producer resumes.
+        for _ in range(40):
+            resp = await redis.xreadgroup("down", "d1", {OUT: ">"}, count=10, block=100)
+            for _s, items in resp or []:
+                await redis.xack(OUT, "down", *[mid for mid, _ in items])
+            if await redis.xlen(OUT) >= 30:
+                break
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 30))
+    assert await redis.xlen(OUT) == 30
+
+
+async def _xlen_at_least(redis: aioredis.Redis, stream: str, n: int) -> bool:
+    return await redis.xlen(stream) >= n
+
+
+async def test_safe_trim_removes_only_entries_every_group_acknowledged(redis: aioredis.Redis) -> None:
+    await ensure_groups(redis, {IN: ("a", "b")})
+    ids = [await redis.xadd(IN, {b"data": b"{}"}) for _ in range(10)]
+    ra = await redis.xreadgroup("a", "c", {IN: ">"}, count=10)
+    await redis.xack(IN, "a", *[mid for mid, _ in ra[0][1]][:8])  # a: 8 acked, 2 pending
+    rb = await redis.xreadgroup("b", "c", {IN: ">"}, count=5)  # b: read 5, acked 3, 5 unread
+    await redis.xack(IN, "b", *[mid for mid, _ in rb[0][1]][:3])
+    removed = await safe_trim(redis, IN)
+    assert removed == 3
+    remaining = [mid for mid, _ in await redis.xrange(IN)]
+    assert remaining == ids[3:]
+
+
+async def test_flushed_redis_groups_are_recreated_and_work_resumes(redis: aioredis.Redis, redis_url: str) -> None:
+    await ensure_groups(redis, {IN: ("g",)})
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
+    async with running(svc):
+        await redis.xadd(IN, encode(entry(1)))
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
+        await redis.flushdb()  # NOGROUP from now on until someone re-creates the group
+        await wait_until(lambda: _group_exists(redis, IN, "g"))
+        await redis.xadd(IN, encode(entry(2)))
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 1), within=20)
+    assert await out_titles(redis) == ["2"]
+
+
+async def _group_exists(redis: aioredis.Redis, stream: str, group: str) -> bool:
+    try:
+        return any(g["name"] == group.encode() for g in await redis.xinfo_groups(stream))
+    except Exception:
+        return False
