@@ -1,0 +1,303 @@
+"""Feed documents to `ParsedFeed`: RSS 0.9x/1.0/2.0 and Atom through feedparser, JSON Feed by our own
+parser, and media RSS / enclosures by a small lxml pass.
+
+feedparser flattens media RSS: `media:description` becomes the entry's summary and credits lose
+the image they belong to. The lxml pass reads each item's `media:content`, `media:group`,
+`media:thumbnail` and `enclosure` with their own caption and credit, and is matched to feedparser's
+entries by guid, link or position. It parses with entity resolution and network access off.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+from lxml import etree
+
+from newsflow_shared.models import MediaItem
+
+from newsflow_fetcher.feedtypes import FeedParseError, ParsedEntry, ParsedFeed, clip
+from newsflow_fetcher.jsonfeed import looks_like_json_feed, parse_json_feed
+
+log = logging.getLogger(__name__)
+
+MEDIA_NS = frozenset({"http://search.yahoo.com/mrss/", "http://search.yahoo.com/mrss"})
+ATOM_NS = "http://www.w3.org/2005/Atom"
+_PERIOD_S = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400, "yearly": 365 * 86400}
+
+
+def _dt(t: time.struct_time | None) -> datetime | None:
+    if not t:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(t), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+    return f if f > 0 else None
+
+
+def _int(v: Any) -> int | None:
+    f = _num(v)
+    return int(f) if f is not None and f < 1e6 else None
+
+
+# --- media RSS -----------------------------------------------------------------------------------
+
+
+def _local(el: Any) -> str:
+    tag = el.tag
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _ns(el: Any) -> str:
+    tag = el.tag
+    return tag[1:].split("}", 1)[0] if isinstance(tag, str) and tag.startswith("{") else ""
+
+
+def _is_media(el: Any, name: str) -> bool:
+    return _local(el) == name and _ns(el) in MEDIA_NS
+
+
+def _text_of(el: Any, name: str) -> str | None:
+    for child in el:
+        if _is_media(child, name):
+            text = "".join(child.itertext()).strip()
+            if text:
+                return text
+    return None
+
+
+def _media_item(el: Any, fallback_caption: str | None, fallback_credit: str | None, thumb: bool = False) -> (
+    MediaItem | None
+):
+    url = (el.get("url") or "").strip()
+    if not url:
+        return None
+    mime = (el.get("type") or "").strip() or None
+    medium = (el.get("medium") or "").strip() or (mime.split("/", 1)[0] if mime else None)
+    if thumb:
+        medium = medium or "image"
+    caption = _text_of(el, "description") or _text_of(el, "title") or fallback_caption
+    credit = _text_of(el, "credit") or fallback_credit
+    return MediaItem(
+        url=url,
+        medium=medium,
+        mime_type=mime,
+        width=_int(el.get("width")),
+        height=_int(el.get("height")),
+        caption=clip(caption, 2000),
+        credit=clip(credit, 500),
+        thumbnail=thumb,
+    )
+
+
+def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
+    """Media of one RSS item / Atom entry, and whether the item has a description of its own."""
+    media: list[MediaItem] = []
+    item_caption = _text_of(item, "description") or _text_of(item, "title")
+    item_credit = _text_of(item, "credit")
+    has_description = False
+    for child in item:
+        name, ns = _local(child), _ns(child)
+        if ns in MEDIA_NS:
+            if name == "content":
+                m = _media_item(child, item_caption, item_credit)
+                if m:
+                    media.append(m)
+            elif name == "group":
+                g_caption = _text_of(child, "description") or _text_of(child, "title") or item_caption
+                g_credit = _text_of(child, "credit") or item_credit
+                for sub in child:
+                    if _is_media(sub, "content") and (m := _media_item(sub, g_caption, g_credit)):
+                        media.append(m)
+                    elif _is_media(sub, "thumbnail") and (m := _media_item(sub, g_caption, g_credit, True)):
+                        media.append(m)
+            elif name == "thumbnail":
+                m = _media_item(child, item_caption, item_credit, thumb=True)
+                if m:
+                    media.append(m)
+        elif name == "enclosure" and ns in ("", "http://purl.org/rss/1.0/"):
+            m = _media_item(child, item_caption, item_credit)
+            if m:
+                media.append(m)
+        elif name == "link" and ns == ATOM_NS and child.get("rel") == "enclosure":
+            href = (child.get("href") or "").strip()
+            if href:
+                mime = (child.get("type") or "").strip() or None
+                media.append(MediaItem(url=href, mime_type=mime, medium=mime.split("/", 1)[0] if mime else None))
+        elif name in ("description", "summary", "content", "encoded"):
+            has_description = True
+    # One image announced twice (media:content and an enclosure) is one image.
+    unique: dict[tuple[str, bool], MediaItem] = {}
+    for m in media:
+        key = (m.url, m.thumbnail)
+        if key not in unique:
+            unique[key] = m
+        elif not unique[key].caption and m.caption:
+            unique[key] = m
+    return list(unique.values()), has_description
+
+
+def _xml_items(body: bytes) -> list[dict[str, Any]]:
+    parser = etree.XMLParser(
+        recover=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
+    )
+    try:
+        root = etree.fromstring(body, parser=parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return []
+    if root is None:
+        return []
+    out: list[dict[str, Any]] = []
+    for el in root.iter():
+        if _local(el) not in ("item", "entry"):
+            continue
+        guid = link = None
+        for child in el:
+            name = _local(child)
+            if name in ("guid", "id") and child.text:
+                guid = child.text.strip()
+            elif name == "link" and _ns(child) not in MEDIA_NS:
+                href = child.get("href")
+                if href and child.get("rel", "alternate") == "alternate":
+                    link = href.strip()
+                elif child.text and child.text.strip():
+                    link = child.text.strip()
+        media, has_description = _item_media(el)
+        out.append({"guid": guid, "link": link, "media": media, "has_description": has_description})
+    return out
+
+
+def _feedparser_media(e: Any) -> list[MediaItem]:
+    # Fallback when lxml could not read the document at all: no captions, but the URLs survive.
+    media: list[MediaItem] = []
+    for m in e.get("media_content") or []:
+        if m.get("url"):
+            media.append(MediaItem(url=m["url"], medium=m.get("medium"), mime_type=m.get("type")))
+    for m in e.get("media_thumbnail") or []:
+        if m.get("url"):
+            media.append(MediaItem(url=m["url"], medium="image", thumbnail=True))
+    for enc in e.get("enclosures") or []:
+        if enc.get("href"):
+            mime = enc.get("type")
+            media.append(MediaItem(url=enc["href"], mime_type=mime, medium=mime.split("/", 1)[0] if mime else None))
+    return media
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+
+def _entry_link(e: Any) -> str | None:
+    if e.get("link"):
+        return str(e["link"])
+    for link in e.get("links") or []:
+        if link.get("rel", "alternate") == "alternate" and link.get("href"):
+            return str(link["href"])
+    guid = e.get("id")
+    if guid and e.get("guidislink", True) and str(guid).startswith(("http://", "https://")):
+        return str(guid)
+    return None
+
+
+def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> ParsedFeed:
+    """Parse any supported feed format. Raises FeedParseError when nothing usable is in it."""
+    if looks_like_json_feed(body, content_type):
+        return parse_json_feed(body, feed_url)
+    headers = {"content-location": feed_url} if feed_url else {}
+    if content_type:
+        headers["content-type"] = content_type
+    d = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    warnings: list[str] = []
+    if d.get("bozo"):
+        warnings.append(f"malformed feed: {d.get('bozo_exception')!s}"[:300])
+    if not d.get("version") and not d.entries:
+        raise FeedParseError(warnings[0] if warnings else "not a feed (no RSS, Atom or JSON Feed found)")
+
+    feed = d.feed
+    feed_language = feed.get("language") or None
+    feed_authors = [a["name"] for a in feed.get("authors") or [] if a.get("name")]
+    xml_items = _xml_items(body)
+    by_key: dict[str, dict[str, Any]] = {}
+    for it in xml_items:
+        for key in (it["guid"], it["link"]):
+            if key:
+                by_key.setdefault(key, it)
+                if feed_url:  # feedparser hands out resolved links and guids
+                    by_key.setdefault(urljoin(feed_url, key), it)
+    same_count = len(xml_items) == len(d.entries)
+
+    entries: list[ParsedEntry] = []
+    skipped = 0
+    for i, e in enumerate(d.entries):
+        link = _entry_link(e)
+        if not link:
+            skipped += 1
+            continue
+        guid = e.get("id") or None
+        xml = by_key.get(str(guid)) if guid else None
+        xml = xml or by_key.get(link)
+        if xml is None and same_count:
+            xml = xml_items[i]
+        media = xml["media"] if xml is not None else _feedparser_media(e)
+        summary = e.get("summary") or None
+        if xml is not None and not xml["has_description"] and summary and any(m.caption == summary for m in media):
+            summary = None  # feedparser's copy of a media caption, not a summary
+        authors = [a["name"] for a in e.get("authors") or [] if a.get("name")]
+        if not authors and e.get("author"):
+            authors = [str(e["author"])]
+        tags = []
+        for t in e.get("tags") or []:
+            term = (t.get("label") or t.get("term") or "").strip()
+            if term and term not in tags:
+                tags.append(term)
+        lang = None
+        detail = e.get("title_detail") or e.get("summary_detail")
+        if detail is not None:
+            lang = detail.get("language")
+        entries.append(
+            ParsedEntry(
+                link=link,
+                guid=str(guid) if guid else None,
+                title=clip(e.get("title"), 1000),
+                summary=clip(summary, 10_000),
+                authors=authors or feed_authors,
+                published=_dt(e.get("published_parsed")),
+                updated=_dt(e.get("updated_parsed")),
+                tags=tags,
+                language=lang or feed_language,
+                media=media,
+            )
+        )
+    if skipped:
+        warnings.append(f"{skipped} entries without a link skipped")
+    if not entries and (d.entries or d.get("bozo")):
+        raise FeedParseError("; ".join(warnings) or "no usable entry")
+
+    ttl = _num(feed.get("ttl"))
+    period = None
+    if (p := str(feed.get("sy_updateperiod") or "").strip().lower()) in _PERIOD_S:
+        freq = _num(feed.get("sy_updatefrequency")) or 1.0
+        period = _PERIOD_S[p] / freq
+    return ParsedFeed(
+        format=d.get("version") or "unknown",
+        title=clip(feed.get("title"), 500),
+        link=feed.get("link") or None,
+        language=feed_language,
+        entries=entries,
+        ttl_s=ttl * 60 if ttl else None,
+        update_period_s=period,
+        warnings=warnings,
+        malformed=bool(d.get("bozo")),
+    )

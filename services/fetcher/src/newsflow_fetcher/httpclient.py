@@ -1,0 +1,232 @@
+"""The fetcher's HTTP client: httpx with the limits a crawler needs.
+
+- connect / read timeouts from httpx, and a total deadline per request (redirects and body
+  included) from asyncio, because a server that trickles one byte a second never trips a read
+  timeout;
+- the body is streamed and counted after decompression, so neither an endless body nor a
+  compression bomb can exceed `max_body_bytes`;
+- redirects are followed here, not by httpx, to tell a loop from a long chain and to record the
+  final URL; every hop goes through the SSRF guard (it lives in the network backend);
+- politeness (global and per-host concurrency, per-host minimum delay) is applied per hop.
+
+Errors are `FetchError`s carrying a short `reason` and whether retrying could help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from newsflow_fetcher.politeness import HostLimiter
+from newsflow_fetcher.settings import FetcherSettings
+from newsflow_fetcher.ssrf import AddressPolicy, BlockedAddressError, GuardedBackend, Resolver
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class FetchError(Exception):
+    """A request that produced no usable response."""
+
+    reason = "fetch-error"
+    permanent = False
+
+    def __init__(self, message: str, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class FetchTimeout(FetchError):
+    reason = "timeout"
+
+
+class ConnectFailed(FetchError):
+    reason = "connect-error"
+
+
+class ProtocolFailed(FetchError):
+    reason = "protocol-error"
+
+
+class TooLarge(FetchError):
+    reason = "too-large"
+    permanent = True
+
+
+class RedirectLoop(FetchError):
+    reason = "redirect-loop"
+    permanent = True
+
+
+class TooManyRedirects(FetchError):
+    reason = "too-many-redirects"
+    permanent = True
+
+
+class Blocked(FetchError):
+    reason = "ssrf"
+    permanent = True
+
+
+class BadUrl(FetchError):
+    reason = "bad-url"
+    permanent = True
+
+
+@dataclass
+class Response:
+    url: str  # as requested
+    final_url: str
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    elapsed_s: float
+    redirects: list[str] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def make_transport(settings: FetcherSettings, resolver: Resolver | None = None) -> httpx.AsyncHTTPTransport:
+    limits = httpx.Limits(
+        max_connections=settings.max_connections,
+        max_keepalive_connections=min(settings.max_connections, 32),
+        keepalive_expiry=15.0,
+    )
+    transport = httpx.AsyncHTTPTransport(limits=limits, http2=settings.http2, trust_env=False)
+    # httpx does not expose httpcore's network_backend; the pool is rebuilt with the same limits and
+    # the guarded backend. This is the one place the fetcher reaches into httpx internals.
+    old_pool = transport._pool
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=settings.http2,
+        network_backend=GuardedBackend(
+            AddressPolicy(settings.allow_private_addresses, settings.allowed_networks), resolver=resolver
+        ),
+    )
+    del old_pool
+    return transport
+
+
+class HttpClient:
+    def __init__(self, settings: FetcherSettings, resolver: Resolver | None = None) -> None:
+        self.settings = settings
+        self.limiter = HostLimiter(
+            settings.per_host_concurrency, settings.per_host_delay_s, settings.max_connections
+        )
+        self._client = httpx.AsyncClient(
+            transport=make_transport(settings, resolver),
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout_s,
+                read=settings.read_timeout_s,
+                write=settings.read_timeout_s,
+                pool=settings.total_timeout_s,
+            ),
+            headers={"User-Agent": settings.user_agent},
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> HttpClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def get(
+        self,
+        url: str,
+        headers: dict[str, str] | None = None,
+        *,
+        max_bytes: int | None = None,
+        total_timeout_s: float | None = None,
+    ) -> Response:
+        """GET `url`, following redirects. Any status is returned; only transport failures raise."""
+        max_bytes = max_bytes or self.settings.max_body_bytes
+        budget = total_timeout_s or self.settings.total_timeout_s
+        visited: list[str] = []
+        current = url
+        spent = 0.0
+        while True:
+            parts = urlsplit(current)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise BadUrl(f"not an http(s) URL: {current[:200]}", url)
+            visited.append(current)
+            async with self.limiter.slot(parts.hostname.lower()):
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(max(budget - spent, 0.001)):
+                        resp = await self._one(current, headers, max_bytes, url)
+                except TimeoutError as e:
+                    raise FetchTimeout(f"no complete response within {budget:.0f} s", url) from e
+                finally:
+                    spent += time.monotonic() - started
+            status, resp_headers, body = resp
+            location = resp_headers.get("location")
+            if status in REDIRECT_STATUSES and location:
+                nxt = urljoin(current, location.strip())
+                if nxt in visited:
+                    raise RedirectLoop(f"redirect loop: {' -> '.join([*visited, nxt])[:500]}", url)
+                if len(visited) > self.settings.max_redirects:
+                    raise TooManyRedirects(f"more than {self.settings.max_redirects} redirects", url)
+                current = nxt
+                continue
+            return Response(
+                url=url,
+                final_url=current,
+                status=status,
+                headers=resp_headers,
+                body=body,
+                elapsed_s=spent,
+                redirects=visited[:-1],
+            )
+
+    async def _one(
+        self, url: str, headers: dict[str, str] | None, max_bytes: int, original: str
+    ) -> tuple[int, httpx.Headers, bytes]:
+        try:
+            request = self._client.build_request("GET", url, headers=headers)
+            response = await self._client.send(request, stream=True)
+        except BlockedAddressError as e:
+            raise Blocked(str(e), original) from e
+        except httpx.TimeoutException as e:
+            raise FetchTimeout(f"{type(e).__name__} for {url[:200]}", original) from e
+        except httpx.ConnectError as e:
+            raise ConnectFailed(f"cannot connect: {e}", original) from e
+        except (httpx.TransportError, httpx.InvalidURL) as e:
+            raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
+        try:
+            if response.status_code in REDIRECT_STATUSES:
+                return response.status_code, response.headers, b""
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(f"Content-Length {declared} is over the {max_bytes} byte cap", original)
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge(f"body is over the {max_bytes} byte cap", original)
+                    chunks.append(chunk)
+            except httpx.TimeoutException as e:
+                raise FetchTimeout(f"{type(e).__name__} while reading {url[:200]}", original) from e
+            except httpx.DecodingError as e:
+                raise ProtocolFailed(f"undecodable body: {e}", original) from e
+            except httpx.TransportError as e:
+                raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
+            return response.status_code, response.headers, b"".join(chunks)
+        finally:
+            await response.aclose()
