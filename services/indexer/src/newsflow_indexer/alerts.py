@@ -1,0 +1,252 @@
+"""Alert rules evaluated against each indexed batch, with durable dedup in the alerts record index.
+
+One `_msearch` per batch: every rule's query (the same one `newsflow search` runs) filtered to the
+batch's ids. Matches are recorded in the alerts index with `op_type=create`:
+
+- `_id = alert_id` (hash of rule and article): one alert per (rule, article), ever, even when the
+  article is re-parsed or re-indexed later;
+- `_id = fp-<hash of rule and simhash>`: one alert per (rule, story); syndicated copies of a story
+  (same near-duplicate fingerprint) are attached to the first one instead of firing again.
+
+A record remembers the delivery key of the message that created it (article id, parse time and content
+hash). When that same message comes back (a redelivery after a crash between recording and publishing),
+its alerts are produced again, so a crash never loses an alert; a re-parse or a second publication of
+the article has another key and fires nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch
+from elasticsearch.helpers import async_streaming_bulk
+
+from newsflow_indexer import metrics
+from newsflow_indexer.query import HIGHLIGHT, best_snippet
+from newsflow_indexer.rules import Rule
+from newsflow_indexer.settings import IndexerSettings
+from newsflow_shared.models import Alert, ParsedArticle
+
+log = logging.getLogger("newsflow.indexer.alerts")
+
+HIT_FIELDS = ["article_id", "url", "title", "published_at", "language", "domain", "simhash", "feed_url"]
+NO_FINGERPRINT = {"", "0" * 16}
+
+
+def alert_id(rule_id: str, article_id: str) -> str:
+    return hashlib.sha256(f"{rule_id}:{article_id}".encode()).hexdigest()[:32]
+
+
+def fingerprint_id(rule_id: str, simhash: str) -> str:
+    return "fp-" + hashlib.sha256(f"{rule_id}:simhash:{simhash}".encode()).hexdigest()[:32]
+
+
+def delivery_key(article: ParsedArticle) -> str:
+    return hashlib.sha256(
+        f"{article.article_id}|{article.parsed_at.isoformat()}|{article.content_hash}".encode()
+    ).hexdigest()[:32]
+
+
+@dataclass
+class Match:
+    rule: Rule
+    article_id: str
+    source: dict[str, Any]
+    snippet: str | None
+    key: str
+
+    @property
+    def alert_id(self) -> str:
+        return alert_id(self.rule.id, self.article_id)
+
+    @property
+    def fingerprint(self) -> str:
+        fp = str(self.source.get("simhash") or "")
+        return "" if fp in NO_FINGERPRINT else fp
+
+    def alert(self, duplicates: list[str]) -> Alert:
+        s = self.source
+        return Alert(
+            alert_id=self.alert_id,
+            rule_id=self.rule.id,
+            rule_name=self.rule.name,
+            query=self.rule.query,
+            article_id=self.article_id,
+            url=s.get("url", ""),
+            title=s.get("title"),
+            published_at=s.get("published_at"),
+            snippet=self.snippet,
+            language=s.get("language"),
+            domain=s.get("domain"),
+            duplicates=duplicates,
+        )
+
+
+def _sort_key(m: Match) -> tuple[str, str]:
+    # The earliest publication of a story is the one that alerts; the others are its copies.
+    return (str(m.source.get("published_at") or "9999"), m.article_id)
+
+
+class AlertEngine:
+    def __init__(self, es: AsyncElasticsearch, settings: IndexerSettings) -> None:
+        self.es = es
+        self.settings = settings
+        self.alias = settings.index_alias
+        self.index = settings.alerts_index
+
+    async def match(self, rules: list[Rule], ids: list[str]) -> list[tuple[Rule, dict[str, Any]]]:
+        """Every (rule, hit) among `ids`, in one `_msearch`. A rule Elasticsearch refuses is skipped."""
+        if not rules or not ids:
+            return []
+        searches: list[dict[str, Any]] = []
+        for rule in rules:
+            searches.append({"index": self.alias})
+            searches.append(
+                {
+                    "query": rule.es_query(ids=ids),
+                    "size": len(ids),
+                    "_source": HIT_FIELDS,
+                    "highlight": HIGHLIGHT,
+                    "track_total_hits": False,
+                }
+            )
+        resp = await self.es.msearch(searches=searches)
+        out: list[tuple[Rule, dict[str, Any]]] = []
+        for rule, r in zip(rules, resp["responses"], strict=True):
+            if "error" in r:
+                status = r.get("status", 0)
+                if status in (429, 502, 503, 504):
+                    # Not the rule's fault: the whole batch is retried.
+                    raise RuntimeError(f"rule search refused with {status}: {r['error']}")
+                metrics.RULE_ERRORS.inc()
+                log.error("rule %r failed: %s", rule.name, r["error"], extra={"rule": rule.name})
+                continue
+            out += [(rule, hit) for hit in r["hits"]["hits"]]
+        return out
+
+    async def evaluate(self, rules: list[Rule], articles: list[ParsedArticle]) -> dict[str, list[Alert]]:
+        """The alerts to fire for this batch, by article id (only articles that fire appear)."""
+        started = time.perf_counter()
+        keys = {a.article_id: delivery_key(a) for a in articles}
+        hits = await self.match(rules, list(keys))
+        matches = [
+            Match(rule, h["_id"], h.get("_source", {}), best_snippet(h.get("highlight")), keys[h["_id"]])
+            for rule, h in hits
+            if h["_id"] in keys
+        ]
+        fired = await self._record(matches) if matches else {}
+        metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - started)
+        return fired
+
+    async def _create(self, docs: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
+        """op_type=create for each `_id -> doc`; returns (created, already there)."""
+        created: set[str] = set()
+        exists: set[str] = set()
+        actions = [
+            {"_op_type": "create", "_index": self.index, "_id": _id, "_source": doc} for _id, doc in docs.items()
+        ]
+        async for ok, item in async_streaming_bulk(
+            self.es, actions, raise_on_error=False, max_retries=5, initial_backoff=0.5,
+            retry_on_status=(429, 503), refresh="wait_for",
+        ):
+            info = item["create"]
+            if ok:
+                created.add(info["_id"])
+            elif info.get("status") == 409:
+                exists.add(info["_id"])
+            else:
+                raise RuntimeError(f"alert record {info['_id']} refused: {info.get('status')} {info.get('error')}")
+        return created, exists
+
+    async def _sources(self, ids: set[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        resp = await self.es.mget(index=self.index, ids=sorted(ids))
+        return {d["_id"]: d["_source"] for d in resp["docs"] if d.get("found")}
+
+    async def _record(self, matches: list[Match]) -> dict[str, list[Alert]]:
+        now = datetime.now(UTC).isoformat()
+        # 1. one record per (rule, article): which matches are new?
+        by_id = {m.alert_id: m for m in matches}
+        created, exists = await self._create(
+            {
+                m.alert_id: {
+                    "kind": "article", "alert_id": m.alert_id, "rule_id": m.rule.id, "rule_name": m.rule.name,
+                    "article_id": m.article_id, "url": m.source.get("url"), "fingerprint": m.fingerprint,
+                    "delivery_key": m.key, "fired": False, "created_at": now,
+                }
+                for m in by_id.values()
+            }
+        )
+        new = [by_id[i] for i in created]
+        for aid, src in (await self._sources(exists)).items():
+            if src.get("delivery_key") == by_id[aid].key:
+                new.append(by_id[aid])  # this very message again: its alert may not have been published
+            else:
+                metrics.ALERTS_SUPPRESSED.labels("already-alerted").inc()
+        if not new:
+            return {}
+
+        # 2. one alert per (rule, story): group copies by fingerprint, the earliest one fires.
+        groups: dict[str, list[Match]] = defaultdict(list)
+        for m in new:
+            fp = m.fingerprint
+            gid = fingerprint_id(m.rule.id, fp) if fp else "solo-" + m.alert_id
+            groups[gid].append(m)
+        claims: dict[str, dict[str, Any]] = {}
+        alerts: dict[str, Alert] = {}
+        for gid, members in groups.items():
+            members.sort(key=_sort_key)
+            primary = members[0]
+            alert = primary.alert([m.source.get("url", "") for m in members[1:]])
+            alerts[gid] = alert
+            claims[gid] = {
+                "kind": "fingerprint", "alert_id": primary.alert_id, "rule_id": primary.rule.id,
+                "rule_name": primary.rule.name, "article_id": primary.article_id,
+                "url": primary.source.get("url"), "fingerprint": primary.fingerprint,
+                "delivery_key": primary.key, "fired": True, "alert": alert.model_dump(mode="json"),
+                "created_at": now,
+            }
+        won, lost = await self._create(claims)
+        fired: dict[str, list[Alert]] = defaultdict(list)
+        updates: list[dict[str, Any]] = []
+        for gid in won:
+            a = alerts[gid]
+            fired[a.article_id].append(a)
+            updates.append(self._update(a.alert_id, {"fired": True, "alert": a.model_dump(mode="json")}))
+            for m in groups[gid][1:]:
+                updates.append(self._update(m.alert_id, {"duplicate_of": a.alert_id}))
+        for gid, claim in (await self._sources(lost)).items():
+            by_member = {m.alert_id: m for m in groups[gid]}
+            primary = by_member.get(claim["alert_id"])
+            if primary is not None and claim.get("delivery_key") == primary.key:
+                a = Alert.model_validate(claim["alert"])  # redelivery: the same alert again
+                fired[a.article_id].append(a)
+                continue
+            for m in groups[gid]:
+                if m.alert_id != claim["alert_id"]:
+                    metrics.ALERTS_SUPPRESSED.labels("duplicate-story").inc()
+                    updates.append(self._update(m.alert_id, {"duplicate_of": claim["alert_id"]}))
+                    log.info(
+                        "rule %r: %s is a copy of an alerted story (%s)", m.rule.name, m.source.get("url"),
+                        claim.get("url"), extra={"article_id": m.article_id, "url": m.source.get("url")},
+                    )
+        if updates:
+            async for ok, item in async_streaming_bulk(
+                self.es, updates, raise_on_error=False, max_retries=3, retry_on_status=(429, 503)
+            ):
+                if not ok:
+                    log.warning("alert record update failed: %s", item)
+        n = sum(len(v) for v in fired.values())
+        metrics.ALERTS_FIRED.inc(n)
+        return dict(fired)
+
+    def _update(self, _id: str, doc: dict[str, Any]) -> dict[str, Any]:
+        doc = {**doc, "updated_at": datetime.now(UTC).isoformat()}
+        return {"_op_type": "update", "_index": self.index, "_id": _id, "doc": doc}

@@ -1,0 +1,46 @@
+"""The Elasticsearch client, made in one place from the settings."""
+
+from __future__ import annotations
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch
+
+from newsflow_shared.settings import CommonSettings
+
+
+def make_client(settings: CommonSettings, request_timeout: float | None = None) -> AsyncElasticsearch:
+    """An AsyncElasticsearch for `settings.elasticsearch_url` with basic auth or an API key and a CA."""
+    kwargs: dict = {
+        "request_timeout": request_timeout or getattr(settings, "request_timeout_s", 30.0),
+        # Retries of the transport itself stay short: the indexer's own loop retries with backoff
+        # and watches for shutdown, which the transport's retries would not.
+        "max_retries": 1,
+        "retry_on_timeout": False,
+    }
+    if settings.elasticsearch_api_key is not None:
+        kwargs["api_key"] = settings.elasticsearch_api_key.get_secret_value()
+    elif settings.elasticsearch_username:
+        password = settings.elasticsearch_password.get_secret_value() if settings.elasticsearch_password else ""
+        kwargs["basic_auth"] = (settings.elasticsearch_username, password)
+    if settings.elasticsearch_ca_certs is not None:
+        kwargs["ca_certs"] = str(settings.elasticsearch_ca_certs)
+    return AsyncElasticsearch(settings.elasticsearch_url, **kwargs)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when Elasticsearch could not be reached or is not ready: worth retrying the whole batch."""
+    if isinstance(exc, TransportConnectionError | ConnectionTimeout):
+        return True
+    if isinstance(exc, ApiError):
+        return exc.meta.status in (408, 429, 502, 503, 504)
+    return isinstance(exc, TransportError)
+
+
+async def is_healthy(es: AsyncElasticsearch) -> bool:
+    """Readiness: the cluster answers `_cluster/health` with yellow or green."""
+    try:
+        health = await es.options(request_timeout=5).cluster.health()
+    except Exception:
+        return False
+    return health.get("status") in ("yellow", "green")

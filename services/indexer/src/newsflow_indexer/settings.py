@@ -1,0 +1,36 @@
+"""Indexer settings (env prefix NEWSFLOW_), with defaults for a developer machine."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from newsflow_shared.settings import CommonSettings
+
+
+class IndexerSettings(CommonSettings):
+    # Index names. The alias is what search UIs and the CLI query; backing indices are `<alias>-000001`...
+    index_alias: str = "news"
+    rules_index: str = "newsflow-rules"
+    alerts_index: str = "newsflow-alerts"
+    index_shards: int = Field(1, ge=1)
+    index_replicas: int = Field(0, ge=0, description="0 on a single node; 1+ on a real cluster")
+
+    # Bulk batching: a batch is written when it holds batch_size articles or batch_linger_s passed.
+    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_linger_s: float = Field(1.0, ge=0)
+    bulk_max_retries: int = Field(5, ge=0, description="per-item retries of 429/503 inside one bulk")
+    bulk_initial_backoff_s: float = Field(0.5, gt=0)
+    # Elasticsearch unreachable: the batch is retried with backoff up to this interval, forever.
+    unavailable_max_backoff_s: float = Field(10.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    # Rules are cached in memory and reloaded from their index this often.
+    rules_refresh_s: float = Field(5.0, gt=0)
+
+    # Webhooks: per attempt timeout, attempts and backoff.
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(5, ge=1)
+    webhook_initial_backoff_s: float = Field(1.0, gt=0)
+    webhook_max_backoff_s: float = Field(30.0, gt=0)
+    webhook_queue_size: int = Field(10_000, ge=1)
+    webhook_concurrency: int = Field(8, ge=1)
