@@ -1,0 +1,200 @@
+"""Image captions, each once, and the elements that hold them (to keep them out of the body text).
+
+Sources, in order: <figure>/<figcaption>, caption-classed elements, image alt and title text, the
+article's JSON-LD ImageObjects and the feed's media RSS. Pages print one caption several times
+(figcaption, alt, a lightbox copy, og/JSON-LD); these collapse to one entry that keeps the image
+URL and credit from whichever copy had them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+from lxml.html import HtmlElement
+
+from newsflow_parser import chrome
+from newsflow_parser.textutil import clean_space, key
+
+_CAPTION_TOKEN = re.compile(
+    r"(?:caption|cutline|legend|legende|bildunterschrift|bildtext|image-?desc|img-?desc|photo-?desc|media-?desc|"
+    r"figure-?text|wp-caption-text|photo-?text|image-?text|pie-?de-?foto|didascalia)",
+    re.IGNORECASE,
+)
+_CREDIT_TOKEN = re.compile(
+    r"(?:credit|copyright|photographer|attribution|source|rights|byline|author|quelle|fotograf)", re.IGNORECASE
+)
+# "[Agency/Photographer]" or "(Photo: Agency)" at the end of a caption is its credit.
+_TRAILING_BRACKET = re.compile(r"\s*\[([^\[\]]{2,100})\]\s*$")
+_TRAILING_PAREN = re.compile(
+    r"\s*\(((?:[^()]{0,40}(?:photo|foto|image|picture|credit|bild|getty|reuters|afp|\bap\b|epa|dpa|/|©)[^()]{0,60}))\)\s*$",
+    re.IGNORECASE,
+)
+_TRAILING_LABEL = re.compile(
+    r"\s*(?:(?:photo|foto|image|picture|pic|credit|bild|photograph|fotos?)\s*(?:credit)?\s*(?:by|:)|©)\s*([^.:]{2,80})\s*$",
+    re.IGNORECASE,
+)
+_FILENAME = re.compile(r"\.(?:jpe?g|png|gif|webp|avif|svg)\b|^(?:img|dsc|image|photo)[-_ ]?\d+", re.IGNORECASE)
+_ALT_JUNK = re.compile(r"^(?:logo|icon|avatar|image|photo|picture|placeholder|thumbnail|banner|loading)\b", re.I)
+MAX_CAPTION_CHARS = 1200
+MIN_ALT_WORDS = 4
+
+
+@dataclass
+class Found:
+    captions: list[tuple[str, str | None, str | None, str]] = field(default_factory=list)  # text, image, credit, source
+    nodes: list[HtmlElement] = field(default_factory=list)  # elements to remove before extraction
+    keys: set[str] = field(default_factory=set)  # caption, credit and alt-text keys, for body-line filtering
+
+
+def split_credit(text: str) -> tuple[str, str | None]:
+    t = clean_space(text)
+    for rx in (_TRAILING_BRACKET, _TRAILING_PAREN, _TRAILING_LABEL):
+        m = rx.search(t)
+        if m and m.start() > 0:
+            return t[: m.start()].rstrip(" -–—|,;"), clean_space(m.group(1)).strip(" :") or None
+    return t, None
+
+
+def image_url(img: HtmlElement, base: str) -> str | None:
+    for attr in ("src", "data-src", "data-original", "data-lazy-src", "data-url", "data-srcset", "srcset"):
+        v = (img.get(attr) or "").strip()
+        if not v or v.startswith("data:"):
+            continue
+        if "srcset" in attr:
+            v = v.split(",")[0].strip().split(" ")[0]
+        return urljoin(base, v)
+    if img.tag == "picture" or img.tag == "figure":
+        for s in img.iter("source", "img"):
+            if s is not img and (u := image_url(s, base)):
+                return u
+    return None
+
+
+def _first_image(el: HtmlElement, base: str) -> str | None:
+    for img in el.iter("img", "source", "amp-img"):
+        if u := image_url(img, base):
+            return u
+    return None
+
+
+def _in_chrome(el: HtmlElement, protected: set[HtmlElement]) -> bool:
+    for a in el.iterancestors():
+        if a in protected:
+            return False
+        if a.tag in ("nav", "footer", "aside", "header") or chrome.is_chrome(a):
+            return True
+    return False
+
+
+def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
+    credits: list[str] = []
+    parts: list[str] = []
+
+    def walk(node: HtmlElement) -> None:
+        if node.text:
+            parts.append(node.text)
+        for child in node:
+            if isinstance(child.tag, str):
+                toks = chrome.tokens(child)
+                if child.tag in ("small", "cite") or any(_CREDIT_TOKEN.search(t) for t in toks):
+                    if t := clean_space(child.text_content() or ""):
+                        credits.append(t)
+                elif child.tag not in ("script", "style", "button", "svg"):
+                    walk(child)
+            if child.tail:
+                parts.append(child.tail)
+
+    walk(el)
+    text, credit = split_credit(" ".join(parts))
+    if credits:
+        credit = clean_space(" ".join(credits))
+        credit = re.sub(r"^(?:photo|foto|image|credit|bild|picture)s?\s*(?:credit)?\s*[:]\s*", "", credit, flags=re.I)
+        credit = credit.strip(" ()[]©") or None
+    return text, credit
+
+
+def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
+    found = Found()
+    consumed: set[HtmlElement] = set()
+
+    def add(text: str, img: str | None, credit: str | None, source: str) -> None:
+        text = text.strip()
+        if not text or len(text) > MAX_CAPTION_CHARS:
+            return
+        found.captions.append((text, img, credit, source))
+
+    for fig in tree.iter("figure"):
+        if fig in consumed:
+            continue
+        consumed.update(fig.iter())
+        has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
+        caps = fig.xpath(".//figcaption") or [
+            el for el in fig.iter() if el is not fig and any(_CAPTION_TOKEN.search(t) for t in chrome.tokens(el))
+        ]
+        if not has_media and not caps:
+            continue  # a pull quote or an embedded post wrapped in <figure>: body content
+        found.nodes.append(fig)
+        if _in_chrome(fig, protected):
+            continue  # a teaser's image: its caption is a headline of another article
+        img = _first_image(fig, base)
+        got = False
+        for cap in caps[:1] if caps and caps[0].tag == "figcaption" else caps[:2]:
+            text, credit = _text_without_credits(cap)
+            if text:
+                add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class")
+                got = True
+            elif credit:
+                found.keys.add(key(credit))
+        if not got:
+            for im in fig.iter("img"):
+                alt = clean_space(im.get("alt") or im.get("title") or "")
+                if len(alt.split()) >= MIN_ALT_WORDS and not _FILENAME.search(alt):
+                    text, credit = split_credit(alt)
+                    add(text, img, credit, "alt" if im.get("alt") else "title")
+                    break
+
+    for el in tree.iter():
+        if not isinstance(el.tag, str) or el in consumed or el.tag in ("table", "caption", "body", "html", "p"):
+            continue
+        toks = chrome.tokens(el)
+        if not toks:
+            continue
+        if el in protected:
+            continue
+        if any(_CAPTION_TOKEN.search(t) for t in toks):
+            text, credit = _text_without_credits(el)
+            if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
+                continue  # a container named after captions, not a caption
+            consumed.update(el.iter())
+            found.nodes.append(el)
+            if text and not _in_chrome(el, protected):
+                parent = el.getparent()
+                img = _first_image(parent, base) if parent is not None else None
+                add(text, img, credit, "caption-class")
+        elif any(_CREDIT_TOKEN.search(t) for t in toks) and el.tag in ("span", "small", "div", "cite") and (
+            len(clean_space(el.text_content() or "")) < 120 and el.getparent() is not None
+            and el.getparent().xpath(".//img")
+        ):
+            # a photo credit printed beside an image
+            consumed.update(el.iter())
+            found.nodes.append(el)
+            found.keys.add(key(el.text_content() or ""))
+
+    for img in tree.iter("img"):
+        if img in consumed:
+            continue
+        for attr in ("alt", "title"):
+            alt = clean_space(img.get(attr) or "")
+            if len(alt.split()) < MIN_ALT_WORDS or _FILENAME.search(alt) or _ALT_JUNK.match(alt):
+                continue
+            # Every alt text is kept out of the body (teaser images carry their headline as alt).
+            found.keys.add(key(alt))
+            found.keys.add(key(split_credit(alt)[0]))
+            if img.xpath("ancestor::a[@href]") or _in_chrome(img, protected):
+                continue
+            text, credit = split_credit(alt)
+            add(text, image_url(img, base), credit, attr)
+            break
+    return found

@@ -1,0 +1,177 @@
+"""Page chrome: the parts of a news page around the article that must never reach its text.
+
+Two nets. Before trafilatura sees the tree, elements whose class or id names them as chrome (share
+bars, related links, comments, newsletter boxes, cookie banners...) are removed, except the ones
+that hold the article itself. After extraction, short lines that read as chrome in any layout
+("0 Comment(s)", "Do you like this article?", "© 2024 ...") are dropped, and a run of short
+teaser lines after a "Related articles" style heading at the end is cut.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml.html import HtmlElement
+
+# Matched against each class/id token, at token or dash/underscore boundaries.
+_CHROME_TOKEN = re.compile(
+    r"(?:^|[-_])(?:share|sharing|sharebar|social|socials|newsletter|newsletters|subscribe|subscription|signup|"
+    r"related|relatedposts|recommended|recommendations|recirculation|recirc|more-stories|morestories|readmore|"
+    r"read-more|also-read|comment|comments|commentlist|disqus|cookie|cookies|consent|gdpr|cmp|poll|polls|vote|"
+    r"voting|rating|ratings|advert|advertisement|adv|ads|ad|adslot|adunit|dfp|promo|promotion|sponsor|sponsored|"
+    r"outbrain|taboola|breadcrumb|breadcrumbs|tags|tag-list|taglist|keywords|byline|author-bio|authorbio|"
+    r"copyright|footer|paywall|popup|modal|toolbar|sidebar|widget|banner|print|follow|trending|most-read|"
+    r"mostread|popular|nav|navigation|menu|masthead|skip-link|jump-link|donate|donation)(?:$|[-_])",
+    re.IGNORECASE,
+)
+# Containers that always hold the article: never removed, nor anything around them.
+_BODY_TOKEN = re.compile(
+    r"^(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
+    r"story-?body|storybody|story-content|story__body|entry-content|post-content|post-body|postbody|post__content|"
+    r"content-body|body-text|bodytext|article-main|main-content|news-content|news-body|td-post-content|rich-text|"
+    r"article__text|articleText|c-article-body|l-article-body|single-content|text-content|article-detail)$",
+    re.IGNORECASE,
+)
+_DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
+
+
+def tokens(el: HtmlElement) -> list[str]:
+    return f"{el.get('class') or ''} {el.get('id') or ''}".split()
+
+
+def is_chrome(el: HtmlElement) -> bool:
+    if el.get("aria-hidden") == "true" and not el.xpath(".//p"):
+        return True
+    role = (el.get("role") or "").lower()
+    if role in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search"):
+        return True
+    return any(_CHROME_TOKEN.search(t) for t in tokens(el))
+
+
+def body_markers(tree: HtmlElement) -> list[HtmlElement]:
+    marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
+    if not marks:
+        marks = [el for el in tree.iter() if isinstance(el.tag, str) and any(_BODY_TOKEN.match(t) for t in tokens(el))]
+    if not marks:
+        marks = _densest_paragraph_parent(tree)
+    return marks
+
+
+def _densest_paragraph_parent(tree: HtmlElement) -> list[HtmlElement]:
+    weight: dict[HtmlElement, int] = {}
+    for p in tree.iter("p"):
+        parent = p.getparent()
+        if parent is not None:
+            weight[parent] = weight.get(parent, 0) + len(p.text_content() or "")
+    if not weight:
+        return []
+    return [max(weight, key=weight.__getitem__)]
+
+
+def protected_set(tree: HtmlElement) -> set[HtmlElement]:
+    """The article containers and their ancestors: removing any of them would remove the article."""
+    keep: set[HtmlElement] = set()
+    anchors = body_markers(tree) + list(tree.iter("h1"))[:1]
+    for el in anchors:
+        node: HtmlElement | None = el
+        while node is not None:
+            keep.add(node)
+            node = node.getparent()
+    return keep
+
+
+def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
+    """Remove chrome elements in place; returns how many were removed."""
+    doomed: list[HtmlElement] = []
+    for el in tree.iter():
+        if not isinstance(el.tag, str) or el in protected:
+            continue
+        if el.tag in ("html", "body", "head", "main", "article"):
+            continue
+        if el.tag in _DROP_TAGS or is_chrome(el):
+            doomed.append(el)
+    doomed_set = set(doomed)
+    removed = 0
+    for el in doomed:
+        if any(a in doomed_set for a in el.iterancestors()):
+            continue  # goes with its ancestor
+        drop(el)
+        removed += 1
+    return removed
+
+
+def drop(el: HtmlElement) -> None:
+    """Remove an element but keep its tail text (which belongs to the parent)."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    tail = el.tail
+    if tail and tail.strip():
+        prev = el.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(el)
+
+
+# --- line level ---------------------------------------------------------------------------------
+
+_LINE_PATTERNS = [
+    r"do you (?:like|enjoy|love) this (?:article|story|post)\W*",
+    r"(?:was|is) this (?:article|story|information) (?:helpful|useful)\W*",
+    r"\d+\s*comments?\s*(?:\(s\))?",
+    r"comments?\s*\(\d+\)",
+    r"\d+\s*comment\(s\)",
+    r"(?:leave|post|add|write|submit) (?:a|your) (?:comment|reply|response)\W*",
+    r"comment policy.*",
+    r"\*?\s*(?:denotes|indicates) (?:a )?required fields?\.?",
+    r"required fields are marked.*",
+    r"\d{1,5}\s*/\s*\d{1,5}(?:\s*characters?)?",
+    r"(?:show|view|load|read|see) (?:all )?(?:\d+ )?comments?\W*",
+    r"join the (?:conversation|discussion)\W*",
+    r"(?:related|more|similar|recommended|popular|latest|other|further) (?:articles|stories|news|posts|content|coverage|reading|links|videos)\W*",
+    r"(?:read|see) (?:more|also|next)\b.{0,80}",
+    r"(?:you|we think you) (?:may|might|will) also (?:like|enjoy|be interested in)\W*",
+    r"(?:most (?:read|popular|viewed|shared)|trending(?: now)?|recommended(?: for you)?|editor'?s picks?)\W*",
+    r"share (?:this|the) (?:article|story|post|page)\W*.{0,40}",
+    r"share(?: on| via)?(?: (?:facebook|twitter|x|whatsapp|linkedin|email|telegram|reddit))*\W*",
+    r"(?:facebook|twitter|whatsapp|linkedin|email|e-mail|print|telegram|reddit|pinterest|copy link|tweet)(?:\s+(?:facebook|twitter|whatsapp|linkedin|email|e-mail|print|telegram|reddit|pinterest|copy link|tweet))*",
+    r"(?:sign up|subscribe|register)\b.{0,120}(?:newsletter|inbox|updates|alerts|email).{0,60}",
+    r".{0,80}\bnewsletter\b.{0,80}(?:sign up|subscribe|inbox)\W*.{0,40}",
+    r"get (?:our|the) .{0,60} (?:in|to|delivered to) your inbox.{0,40}",
+    r"we use cookies.*",
+    r".{0,60}\b(?:cookie (?:policy|settings|preferences|consent)|accept (?:all )?cookies)\b.{0,80}",
+    r"(?:©|\(c\)|copyright\b).{0,200}",
+    r".{0,150}\ball rights reserved\b.{0,60}",
+    r"(?:advertisement|advertising|sponsored(?: content)?|anzeige|werbung|publicité|publicidad|scroll to continue(?: with content)?)\W*",
+    r"(?:lesen sie (?:auch|mehr)|mehr zum thema|das könnte sie auch interessieren|weitere artikel)\b.{0,100}",
+    r"(?:click|tap) here to .{0,80}",
+    r"(?:follow us|follow) on .{0,60}",
+    r"(?:tags|topics|keywords)\s*:.{0,200}",
+]
+_CHROME_LINE = re.compile(r"^(?:" + "|".join(_LINE_PATTERNS) + r")$", re.IGNORECASE)
+# Lines after which, near the end of a page, only teasers and widgets follow.
+_TERMINAL = re.compile(
+    r"^(?:related (?:articles|stories|news|posts|content|coverage)|more (?:from|on|in|stories|news)\b.{0,60}|"
+    r"read (?:more|also|next)\b.{0,60}|you (?:may|might) also like|recommended(?: for you)?|most (?:read|popular)|"
+    r"do you (?:like|enjoy) this (?:article|story)|\d+\s*comments?(?:\s*\(s\))?|comment policy.*|"
+    r"(?:leave|post|add) a (?:comment|reply)|lesen sie auch|mehr zum thema|weitere artikel)\W*$",
+    re.IGNORECASE,
+)
+MAX_CHROME_WORDS = 30
+TEASER_WORDS = 16
+
+
+def is_chrome_line(line: str) -> bool:
+    s = line.strip()
+    return bool(s) and len(s.split()) <= MAX_CHROME_WORDS and _CHROME_LINE.match(s) is not None
+
+
+def terminal_index(lines: list[str]) -> int | None:
+    """Index of a terminal chrome line in the second half, after which every line is short."""
+    n = len(lines)
+    for i in range(n // 2, n):
+        if _TERMINAL.match(lines[i].strip()) and all(len(x.split()) <= TEASER_WORDS for x in lines[i + 1 :]):
+            return i
+    return None

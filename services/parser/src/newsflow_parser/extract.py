@@ -1,0 +1,345 @@
+"""The extraction: one HTML page (and its feed entry) in, one ParsedArticle out. Pure and CPU-bound.
+
+Pipeline: input checks -> lxml tree -> metadata (JSON-LD, <meta>, markup) -> captions found and
+their elements removed -> chrome removed -> trafilatura on the cleaned tree -> blocks, with lines
+that repeat a caption, the headline, the byline or read as chrome filtered out -> language,
+fingerprints. Anything the page lacks is taken from the feed entry.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from lxml import etree
+from lxml.html import HtmlElement
+from trafilatura import bare_extraction
+from trafilatura.utils import load_html
+
+from newsflow_parser import captions as caps
+from newsflow_parser import chrome, language
+from newsflow_parser.dates import parse_date
+from newsflow_parser.errors import ExtractionError
+from newsflow_parser.metadata import Dated, clean_authors, extract_metadata
+from newsflow_parser.textutil import clean_space, content_hash, key, simhash, word_count
+from newsflow_shared.models import Block, Caption, FeedEntry, ParsedArticle
+from newsflow_shared.urls import domain_of as shared_domain_of
+
+MIN_ARTICLE_WORDS = 25
+BINARY_SAMPLE = 65536
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_BINARY_MAGIC = ("%PDF-", "\x89PNG", "GIF87a", "GIF89a", "PK\x03\x04", "\x1f\x8b", "\xff\xd8\xff", "ÿØÿ", "‰PNG")
+_MARKUP = re.compile(r"<\s*(?:html|body|div|p|article|head|span|table|section|main)\b", re.IGNORECASE)
+_BYLINE = re.compile(r"^(?:by|von|por|par|di|door|av|af|written by|reported by|text)\s*:?\s+\S", re.IGNORECASE)
+_DATELINE = re.compile(
+    r"^(?:(?:published|updated|posted|last updated|veröffentlicht|aktualisiert)\s*:?\s*)?"
+    r"(?:\w+,?\s+)?(?:\d{1,2}[./ ]\s*\w+\.?[./ ]\s*\d{2,4}|\w+\.? \d{1,2},? \d{4}|\d{4}-\d{2}-\d{2})"
+    r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}(?:\s*[ap]\.?m\.?)?(?:\s*\w{2,5})?)?\W*$",
+    re.IGNORECASE,
+)
+
+
+def extract(
+    html: str,
+    url: str,
+    entry: FeedEntry | None = None,
+    *,
+    final_url: str | None = None,
+    min_words: int = MIN_ARTICLE_WORDS,
+    now: datetime | None = None,
+) -> ParsedArticle:
+    """Extract the article from `html` (fetched from canonical `url`); raises ExtractionError."""
+    now = now or datetime.now(UTC)
+    check_input(html)
+    tree = _tree(html)
+    base = final_url or url
+
+    md = extract_metadata(tree, base)
+    protected = chrome.protected_set(tree)
+    found = caps.find(tree, base, protected)
+    for node in found.nodes:
+        if node not in protected and node.getparent() is not None:
+            chrome.drop(node)
+    chrome.prune_chrome(tree, protected)
+
+    doc = bare_extraction(
+        tree,
+        url=base,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        # trafilatura's deduplicate keeps one process-wide cache: text would vanish across unrelated pages.
+        deduplicate=False,
+        with_metadata=False,
+    )
+    body = getattr(doc, "body", None)
+    if body is None:
+        raise ExtractionError("no-content", "no main text found")
+
+    captions = _merge_captions(found, md.images, entry)
+    blocks = _blocks(body)
+    blocks = _filter_blocks(blocks, captions, found.keys, md.title, md.authors, md.section)
+    text = "\n\n".join(b.text for b in blocks)
+    words = word_count(text)
+    if words == 0:
+        raise ExtractionError("no-content", "no text left after removing page chrome")
+    if words < min_words:
+        raise ExtractionError("not-an-article", f"{words} words of text (minimum {min_words})")
+
+    title = md.title or (clean_space(entry.title) if entry and entry.title else None)
+    authors = md.authors or (clean_authors(entry.authors) if entry else [])
+    published, modified = md.published, md.modified
+    if entry is not None:
+        if (published is None or published.source == "url") and (d := parse_date(entry.published_at, now)):
+            published = Dated(d, "feed")
+        if modified is None and (d := parse_date(entry.updated_at, now)):
+            modified = Dated(d, "feed")
+    if published is None:
+        published = _date_from_text(tree, base)
+    declared, declared_source = md.language, md.language_source
+    if not declared and entry is not None and entry.language:
+        from newsflow_parser.metadata import language_code
+
+        declared, declared_source = language_code(entry.language), "feed"
+    lang, lang_source = language.choose(declared, declared_source, text)
+
+    top_image = md.top_image
+    if not top_image and entry is not None:
+        top_image = next((m.url for m in entry.media if (m.medium or "image").startswith("image")), None)
+    if not top_image:
+        top_image = next((c.image_url for c in captions if c.image_url), None)
+
+    description = md.description or (_strip_tags(entry.summary) if entry and entry.summary else None)
+    return ParsedArticle(
+        article_id=entry.article_id if entry is not None else _article_id(url),
+        url=url,
+        final_url=final_url,
+        domain=domain_of(url),
+        feed_url=entry.feed_url if entry else None,
+        feed_title=entry.feed_title if entry else None,
+        title=title,
+        text=text,
+        blocks=blocks,
+        captions=captions,
+        authors=authors,
+        published_at=published.value if published else None,
+        published_source=published.source if published else None,  # type: ignore[arg-type]
+        modified_at=modified.value if modified else None,
+        modified_source=modified.source if modified else None,  # type: ignore[arg-type]
+        section=md.section,
+        tags=md.tags or (list(entry.tags) if entry else []),
+        description=description,
+        site_name=md.site_name or (entry.feed_title if entry else None),
+        top_image=top_image,
+        language=lang,
+        language_source=lang_source,  # type: ignore[arg-type]
+        word_count=words,
+        content_hash=content_hash(text),
+        simhash=simhash(text),
+        discovered_at=entry.discovered_at if entry else None,
+    )
+
+
+# --- input checks -------------------------------------------------------------------------------
+
+
+def check_input(html: str) -> None:
+    if not html or not html.strip():
+        raise ExtractionError("no-content", "empty body")
+    sample = html[:BINARY_SAMPLE]
+    if "\x00" in sample or sample.lstrip().startswith(_BINARY_MAGIC):
+        raise ExtractionError("binary", "the body is binary data, not HTML")
+    bad = len(_CONTROL.findall(sample)) + sample.count("\ufffd")
+    if bad > max(8, len(sample) // 100):
+        raise ExtractionError("binary", f"{bad} control or undecodable characters in the first {len(sample)}")
+
+
+def _tree(html: str) -> HtmlElement:
+    try:
+        tree = load_html(html)
+    except (etree.ParserError, ValueError, TypeError) as exc:
+        raise ExtractionError("broken-html", f"unparseable markup: {exc}") from exc
+    if tree is None:
+        if _MARKUP.search(html[:BINARY_SAMPLE]):
+            raise ExtractionError("broken-html", "the markup could not be parsed into a document")
+        raise ExtractionError("no-content", "no HTML document in the body")
+    body = tree.find("body")
+    has_text = body is not None and bool(clean_space(body.text_content() or ""))
+    if not has_text:
+        # Markup that promises a page but yields no text: truncated inside a tag, script or comment.
+        if re.search(r"<\s*(?:p|article|div|h1)\b", html, re.IGNORECASE) and len(html) > 200:
+            raise ExtractionError("broken-html", "the markup could not be parsed into a page with text")
+        raise ExtractionError("no-content", "the page has no text")
+    return tree
+
+
+# --- body ---------------------------------------------------------------------------------------
+
+_KIND = {"p": "p", "head": "h", "item": "li", "quote": "quote", "cell": "p", "code": "p"}
+
+
+def _lines(el: etree._Element) -> list[str]:
+    """Text of a trafilatura output element, split at its <lb/> line breaks."""
+    parts: list[str] = []
+
+    def walk(node: etree._Element) -> None:
+        if node.text:
+            parts.append(node.text)
+        for child in node:
+            if child.tag == "lb":
+                parts.append("\n")
+            else:
+                walk(child)
+            if child.tail:
+                parts.append(child.tail)
+
+    walk(el)
+    return [s for s in (clean_space(x) for x in "".join(parts).split("\n")) if s]
+
+
+def _blocks(body: etree._Element) -> list[Block]:
+    out: list[Block] = []
+    for el in body:
+        tag = el.tag
+        if tag == "list":
+            for item in el.iter("item"):
+                out.extend(Block(kind="li", text=t) for t in _lines(item))
+        elif tag == "table":
+            for row in el.iter("row"):
+                cells = [" ".join(_lines(c)) for c in row.iter("cell")]
+                if line := " | ".join(c for c in cells if c):
+                    out.append(Block(kind="p", text=line))
+        elif tag in ("graphic", "lb"):
+            continue
+        else:
+            kind = _KIND.get(tag, "p")
+            out.extend(Block(kind=kind, text=t) for t in _lines(el))  # type: ignore[arg-type]
+    return out
+
+
+def _filter_blocks(
+    blocks: list[Block],
+    captions: list[Caption],
+    extra_keys: set[str],
+    title: str | None,
+    authors: list[str],
+    section: str | None,
+) -> list[Block]:
+    cap_keys = set(extra_keys)
+    long_caps: list[str] = []
+    for c in captions:
+        k = key(c.text)
+        cap_keys.add(k)
+        if c.credit:
+            cap_keys.add(key(c.credit))
+            cap_keys.add(key(f"{c.text} {c.credit}"))
+        if len(k.split()) >= 5:
+            long_caps.append(k)
+    cap_keys.discard("")
+    title_key = key(title) if title else None
+    author_keys = {key(a) for a in authors}
+    section_key = key(section) if section else None
+
+    kept: list[Block] = []
+    for i, b in enumerate(blocks):
+        k = key(b.text)
+        if not k or k in cap_keys or chrome.is_chrome_line(b.text):
+            continue
+        if any(k.startswith(c) and len(k.split()) - len(c.split()) <= 8 for c in long_caps):
+            continue  # a caption printed with its credit run on
+        head = i < 6 and not kept or len(kept) < 3
+        if head and (
+            k == title_key
+            or (k in author_keys)
+            or (k == section_key)
+            or (_BYLINE.match(b.text) and len(b.text.split()) <= 12)
+            or (len(b.text) < 80 and _DATELINE.match(b.text))
+        ):
+            continue
+        kept.append(b)
+    lines = [b.text for b in kept]
+    if (cut := chrome.terminal_index(lines)) is not None:
+        kept = kept[:cut]
+    return kept
+
+
+def _merge_captions(
+    found: caps.Found, ld_images: list[tuple[str | None, str, str | None]], entry: FeedEntry | None
+) -> list[Caption]:
+    items: list[tuple[str, str | None, str | None, str]] = list(found.captions)
+    items += [(t, u, c, "json-ld") for u, t, c in ld_images]
+    if entry is not None:
+        for m in entry.media:
+            if m.caption and not m.thumbnail:
+                text, credit = caps.split_credit(_strip_tags(m.caption))
+                items.append((text, m.url, m.credit or credit, "feed"))
+    out: list[Caption] = []
+    keys: list[str] = []
+    for text, img, credit, source in items:
+        text = clean_space(text)
+        k = key(text)
+        if not k:
+            continue
+        match = None
+        for i, existing in enumerate(keys):
+            if k == existing or (min(len(k), len(existing)) >= 20 and (k in existing or existing in k)):
+                match = i
+                break
+            if (
+                source in ("alt", "title")
+                and img
+                and out[i].image_url == img
+                and out[i].source not in ("alt", "title")
+            ):
+                match = i  # an image's alt text beside its real caption is not a second caption
+                break
+        if match is not None:
+            c = out[match]
+            c.image_url = c.image_url or img
+            c.credit = c.credit or credit
+            continue
+        keys.append(k)
+        out.append(Caption(text=text, image_url=img, credit=credit, source=source))  # type: ignore[arg-type]
+    return out
+
+
+# --- fallbacks ----------------------------------------------------------------------------------
+
+
+def _date_from_text(tree: HtmlElement, url: str) -> Dated | None:
+    """The date printed on the page, found by htmldate when nothing structured gives one."""
+    try:
+        from htmldate import find_date
+
+        found = find_date(tree, url=url, original_date=True, extensive_search=True, outputformat="%Y-%m-%dT%H:%M:%S%z")
+    except Exception:  # htmldate is a heuristic over arbitrary markup: no date beats no article
+        return None
+    if found and (d := parse_date(found)):
+        return Dated(d, "text")
+    return None
+
+
+def _strip_tags(s: str) -> str:
+    return clean_space(re.sub(r"<[^>]+>", " ", s))
+
+
+def domain_of(url: str) -> str:
+    try:
+        return shared_domain_of(url)
+    except ValueError:
+        return (urlsplit(url).hostname or "").lower().removeprefix("www.")
+
+
+def _article_id(url: str) -> str:
+    from newsflow_shared.ids import article_id
+
+    return article_id(url)
+
+
+def extract_payload(html: str, url: str, entry: dict[str, Any] | None, final_url: str | None, min_words: int) -> str:
+    """Worker-process entry point: plain arguments in, the article's JSON out (cheap to pickle)."""
+    fe = FeedEntry.model_validate(entry) if entry is not None else None
+    return extract(html, url, fe, final_url=final_url, min_words=min_words).model_dump_json()

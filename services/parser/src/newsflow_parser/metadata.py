@@ -1,0 +1,490 @@
+"""Article metadata from the page's JSON-LD, its <meta> tags and its markup.
+
+Each field takes the first usable value in a fixed order of sources (JSON-LD, then <meta>, then the
+markup); the extraction fills what is still missing from the feed entry. Every value is cleaned
+here, so the rest of the parser never sees "By ..." bylines or site-name suffixes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin
+
+from lxml.html import HtmlElement
+
+from newsflow_parser.dates import date_from_url, parse_date
+from newsflow_parser.textutil import clean_space, key
+
+ARTICLE_TYPES = {
+    "article",
+    "newsarticle",
+    "reportagenewsarticle",
+    "analysisnewsarticle",
+    "opinionnewsarticle",
+    "backgroundnewsarticle",
+    "reviewnewsarticle",
+    "askpublicnewsarticle",
+    "blogposting",
+    "liveblogposting",
+    "socialmediaposting",
+    "techarticle",
+    "scholarlyarticle",
+    "report",
+}
+PAGE_TYPES = {"webpage", "itempage", "collectionpage", "medicalwebpage"}
+
+
+@dataclass
+class Dated:
+    value: datetime
+    source: str
+
+
+@dataclass
+class Metadata:
+    title: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published: Dated | None = None
+    modified: Dated | None = None
+    section: str | None = None
+    tags: list[str] = field(default_factory=list)
+    description: str | None = None
+    site_name: str | None = None
+    top_image: str | None = None
+    language: str | None = None
+    language_source: str | None = None
+    canonical: str | None = None
+    og_type: str | None = None
+    # (image url, caption, credit) announced in JSON-LD ImageObjects of the article
+    images: list[tuple[str | None, str, str | None]] = field(default_factory=list)
+
+
+# --- reading the page ---------------------------------------------------------------------------
+
+
+def meta_tags(tree: HtmlElement) -> dict[str, list[str]]:
+    """<meta> name/property/itemprop/http-equiv (lower case) -> contents, in document order."""
+    out: dict[str, list[str]] = {}
+    for m in tree.iter("meta"):
+        content = m.get("content")
+        if content is None or not content.strip():
+            continue
+        for attr in ("property", "name", "itemprop", "http-equiv"):
+            k = m.get(attr)
+            if k:
+                out.setdefault(k.strip().lower(), []).append(content.strip())
+    return out
+
+
+def _first(meta: dict[str, list[str]], *names: str) -> str | None:
+    for n in names:
+        for v in meta.get(n, ()):
+            if v.strip():
+                return v.strip()
+    return None
+
+
+def json_ld(tree: HtmlElement) -> list[dict[str, Any]]:
+    """Every JSON-LD object on the page, @graph and lists flattened."""
+    objs: list[dict[str, Any]] = []
+    for script in tree.iter("script"):
+        if (script.get("type") or "").strip().lower() != "application/ld+json":
+            continue
+        raw = (script.text or "").strip()
+        if not raw:
+            continue
+        data = _loads(raw)
+        if data is not None:
+            objs.extend(_flatten(data))
+    return objs
+
+
+def _loads(raw: str) -> Any:
+    raw = raw.strip().removeprefix("<!--").removesuffix("-->").strip()
+    raw = raw.removeprefix("//<![CDATA[").removesuffix("//]]>").strip()
+    try:
+        return json.loads(raw, strict=False)
+    except ValueError:
+        pass
+    # CMS templates often leave a trailing comma or two objects back to back.
+    fixed = re.sub(r",\s*([}\]])", r"\1", raw)
+    try:
+        return json.loads(fixed, strict=False)
+    except ValueError:
+        try:
+            return json.loads("[" + re.sub(r"}\s*{", "},{", fixed) + "]", strict=False)
+        except ValueError:
+            return None
+
+
+def _flatten(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    if depth > 4:
+        return
+    if isinstance(data, list):
+        for d in data:
+            yield from _flatten(d, depth + 1)
+    elif isinstance(data, dict):
+        yield data
+        if "@graph" in data:
+            yield from _flatten(data["@graph"], depth + 1)
+        main = data.get("mainEntity")
+        if isinstance(main, dict):
+            yield from _flatten(main, depth + 1)
+
+
+def _types(obj: dict[str, Any]) -> set[str]:
+    t = obj.get("@type")
+    vals = t if isinstance(t, list) else [t]
+    return {str(v).lower().rsplit("/", 1)[-1] for v in vals if v}
+
+
+def _text(v: Any) -> str | None:
+    if isinstance(v, str):
+        s = clean_space(_unescape(v))
+        return s or None
+    if isinstance(v, dict):
+        return _text(v.get("name") or v.get("@value") or v.get("text"))
+    if isinstance(v, list) and v:
+        return _text(v[0])
+    return None
+
+
+def _unescape(s: str) -> str:
+    import html
+
+    return html.unescape(s) if "&" in s else s
+
+
+def _strings(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, dict):
+        t = _text(v)
+        return [t] if t else []
+    if isinstance(v, list):
+        out: list[str] = []
+        for x in v:
+            out.extend(_strings(x))
+        return out
+    return []
+
+
+def _image_url(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v.strip() or None
+    if isinstance(v, dict):
+        return _image_url(v.get("url") or v.get("contentUrl") or v.get("@id"))
+    if isinstance(v, list) and v:
+        return _image_url(v[0])
+    return None
+
+
+# --- cleaning -----------------------------------------------------------------------------------
+
+_BYLINE_PREFIX = re.compile(
+    r"^(?:(?:written|reported|reporting|text|story|words|photos?)\s+by|by|von|por|par|di|door|av|af|"
+    r"autor(?:in)?|author|auteur|text|texte|bericht|redacción|redaccion)\s*[:\-–]?\s+",
+    re.IGNORECASE,
+)
+_SPLIT = re.compile(r"\s*(?:,|;|\||/|\band\b|&|\bund\b|\bet\b|\by\b|\be\b|\bog\b|\bi\b|\boch\b|\bu\b|\n)\s*", re.I)
+_JUNK = re.compile(
+    r"(\d|@|https?:|www\.|\.(?:com|net|org)\b|\bago\b|\bupdated?\b|\bpublished\b|\bmin(?:ute)?s?\b|\bread\b|"
+    r"\bhours?\b|\bdays?\b|\bstunden?\b|\bvor\b|\bgeleden\b|\bhace\b|\bil y a\b|\bsubscribe\b|\bfollow\b|"
+    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b)",
+    re.IGNORECASE,
+)
+_ROLE_TAIL = re.compile(r"\s+(?:[-–—|:]|\bfor\b)\s+.*$", re.IGNORECASE)
+_NOT_NAMES = {"admin", "administrator", "staff", "editor", "editors", "unknown", "null", "none", "guest", "anonymous"}
+
+
+def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for value in values:
+        v = clean_space(_unescape(value))
+        if not v or v.startswith(("http://", "https://")):
+            continue
+        v = _BYLINE_PREFIX.sub("", v)
+        # A byline that carries its date ("Jane Doe, 4 March 2024") loses the date part in the split.
+        for part in _SPLIT.split(v):
+            name = _BYLINE_PREFIX.sub("", part.strip(" \t.,:;-–—·•*\"'()[]"))
+            name = _ROLE_TAIL.sub("", name).strip(" .,:;-–—·•*\"'()[]")
+            if not name or len(name) < 2 or _JUNK.search(name):
+                continue
+            if len(name.split()) > 5 or name.lower() in _NOT_NAMES:
+                continue
+            k = name.casefold()
+            if k not in seen:
+                seen.add(k)
+                out.append(name)
+    if site_name and len(out) > 1:
+        # The publisher listed beside real people is not an author.
+        out = [a for a in out if key(a) != key(site_name)] or out
+    return out
+
+
+def clean_title(title: str | None, site_name: str | None) -> str | None:
+    """Drop the " | Site" / " - Site" suffix or prefix that <title> and og:title often carry."""
+    if not title:
+        return None
+    t = clean_space(_unescape(title))
+    if site_name:
+        sk = key(site_name)
+        for sep in (" | ", " - ", " – ", " — ", " :: ", " · ", " » "):
+            if sep in t:
+                head, _, tail = t.rpartition(sep)
+                if key(tail) == sk or (sk and sk in key(tail) and len(tail) < 60):
+                    t = head.strip()
+                    break
+                first, _, rest = t.partition(sep)
+                if key(first) == sk:
+                    t = rest.strip()
+                    break
+    return t or None
+
+
+def _strip_generic_suffix(title: str) -> str:
+    # Without a known site name: a short last segment after " | " is almost always the site.
+    for sep in (" | ", " – ", " — ", " - "):
+        if sep in title:
+            head, _, tail = title.rpartition(sep)
+            if len(tail.split()) <= 4 and len(head.split()) >= 3:
+                return head.strip()
+    return title
+
+
+def language_code(value: str | None) -> str | None:
+    if not value:
+        return None
+    v = value.strip().replace("_", "-").lower()
+    primary = v.split("-", 1)[0]
+    if re.fullmatch(r"[a-z]{2,3}", primary) and primary not in {"x", "und", "mul", "zxx"}:
+        return primary
+    return None
+
+
+# --- extraction ---------------------------------------------------------------------------------
+
+
+def _node_text(el: HtmlElement) -> str:
+    return clean_space(el.text_content() or "")
+
+
+def _class_id(el: HtmlElement) -> str:
+    return f"{el.get('class') or ''} {el.get('id') or ''}".lower()
+
+
+def _byline_candidates(tree: HtmlElement) -> list[str]:
+    out: list[str] = []
+    for el in tree.xpath(
+        '//*[@rel="author" or @itemprop="author"]'
+        ' | //*[contains(@class, "byline") or contains(@class, "author-name") or contains(@class, "authorname")'
+        ' or contains(@class, "article-author") or contains(@class, "author__name") or contains(@class, "post-author")'
+        ' or contains(@class, "story-author")]'
+    ):
+        if el.tag in ("meta", "link"):
+            continue
+        names = el.xpath('.//*[@itemprop="name"]')
+        if names:
+            out.extend(t for n in names if (t := (n.get("content") or _node_text(n))))
+            continue
+        t = _node_text(el)
+        if t and len(t) < 150:
+            out.append(t)
+        if len(out) > 6:
+            break
+    return out
+
+
+def _h1(tree: HtmlElement) -> str | None:
+    for h in tree.iter("h1"):
+        t = _node_text(h)
+        if 2 <= len(t.split()) <= 40:
+            return t
+    return None
+
+
+def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
+    meta = meta_tags(tree)
+    objs = json_ld(tree)
+    article = next((o for o in objs if _types(o) & ARTICLE_TYPES), None)
+    page = next((o for o in objs if _types(o) & PAGE_TYPES), None)
+    ld = article or page or {}
+    md = Metadata()
+
+    # site name first: titles are cleaned with it
+    publisher = ld.get("publisher")
+    md.site_name = _first(meta, "og:site_name", "application-name", "twitter:app:name:iphone") or _text(publisher)
+    if not md.site_name:
+        site = next((o for o in objs if _types(o) & {"website", "newsmediaorganization", "organization"}), None)
+        md.site_name = _text(site.get("name")) if site else None
+
+    # title: a headline that the page's own <h1> confirms wins; then JSON-LD, og, h1, <title>.
+    h1 = _h1(tree)
+    title_tag = next((clean_space(t.text_content()) for t in tree.iter("title")), None)
+    candidates = [
+        _text(ld.get("headline")) if article else None,
+        clean_title(_first(meta, "og:title", "twitter:title", "dc.title", "title"), md.site_name),
+        _text(ld.get("name")) if article else None,
+        h1,
+        clean_title(title_tag, md.site_name),
+    ]
+    candidates = [c for c in candidates if c]
+    if h1 and any(key(c) == key(h1) for c in candidates[:-1] if c is not h1):
+        md.title = h1
+    elif candidates:
+        md.title = candidates[0]
+    if md.title and not md.site_name:
+        md.title = _strip_generic_suffix(md.title)
+
+    # authors
+    ld_authors: list[str] = []
+    for a in _as_list(ld.get("author")) + _as_list(ld.get("creator")):
+        if isinstance(a, dict):
+            if _types(a) & {"organization", "newsmediaorganization"} and ld_authors:
+                continue
+            n = _text(a.get("name"))
+            if n:
+                ld_authors.append(n)
+        elif isinstance(a, str):
+            ld_authors.append(a)
+    for source in (
+        ld_authors,
+        meta.get("author", []) + meta.get("article:author", []),
+        meta.get("parsely-author", []) + meta.get("sailthru.author", []) + meta.get("dc.creator", [])
+        + meta.get("byl", []) + meta.get("twitter:creator", [])[:0],
+        _byline_candidates(tree),
+    ):
+        authors = clean_authors(source, md.site_name)
+        if authors:
+            md.authors = authors
+            break
+
+    # dates
+    md.published = _date(
+        [(ld.get("datePublished"), "json-ld"), (ld.get("dateCreated"), "json-ld")]
+        + [(v, "meta") for n in _PUBLISHED_META for v in meta.get(n, ())]
+        + [(t, "html") for t in _time_elements(tree, published=True)],
+    )
+    md.modified = _date(
+        [(ld.get("dateModified"), "json-ld")]
+        + [(v, "meta") for n in _MODIFIED_META for v in meta.get(n, ())]
+        + [(t, "html") for t in _time_elements(tree, published=False)],
+    )
+    if md.published is None and (d := date_from_url(url)):
+        md.published = Dated(d, "url")
+
+    md.section = _text(ld.get("articleSection")) or _first(
+        meta, "article:section", "parsely-section", "section", "sailthru.section", "og:section"
+    )
+    tags: list[str] = []
+    for v in _strings(ld.get("keywords")) + meta.get("article:tag", []) + meta.get("news_keywords", []) + meta.get(
+        "parsely-tags", []
+    ) + meta.get("keywords", []):
+        tags.extend(t for t in (clean_space(x) for x in re.split(r"[,;]", v)) if t)
+    md.tags = _dedupe(tags)[:50]
+    md.description = _first(meta, "og:description", "description", "twitter:description", "dc.description") or _text(
+        ld.get("description")
+    )
+    img = _first(meta, "og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src")
+    img = img or _image_url(ld.get("image")) or _image_url(ld.get("thumbnailUrl"))
+    md.top_image = urljoin(url, img) if img else None
+    for im in _as_list(ld.get("image")) + _as_list(ld.get("associatedMedia")):
+        if isinstance(im, dict) and (cap := _text(im.get("caption") or im.get("description"))):
+            u = _image_url(im)
+            md.images.append((urljoin(url, u) if u else None, cap, _text(im.get("creditText") or im.get("copyrightHolder"))))
+
+    html_el = tree if tree.tag == "html" else next(iter(tree.iter("html")), None)
+    for value, source in (
+        (html_el.get("lang") or html_el.get("xml:lang") if html_el is not None else None, "html"),
+        (_first(meta, "content-language", "language", "dc.language", "og:locale"), "meta"),
+        (_text(ld.get("inLanguage")), "json-ld"),
+    ):
+        if code := language_code(value):
+            md.language, md.language_source = code, source
+            break
+
+    canon = next((link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None)
+    md.canonical = urljoin(url, canon.strip()) if canon and canon.strip() else None
+    md.og_type = _first(meta, "og:type")
+    return md
+
+
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:published_time",
+    "article:published",
+    "datepublished",
+    "publishdate",
+    "publish-date",
+    "pubdate",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date.issued",
+    "dcterms.created",
+    "dc.date",
+    "date",
+    "article.published",
+    "published_time",
+    "cxenseparse:recs:publishtime",
+)
+_MODIFIED_META = (
+    "article:modified_time",
+    "og:updated_time",
+    "article:modified",
+    "datemodified",
+    "last-modified",
+    "dcterms.modified",
+    "lastmod",
+)
+
+
+def _time_elements(tree: HtmlElement, published: bool) -> list[str]:
+    want = ("datepublished", "published", "pubdate", "publish") if published else ("datemodified", "updated", "modified")
+    out: list[str] = []
+    for t in tree.iter("time"):
+        dt = t.get("datetime")
+        if not dt:
+            continue
+        label = f"{t.get('itemprop') or ''} {t.get('class') or ''} {'pubdate' if t.get('pubdate') is not None else ''}"
+        if any(w in label.lower() for w in want):
+            out.append(dt)
+    if published and not out:
+        out.extend(t.get("datetime", "") for t in tree.iter("time") if t.get("datetime"))
+        out = out[:1]
+    return out
+
+
+def _date(candidates: list[tuple[Any, str]]) -> Dated | None:
+    for value, source in candidates:
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if (dt := parse_date(value)) is not None:
+            return Dated(dt, source)
+    return None
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for i in items:
+        k = i.casefold()
+        if k not in seen:
+            seen.add(k)
+            out.append(i)
+    return out

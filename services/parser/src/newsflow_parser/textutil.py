@@ -1,0 +1,69 @@
+"""Text normalisation and fingerprints: word counts, the exact-duplicate hash and a 64-bit SimHash."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WORD = re.compile(r"\w+")
+_SPACE = re.compile(r"\s+")
+_PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
+
+SHINGLE = 3
+
+
+def clean_space(text: str) -> str:
+    """One line: collapse every run of whitespace (incl. no-break spaces) into a single space."""
+    return _SPACE.sub(" ", text.replace("\u00ad", "").replace("\u200b", "")).strip()
+
+
+def normalise(text: str) -> str:
+    """The form two texts are compared in: NFKC, case-folded, whitespace collapsed."""
+    return clean_space(unicodedata.normalize("NFKC", text).casefold())
+
+
+def key(text: str) -> str:
+    """A comparison key that ignores case, spacing and punctuation (for captions vs body lines)."""
+    return " ".join(_WORD.findall(normalise(text)))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(normalise(text))
+
+
+def word_count(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def content_hash(text: str) -> str:
+    """sha256 of the normalised text: equal for copies that differ only in case and spacing."""
+    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
+
+
+def _h64(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def simhash(text: str, shingle: int = SHINGLE) -> str:
+    """64-bit SimHash over word shingles, as 16 hex digits.
+
+    Syndicated copies of one wire story (same body, different chrome or a changed sentence) land
+    within a few bits of each other; `hamming(a, b) <= 3` is the usual near-duplicate threshold.
+    """
+    toks = words(text)
+    if not toks:
+        return "0" * 16
+    grams = [" ".join(toks[i : i + shingle]) for i in range(max(1, len(toks) - shingle + 1))]
+    # Column counts over the binary strings: the per-bit vote without a Python loop per bit and gram.
+    rows = [format(_h64(g), "064b") for g in grams]
+    half = len(rows) / 2
+    value = 0
+    for i, column in enumerate(zip(*rows, strict=True)):
+        if column.count("1") > half:
+            value |= 1 << (63 - i)
+    return f"{value:016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
