@@ -29,16 +29,21 @@ def _start(cmd: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if url := os.environ.get("NEWSFLOW_REDIS_URL"):
-        yield url
+def redis_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """Where the session's own Redis keeps its AOF (None when the suite uses an external Redis)."""
+    return None if os.environ.get("NEWSFLOW_REDIS_URL") else tmp_path_factory.mktemp("redis")
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_dir: Path | None) -> Iterator[str]:
+    if redis_dir is None:
+        yield os.environ["NEWSFLOW_REDIS_URL"]
         return
-    d = tmp_path_factory.mktemp("redis")
-    url = _start(["scripts/redis.sh", "start", "--dir", str(d)])
+    url = _start(["scripts/redis.sh", "start", "--dir", str(redis_dir)])
     try:
         yield url
     finally:
-        subprocess.run(["scripts/redis.sh", "stop", "--dir", str(d)], cwd=ROOT, check=False)
+        subprocess.run(["scripts/redis.sh", "stop", "--dir", str(redis_dir)], cwd=ROOT, check=False)
 
 
 @pytest.fixture(scope="session")
