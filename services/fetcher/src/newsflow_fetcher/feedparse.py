@@ -19,10 +19,9 @@ from urllib.parse import urljoin
 import feedparser
 from lxml import etree
 
-from newsflow_shared.models import MediaItem
-
 from newsflow_fetcher.feedtypes import FeedParseError, ParsedEntry, ParsedFeed, clip
 from newsflow_fetcher.jsonfeed import looks_like_json_feed, parse_json_feed
+from newsflow_shared.models import MediaItem
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +119,10 @@ def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
                 g_caption = _text_of(child, "description") or _text_of(child, "title") or item_caption
                 g_credit = _text_of(child, "credit") or item_credit
                 for sub in child:
-                    if _is_media(sub, "content") and (m := _media_item(sub, g_caption, g_credit)):
-                        media.append(m)
-                    elif _is_media(sub, "thumbnail") and (m := _media_item(sub, g_caption, g_credit, True)):
-                        media.append(m)
+                    if _is_media(sub, "content") or _is_media(sub, "thumbnail"):
+                        m = _media_item(sub, g_caption, g_credit, thumb=_is_media(sub, "thumbnail"))
+                        if m:
+                            media.append(m)
             elif name == "thumbnail":
                 m = _media_item(child, item_caption, item_credit, thumb=True)
                 if m:
@@ -143,9 +142,7 @@ def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
     unique: dict[tuple[str, bool], MediaItem] = {}
     for m in media:
         key = (m.url, m.thumbnail)
-        if key not in unique:
-            unique[key] = m
-        elif not unique[key].caption and m.caption:
+        if key not in unique or (not unique[key].caption and m.caption):
             unique[key] = m
     return list(unique.values()), has_description
 

@@ -11,9 +11,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from newsflow_shared.models import MediaItem
-
 from newsflow_fetcher.feedtypes import FeedParseError, ParsedEntry, ParsedFeed, clip
+from newsflow_shared.models import MediaItem
 
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 

@@ -107,7 +107,7 @@ class GuardedBackend(AsyncNetworkBackend):
         self,
         host: str,
         port: int,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
         local_address: str | None = None,
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> AsyncNetworkStream:
@@ -126,7 +126,7 @@ class GuardedBackend(AsyncNetworkBackend):
     async def connect_unix_socket(
         self,
         path: str,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore interface)
         socket_options: typing.Iterable[typing.Any] | None = None,
     ) -> AsyncNetworkStream:
         raise BlockedAddressError(path, "unix socket")
