@@ -1,0 +1,113 @@
+"""Harness for end-to-end and fault runs: the real services as separate processes, as in compose,
+against the session's real Redis and Elasticsearch, fed by the demo feed server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from elasticsearch import AsyncElasticsearch
+
+from newsflow_cli.infra import initialise
+from newsflow_cli.processes import Pipeline
+from newsflow_fetcher.registry import FeedRegistry
+from newsflow_indexer.rules import Rule, RuleStore
+from newsflow_shared import streams
+from newsflow_shared.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Short timings so that a fault is recovered from within seconds, not the production minute.
+FAST = {
+    "NEWSFLOW_CLAIM_IDLE_MS": "4000",
+    "NEWSFLOW_CLAIM_INTERVAL_S": "1",
+    "NEWSFLOW_MAX_DELIVERIES": "3",
+    "NEWSFLOW_GRACEFUL_TIMEOUT_S": "10",
+    "NEWSFLOW_MIN_POLL_INTERVAL_S": "1",
+    "NEWSFLOW_MAX_POLL_INTERVAL_S": "5",
+    "NEWSFLOW_FEED_LEASE_S": "5",
+    "NEWSFLOW_PER_HOST_DELAY_S": "0",
+    "NEWSFLOW_PER_HOST_CONCURRENCY": "16",
+    "NEWSFLOW_ALLOWED_NETWORKS": "127.0.0.0/8",
+    "NEWSFLOW_DOWNLOAD_RETRIES": "1",
+    "NEWSFLOW_RETRY_BACKOFF_S": "0.2",
+    "NEWSFLOW_LOG_LEVEL": "INFO",
+}
+
+
+@pytest.fixture
+def pipeline_env(settings: CommonSettings) -> dict[str, str]:
+    return {"NEWSFLOW_REDIS_URL": settings.redis_url, "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
+            **FAST}
+
+
+@pytest.fixture
+async def initialised(settings: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch) -> CommonSettings:
+    await initialise(settings)
+    return settings
+
+
+async def add_feeds(redis: aioredis.Redis, urls: list[str], interval: float = 1.0) -> None:
+    reg = FeedRegistry(redis)
+    for url in urls:
+        await reg.add(url, interval=interval)
+
+
+async def add_rule(es: AsyncElasticsearch, name: str, query: str, **kw: Any) -> Rule:
+    rule = Rule(name=name, query=query, **kw)
+    await RuleStore(es).add(rule)
+    return rule
+
+
+async def doc_count(es: AsyncElasticsearch) -> int:
+    await es.indices.refresh(index="news")
+    return int((await es.count(index="news"))["count"])
+
+
+async def wait_for(cond: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.5) -> float:
+    """Await `cond` until true; return the seconds it took. Fails with `what` after `within` seconds."""
+    started = time.monotonic()
+    while True:
+        try:
+            if await cond():
+                return time.monotonic() - started
+        except Exception:  # a server being restarted on purpose
+            pass
+        if time.monotonic() - started > within:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def alert_ids(redis: aioredis.Redis) -> list[str]:
+    from newsflow_shared.models import Alert
+
+    return [Alert.model_validate_json(f[b"data"]).alert_id for _, f in await redis.xrange(streams.ALERTS)]
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path / "logs"
+
+
+@contextlib.asynccontextmanager
+async def running(env: dict[str, str], log_dir: Path, replicas: dict[str, int] | None = None
+                  ) -> AsyncIterator[Pipeline]:
+    """The pipeline's processes, started and stopped off the event loop: the demo feed server runs on
+    this loop and must keep answering while processes start and stop."""
+    p = Pipeline(env, log_dir, replicas)
+    await asyncio.to_thread(p.start)
+    try:
+        yield p
+    finally:
+        await asyncio.to_thread(p.stop)
+
+
+async def sh(*cmd: str) -> None:
+    await asyncio.to_thread(subprocess.run, list(cmd), cwd=ROOT, check=True, capture_output=True)
