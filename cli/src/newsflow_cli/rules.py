@@ -1,5 +1,154 @@
-"""Placeholder until its issue lands; replaced by the module owner."""
+"""`newsflow rules add|list|remove|test`: alert rules, saved searches in their own index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from newsflow_cli.common import fail, load_settings, run
+
+app = typer.Typer(no_args_is_help=True, help="Alert rules: Lucene queries evaluated on every indexed batch.")
+
+
+async def _with_store(fn: Any) -> Any:
+    from newsflow_indexer.es import make_client
+    from newsflow_indexer.index_setup import ensure_index
+    from newsflow_indexer.rules import RuleStore
+    from newsflow_indexer.settings import indexer_settings
+
+    settings = indexer_settings(load_settings())
+    es = make_client(settings)
+    try:
+        if not await es.indices.exists(index=settings.rules_index):
+            await ensure_index(es, settings)
+        return await fn(RuleStore(es, settings.rules_index, settings.index_alias), settings, es)
+    finally:
+        await es.close()
+
+
+@app.command("add")
+def add(
+    name: str | None = typer.Argument(None, help="rule name (unique; adding it again replaces it)"),
+    query: str | None = typer.Argument(None, help='Lucene query string: "rocket attack", drone AND militia*'),
+    lang: list[str] = typer.Option([], "--lang", help="only articles in these languages"),
+    feed: list[str] = typer.Option([], "--feed", help="only articles from these feed URLs"),
+    domain: list[str] = typer.Option([], "--domain", help="only articles from these domains"),
+    section: list[str] = typer.Option([], "--section", help="only articles in these sections"),
+    webhook: list[str] = typer.Option([], "--webhook", help="POST the alert as JSON to this URL"),
+    slack: list[str] = typer.Option([], "--slack", help="POST a Slack-compatible {text} payload to this URL"),
+    log: bool = typer.Option(True, "--log/--no-log", help="also write the alert to the indexer's log"),
+    file: Path | None = typer.Option(None, "--file", "-f", exists=True, dir_okay=False,
+                                     help="add every rule of a rules.yaml instead"),
+) -> None:
+    """Add or replace a rule (or all the rules of a rules.yaml with --file)."""
+    from pydantic import ValidationError
+
+    from newsflow_indexer.rules import Channel, InvalidRule, Rule, RuleFilters, load_rules_file
+
+    try:
+        if file is not None:
+            rules = load_rules_file(file)
+        elif name and query:
+            channels = [Channel(type="webhook", url=u) for u in webhook]
+            channels += [Channel(type="webhook", url=u, slack=True) for u in slack]
+            if log:
+                channels.append(Channel(type="log"))
+            rules = [Rule(name=name, query=query, channels=channels,
+                          filters=RuleFilters(language=lang, feed=feed, domain=domain, section=section))]
+        else:
+            fail("give NAME and QUERY, or --file rules.yaml")
+            return
+    except (ValidationError, ValueError) as e:
+        fail(f"invalid rule: {e}")
+        return
+
+    async def go(store: Any, settings: Any, es: Any) -> list[tuple[str, bool]]:
+        out = []
+        for r in rules:
+            out.append((r.name, await store.add(r, source=str(file) if file else "cli")))
+        return out
+
+    try:
+        done = run(_with_store(go))
+    except InvalidRule as e:
+        fail(str(e))
+        return
+    for rule_name, created in done:
+        typer.echo(f"{'added' if created else 'replaced'} rule {rule_name!r}")
+
+
+@app.command("list")
+def list_(json_out: bool = typer.Option(False, "--json", help="one JSON object per rule")) -> None:
+    """List the rules, their queries, filters and channels."""
+
+    async def go(store: Any, settings: Any, es: Any) -> Any:
+        return await store.all()
+
+    rules = run(_with_store(go))
+    if json_out:
+        for r in rules:
+            typer.echo(json.dumps({"rule_id": r.id, **r.model_dump(mode="json")}, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rules)} rule(s)")
+    for col in ("name", "query", "filters", "channels", "enabled"):
+        table.add_column(col, overflow="fold")
+    for r in rules:
+        filters = ", ".join(f"{k}={'|'.join(v)}" for k, v in r.filters.as_dict().items())
+        table.add_row(escape(r.name), escape(r.query), escape(filters),
+                      escape(", ".join(c.label() for c in r.channels)), "yes" if r.enabled else "no")
+    Console().print(table)
+
+
+@app.command("remove")
+def remove(name: str = typer.Argument(..., help="rule name")) -> None:
+    """Delete a rule. Alerts it already fired stay in news.alerts and the alerts index."""
+
+    async def go(store: Any, settings: Any, es: Any) -> bool:
+        return bool(await store.remove(name))
+
+    if not run(_with_store(go)):
+        fail(f"no rule named {name!r}")
+    typer.echo(f"removed rule {name!r}")
+
+
+@app.command("test")
+def test(
+    rule_or_query: str = typer.Argument(..., help="a rule's name, or a query to try before saving it"),
+    since: str = typer.Option("7d", "--since", help="how far back: 7d, 12h, 30m, 2w or a date"),
+    size: int = typer.Option(20, "--size", "-n", min=1, max=1000),
+    json_out: bool = typer.Option(False, "--json", help="one JSON object per matching article"),
+) -> None:
+    """Show which recent articles a rule (or a query) would have matched."""
+    from elasticsearch import BadRequestError
+
+    from newsflow_indexer.search import search as run_search
+
+    async def go(store: Any, settings: Any, es: Any) -> Any:
+        rule = await store.get(rule_or_query)
+        query, filters = (rule.query, rule.filters.as_dict()) if rule else (rule_or_query, {})
+        try:
+            res = await run_search(es, query, since=since, size=size, alias=settings.index_alias,
+                                   filters=filters, newest_first=True)
+        except BadRequestError as e:
+            fail(f"Elasticsearch refused the query {query!r}: {e.message}")
+        return rule, query, res
+
+    rule, query, res = run(_with_store(go))
+    if json_out:
+        for h in res.hits:
+            typer.echo(json.dumps(h.as_dict(), ensure_ascii=False))
+        return
+    what = f"rule {rule.name!r} ({query})" if rule else f"query {query!r}"
+    console = Console()
+    console.print(f"{what}: {res.total} article(s) since {since}")
+    for h in res.hits:
+        date = (h.published_at or "")[:16].replace("T", " ")
+        console.print(f"- {date}  [bold]{escape(h.title or '(no title)')}[/bold]  [dim]{escape(h.url)}[/dim]")
+        if h.snippet:
+            console.print("    " + escape(h.snippet).replace("«", "[bold yellow]").replace("»", "[/bold yellow]"))

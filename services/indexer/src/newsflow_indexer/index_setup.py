@@ -15,7 +15,8 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from newsflow_indexer.settings import IndexerSettings
+from newsflow_indexer.settings import IndexerSettings, indexer_settings
+from newsflow_shared.settings import CommonSettings
 
 log = logging.getLogger("newsflow.indexer.setup")
 
@@ -47,9 +48,9 @@ def first_index(alias: str) -> str:
     return f"{alias}-000001"
 
 
-async def ensure_index(es: AsyncElasticsearch, settings: IndexerSettings | None = None) -> dict[str, bool]:
+async def ensure_index(es: AsyncElasticsearch, settings: CommonSettings | None = None) -> dict[str, bool]:
     """Put the template and create what is missing. Returns what was created (for the init step's report)."""
-    settings = settings or IndexerSettings()
+    settings = indexer_settings(settings)
     done: dict[str, bool] = {}
     tpl = news_template(settings)
     # The template is always put: a newer version in the package applies to the next rolled-over index.

@@ -154,7 +154,9 @@ class RuleStore:
         )
         if not resp.get("valid", False):
             errors = [e.get("error", "") for e in resp.get("explanations", []) if not e.get("valid", True)]
-            raise InvalidRule(f"rule {rule.name!r}: invalid query {rule.query!r}: {'; '.join(errors)[:500]}")
+            # Lucene's message ends with a list of every token it expected: the first line says it all.
+            why = errors[0].rsplit("ParseException: ", 1)[-1].splitlines()[0] if errors else "not valid"
+            raise InvalidRule(f"rule {rule.name!r}: invalid query {rule.query!r}: {why[:300]}")
 
     async def add(self, rule: Rule, source: str = "api", validate: bool = True) -> bool:
         """Create or replace the rule named `rule.name`. Returns True when it was new."""

@@ -34,3 +34,12 @@ class IndexerSettings(CommonSettings):
     webhook_max_backoff_s: float = Field(30.0, gt=0)
     webhook_queue_size: int = Field(10_000, ge=1)
     webhook_concurrency: int = Field(8, ge=1)
+
+
+def indexer_settings(settings: CommonSettings | None = None) -> IndexerSettings:
+    """IndexerSettings from any CommonSettings (the CLI's), keeping what was set on it explicitly."""
+    if isinstance(settings, IndexerSettings):
+        return settings
+    if settings is None:
+        return IndexerSettings()
+    return IndexerSettings(**{k: getattr(settings, k) for k in settings.model_fields_set})
