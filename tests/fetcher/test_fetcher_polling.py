@@ -1,0 +1,374 @@
+"""Feed polling against real Redis and a local HTTP server: formats, conditional GET, lying
+validators, errors and health, dedup across feeds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from fetcher_helpers import WebServer, fetcher_settings, rss
+
+from newsflow_fetcher import poller as poller_mod
+from newsflow_fetcher.httpclient import HttpClient
+from newsflow_fetcher.poller import Poller
+from newsflow_fetcher.registry import FeedRegistry
+from newsflow_shared import streams
+from newsflow_shared.models import FeedEntry
+from newsflow_shared.urls import canonicalize
+
+pytestmark = pytest.mark.integration
+
+
+class Sink:
+    """Stands in for ctx.publish: writes to the real stream like the runtime does, and keeps a copy."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.entries: list[FeedEntry] = []
+
+    async def __call__(self, stream: str, model: Any) -> str:
+        assert stream == streams.ENTRIES
+        self.entries.append(model)
+        mid = await self.redis.xadd(stream, {b"data": model.model_dump_json().encode()})
+        return str(mid)
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[WebServer]:
+    server = await WebServer().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def rig(redis: Any, redis_url: str) -> AsyncIterator[tuple[Poller, Sink, FeedRegistry]]:
+    settings = fetcher_settings(redis_url, validator_check_every=3, unhealthy_after_failures=3)
+    http = HttpClient(settings)
+    sink = Sink(redis)
+    p = Poller(redis, http, settings, sink)
+    try:
+        yield p, sink, FeedRegistry(redis)
+    finally:
+        await http.aclose()
+
+
+async def poll(p: Poller, reg: FeedRegistry, url: str) -> poller_mod.PollResult:
+    """One poll of `url` through the real claim/complete path (forced due now)."""
+    url = canonicalize(url)
+    await reg.redis.zadd(streams.FEEDS_DUE_KEY, {url: 0})
+    claimed = await reg.claim_due(100, 15, p.token)
+    assert url in claimed
+    for other in claimed:
+        if other != url:
+            await reg.release(other, p.token)
+    result = await p.poll_leased(url)
+    assert result is not None
+    return result
+
+
+RSS_MEDIA = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>Harbour News</title><link>http://harbour.test/</link><ttl>20</ttl>
+<item>
+  <title>Ferry returns to service</title>
+  <link>/news/ferry?utm_source=rss&amp;id=7#top</link>
+  <guid isPermaLink="false">ferry-7</guid>
+  <description>The ferry is back.</description>
+  <dc:creator>Ana Ruiz</dc:creator>
+  <category>Transport</category><category>Local</category>
+  <pubDate>Tue, 03 Jun 2025 08:30:00 GMT</pubDate>
+  <media:content url="/img/ferry.jpg" medium="image" width="1200" height="800">
+    <media:description>The ferry leaving the north pier at dawn.</media:description>
+    <media:credit role="photographer">Lena Ortiz</media:credit>
+  </media:content>
+  <media:thumbnail url="http://harbour.test/img/ferry-small.jpg" width="120" height="80"/>
+</item>
+<item>
+  <title>Podcast: the tide tables</title>
+  <link>http://harbour.test/news/tides</link>
+  <enclosure url="http://harbour.test/audio/tides.mp3" type="audio/mpeg" length="12345"/>
+</item>
+</channel></rss>"""
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="de">
+  <title>Bergblatt</title><id>urn:bergblatt</id><updated>2025-06-03T10:00:00Z</updated>
+  <author><name>Redaktion</name></author>
+  <entry>
+    <title>Neue Seilbahn eröffnet</title>
+    <link rel="alternate" href="https://bergblatt.test/artikel/seilbahn?fbclid=abc"/>
+    <id>urn:bergblatt:1</id>
+    <updated>2025-06-03T09:00:00Z</updated><published>2025-06-03T07:15:00+02:00</published>
+    <summary>Die Bahn fährt wieder.</summary>
+    <category term="Tourismus"/>
+    <link rel="enclosure" href="https://bergblatt.test/bild.jpg" type="image/jpeg"/>
+  </entry>
+</feed>"""
+
+JSON_FEED = {
+    "version": "https://jsonfeed.org/version/1.1",
+    "title": "Delta Daily",
+    "home_page_url": "https://delta.test/",
+    "language": "en",
+    "items": [
+        {
+            "id": "d-1",
+            "url": "https://delta.test/a/1?gclid=zz&page=2",
+            "title": "Levee inspection finds cracks",
+            "summary": "Inspectors found cracks.",
+            "date_published": "2025-06-01T12:00:00Z",
+            "authors": [{"name": "Sam Lee"}],
+            "tags": ["flood", "infrastructure"],
+            "image": "https://delta.test/levee.jpg",
+            "attachments": [{"url": "https://delta.test/report.pdf", "mime_type": "application/pdf",
+                             "title": "Inspection report"}],
+        },
+        {"id": "no-link", "title": "An item without any URL"},
+    ],
+}
+
+
+async def test_rss_with_media_rss_and_enclosure(site: WebServer, rig: Any) -> None:
+    p, sink, reg = rig
+    site.static("/rss", RSS_MEDIA, "application/rss+xml")
+    await reg.add(site.url("/rss"))
+    result = await poll(p, reg, site.url("/rss"))
+    assert result.outcome == "new" and result.new_entries == 2
+    ferry, tides = sink.entries
+    assert ferry.url == f"http://127.0.0.1:{site.port}/news/ferry?id=7"
+    assert ferry.link.endswith("/news/ferry?utm_source=rss&id=7#top")
+    assert ferry.title == "Ferry returns to service"
+    assert ferry.summary == "The ferry is back."
+    assert ferry.authors == ["Ana Ruiz"]
+    assert ferry.tags == ["Transport", "Local"]
+    assert ferry.published_at is not None and ferry.published_at.isoformat() == "2025-06-03T08:30:00+00:00"
+    assert ferry.feed_title == "Harbour News"
+    image = next(m for m in ferry.media if not m.thumbnail)
+    assert image.url == f"http://127.0.0.1:{site.port}/img/ferry.jpg"
+    assert image.caption == "The ferry leaving the north pier at dawn."
+    assert image.credit == "Lena Ortiz"
+    assert (image.width, image.height) == (1200, 800)
+    assert any(m.thumbnail and m.url.endswith("ferry-small.jpg") for m in ferry.media)
+    assert [(m.url, m.mime_type, m.medium) for m in tides.media] == [
+        ("http://harbour.test/audio/tides.mp3", "audio/mpeg", "audio")
+    ]
+    # <ttl>20</ttl> (minutes) is a floor on the interval, capped by our max (8 s in the tests)
+    info = await reg.get(site.url("/rss"))
+    assert info is not None and info.state.current_interval_s == pytest.approx(8.0)
+    assert info.state.items_seen == 2 and info.state.last_success_at is not None
+    assert await redis_entries(p.redis) == 2
+
+
+async def redis_entries(redis: Any) -> int:
+    return int(await redis.xlen(streams.ENTRIES))
+
+
+async def test_atom_feed(site: WebServer, rig: Any) -> None:
+    p, sink, reg = rig
+    site.static("/atom", ATOM, "application/atom+xml")
+    await reg.add(site.url("/atom"))
+    result = await poll(p, reg, site.url("/atom"))
+    assert result.new_entries == 1
+    (e,) = sink.entries
+    assert e.url == "https://bergblatt.test/artikel/seilbahn"
+    assert e.title == "Neue Seilbahn eröffnet"
+    assert e.language == "de"
+    assert e.authors == ["Redaktion"]
+    assert e.tags == ["Tourismus"]
+    assert e.published_at is not None and e.published_at.isoformat() == "2025-06-03T05:15:00+00:00"
+    assert [m.url for m in e.media] == ["https://bergblatt.test/bild.jpg"]
+
+
+async def test_json_feed(site: WebServer, rig: Any) -> None:
+    p, sink, reg = rig
+    site.static("/feed.json", json.dumps(JSON_FEED), "application/feed+json")
+    await reg.add(site.url("/feed.json"))
+    result = await poll(p, reg, site.url("/feed.json"))
+    assert result.new_entries == 1  # the item without a URL is skipped
+    (e,) = sink.entries
+    assert e.url == "https://delta.test/a/1?page=2"
+    assert e.guid == "d-1"
+    assert e.authors == ["Sam Lee"] and e.tags == ["flood", "infrastructure"] and e.language == "en"
+    assert {(m.url, m.caption) for m in e.media} == {
+        ("https://delta.test/levee.jpg", None),
+        ("https://delta.test/report.pdf", "Inspection report"),
+    }
+    info = await reg.get(site.url("/feed.json"))
+    assert info is not None and info.state.format == "json"
+
+
+async def test_malformed_feed_yields_usable_entries(site: WebServer, rig: Any, caplog: Any) -> None:
+    p, sink, reg = rig
+    broken = rss([("http://x.test/a", "Fish & Chips"), ("http://x.test/b", "Second <b>bold")])
+    site.static("/broken", broken, "application/rss+xml")
+    await reg.add(site.url("/broken"))
+    with caplog.at_level(logging.WARNING, logger="newsflow.fetcher.poller"):
+        result = await poll(p, reg, site.url("/broken"))
+    assert result.outcome == "new"
+    assert {e.url for e in sink.entries} >= {"http://x.test/a"}
+    assert any("malformed" in r.getMessage() for r in caplog.records)
+
+
+async def test_feed_without_usable_entries_fails_alone(site: WebServer, rig: Any) -> None:
+    p, sink, reg = rig
+    site.static("/not-a-feed", "<html><body>Sorry, moved</body></html>", "text/html")
+    site.static("/good", rss([("http://y.test/1", "One")]), "application/rss+xml")
+    await reg.add(site.url("/not-a-feed"))
+    await reg.add(site.url("/good"))
+    bad = await poll(p, reg, site.url("/not-a-feed"))
+    good = await poll(p, reg, site.url("/good"))
+    assert bad.outcome == "error" and bad.error and bad.error.startswith("parse-error")
+    assert good.outcome == "new" and [e.url for e in sink.entries] == ["http://y.test/1"]
+    info = await reg.get(site.url("/not-a-feed"))
+    assert info is not None and info.state.consecutive_failures == 1
+
+
+async def test_304_costs_no_parse_and_no_entry(site: WebServer, rig: Any, monkeypatch: Any) -> None:
+    p, sink, reg = rig
+    body = rss([("http://z.test/1", "One")])
+
+    async def conditional(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return web.Response(status=304, headers={"ETag": '"v1"'})
+        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    site.routes["/cond"] = conditional
+    await reg.add(site.url("/cond"))
+    first = await poll(p, reg, site.url("/cond"))
+    assert first.outcome == "new"
+
+    parses: list[bytes] = []
+    real_parse = poller_mod.parse_feed
+
+    def counting_parse(*args: Any, **kwargs: Any) -> Any:
+        parses.append(args[0])
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(poller_mod, "parse_feed", counting_parse)
+    second = await poll(p, reg, site.url("/cond"))
+    assert second.outcome == "not_modified" and second.status == 304
+    assert parses == [] and len(sink.entries) == 1
+    assert site.hits_for("/cond")[-1].headers.get("If-None-Match") == '"v1"'
+    info = await reg.get(site.url("/cond"))
+    assert info is not None and info.state.not_modified == 1 and info.state.validators_trusted
+
+
+async def test_lying_etag_is_detected(site: WebServer, rig: Any) -> None:
+    """The server keeps one ETag and answers 304 to it while its content changes."""
+    p, _sink, reg = rig
+    state = {"items": [("http://news.test/1", "One")]}
+
+    async def liar(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-None-Match") == '"forever"':
+            return web.Response(status=304, headers={"ETag": '"forever"'})
+        return web.Response(text=rss(state["items"]), content_type="application/rss+xml",
+                            headers={"ETag": '"forever"'})
+
+    site.routes["/liar"] = liar
+    await reg.add(site.url("/liar"))
+    assert (await poll(p, reg, site.url("/liar"))).outcome == "new"
+    state["items"] = [("http://news.test/2", "Two"), *state["items"]]
+    # validator_check_every=3: two conditional polls are believed, the third goes without validators
+    r2 = await poll(p, reg, site.url("/liar"))
+    r3 = await poll(p, reg, site.url("/liar"))
+    assert (r2.outcome, r3.outcome) == ("not_modified", "not_modified")
+    r4 = await poll(p, reg, site.url("/liar"))
+    assert r4.lying_validators and r4.outcome == "new" and r4.entry_urls == ["http://news.test/2"]
+    info = await reg.get(site.url("/liar"))
+    assert info is not None and not info.state.validators_trusted and info.state.etag is None
+    # From now on no validators are sent, so the next change is seen at the next poll.
+    state["items"] = [("http://news.test/3", "Three"), *state["items"]]
+    r5 = await poll(p, reg, site.url("/liar"))
+    assert r5.entry_urls == ["http://news.test/3"]
+    assert "If-None-Match" not in site.hits_for("/liar")[-1].headers
+
+
+async def test_honest_server_keeps_trust_and_unchanged_body_is_not_parsed(site: WebServer, rig: Any) -> None:
+    p, _sink, reg = rig
+    body = rss([("http://h.test/1", "One")])
+
+    async def honest(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-None-Match") == '"h1"':
+            return web.Response(status=304, headers={"ETag": '"h1"'})
+        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"h1"'})
+
+    site.routes["/honest"] = honest
+    await reg.add(site.url("/honest"))
+    outcomes = [(await poll(p, reg, site.url("/honest"))).outcome for _ in range(4)]
+    # poll 4 is the verification poll: same ETag, same bytes -> unchanged, trust kept
+    assert outcomes == ["new", "not_modified", "not_modified", "unchanged"]
+    info = await reg.get(site.url("/honest"))
+    assert info is not None and info.state.validators_trusted
+
+
+async def test_errors_back_off_mark_unhealthy_and_keep_retrying(site: WebServer, rig: Any, redis: Any) -> None:
+    p, _sink, reg = rig
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, text="down", headers={"Retry-After": "3"})
+
+    site.routes["/down"] = broken
+    await reg.add(site.url("/down"))
+    delays = []
+    for _ in range(4):
+        r = await poll(p, reg, site.url("/down"))
+        assert r.outcome == "error" and r.error and r.error.startswith("http-503")
+        info = await reg.get(site.url("/down"))
+        assert info is not None and info.due_at is not None
+        delays.append(info.due_at - info.state.last_polled_at)
+    # min 1 s doubling (1, 2, 4, 8 capped at 8), never below Retry-After (3 s)
+    assert delays == pytest.approx([3, 3, 4, 8], abs=0.05)
+    info = await reg.get(site.url("/down"))
+    assert info is not None and info.state.unhealthy and info.state.consecutive_failures == 4
+    assert await redis.sismember(streams.FEEDS_UNHEALTHY_KEY, canonicalize(site.url("/down")))
+    # Recovery clears the flag.
+    site.static("/down", rss([("http://r.test/1", "Back")]), "application/rss+xml")
+    r = await poll(p, reg, site.url("/down"))
+    assert r.outcome == "new"
+    info = await reg.get(site.url("/down"))
+    assert info is not None and not info.state.unhealthy and info.state.consecutive_failures == 0
+    assert not await redis.sismember(streams.FEEDS_UNHEALTHY_KEY, canonicalize(site.url("/down")))
+
+
+async def test_adaptive_interval_shrinks_with_news_and_grows_without(site: WebServer, rig: Any) -> None:
+    p, _sink, reg = rig
+    items = [("http://a.test/0", "Zero")]
+
+    async def feed(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=rss(items), content_type="application/rss+xml")
+
+    site.routes["/adaptive"] = feed
+    await reg.add(site.url("/adaptive"))
+    intervals = []
+    for i in range(5):
+        if i == 3:
+            items.insert(0, (f"http://a.test/{i}", "New"))
+        else:
+            # same items but a changed body, so it is parsed and found to hold nothing new
+            items[-1] = (items[-1][0], f"Zero v{i}")
+        await poll(p, reg, site.url("/adaptive"))
+        info = await reg.get(site.url("/adaptive"))
+        assert info is not None
+        intervals.append(info.state.current_interval_s)
+    # min 1 s, max 8 s: new -> halve, nothing new -> x1.5
+    assert intervals == pytest.approx([1.0, 1.5, 2.25, 1.125, 1.6875])
+
+
+async def test_same_article_in_three_feeds_is_published_once(site: WebServer, rig: Any) -> None:
+    p, sink, reg = rig
+    base = "https://paper.test/story/42"
+    site.static("/f1", rss([(base + "?utm_source=feed1&utm_medium=rss", "Story")]), "application/rss+xml")
+    site.static("/f2", rss([(base + "?fbclid=XYZ#comments", "Story")]), "application/rss+xml")
+    site.static("/f3", rss([("HTTPS://Paper.test:443/story/42?mc_cid=1&mc_eid=2", "Story")]), "application/rss+xml")
+    for f in ("/f1", "/f2", "/f3"):
+        await reg.add(site.url(f))
+    results = [await poll(p, reg, site.url(f)) for f in ("/f1", "/f2", "/f3")]
+    assert [r.new_entries for r in results] == [1, 0, 0]
+    assert [r.duplicates for r in results] == [0, 1, 1]
+    assert [e.url for e in sink.entries] == [base]
