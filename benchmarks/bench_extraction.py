@@ -56,6 +56,11 @@ def tp_fp_fn(truth: str, pred: str) -> tuple[float, float, float]:
     return (tp / s, fp / s, fn / s) if s else (0.0, 0.0, 0.0)
 
 
+def page_f1(row: tuple[float, float, float]) -> float:
+    tp, fp, fn = row
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
 def prf(rows: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     tp = sum(r[0] for r in rows)
     fp = sum(r[1] for r in rows)
@@ -147,7 +152,7 @@ def bench_text(name: str, rows: list[dict[str, Any]], runs: list[tuple[Run, Call
             out = timed(run, fn, r["html"], r.get("url") or "https://example.org/")
             row = tp_fp_fn(r["text"], out["text"])
             run.text.append(row)
-            run.per_page.append((row[0], r["id"]))
+            run.per_page.append((page_f1(row), r["id"]))
 
 
 def norm_name(s: str) -> str:
@@ -212,7 +217,7 @@ def main() -> int:
     if args.worst:
         tr_by = {pid: v for v, pid in tr.per_page}
         diffs = sorted(((v - tr_by[pid], pid) for v, pid in us.per_page))[: args.worst]
-        print("\nworst pages (our tp share minus plain's):", *(f"{d:+.3f} {pid}" for d, pid in diffs), sep="\n  ")
+        print("\nworst pages (our page F1 minus plain's):", *(f"{d:+.3f} {pid}" for d, pid in diffs), sep="\n  ")
 
     if fu_dir.is_dir():
         fu = load(fu_dir)
@@ -223,7 +228,7 @@ def main() -> int:
             for run, fn in ((us2, ours), (trm, plain_meta)):
                 out = timed(run, fn, r["html"], r["url"])
                 run.text.append(tp_fp_fn(r["text"], out["text"]))
-                run.per_page.append((run.text[-1][0], r["id"]))
+                run.per_page.append((page_f1(run.text[-1]), r["id"]))
                 score_meta(run, r, out, out["text"])
         n = len(fu)
         print(f"\n## fundus-parser ({n} pages, many languages): body text, metadata, captions\n")

@@ -20,16 +20,16 @@ _CHROME_TOKEN = re.compile(
     r"read-more|also-read|comment|comments|commentlist|disqus|cookie|cookies|consent|gdpr|cmp|poll|polls|vote|"
     r"voting|rating|ratings|advert|advertisement|adv|ads|ad|adslot|adunit|dfp|promo|promotion|sponsor|sponsored|"
     r"outbrain|taboola|breadcrumb|breadcrumbs|tags|tag-list|taglist|keywords|byline|author-bio|authorbio|"
-    r"copyright|footer|paywall|popup|modal|toolbar|sidebar|widget|banner|print|follow|trending|most-read|"
+    r"copyright|footer|popup|modal|toolbar|sidebar|widget|banner|print|follow|trending|most-read|"
     r"mostread|popular|nav|navigation|menu|masthead|skip-link|jump-link|donate|donation)(?:$|[-_])",
     re.IGNORECASE,
 )
 # Containers that always hold the article: never removed, nor anything around them.
 _BODY_TOKEN = re.compile(
-    r"^(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
+    r"(?:^|[-_])(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
     r"story-?body|storybody|story-content|story__body|entry-content|post-content|post-body|postbody|post__content|"
     r"content-body|body-text|bodytext|article-main|main-content|news-content|news-body|td-post-content|rich-text|"
-    r"article__text|articleText|c-article-body|l-article-body|single-content|text-content|article-detail)$",
+    r"article__text|articletext|single-content|text-content|article-detail)(?:$|[-_])",
     re.IGNORECASE,
 )
 _DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
@@ -45,13 +45,15 @@ def is_chrome(el: HtmlElement) -> bool:
     role = (el.get("role") or "").lower()
     if role in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search"):
         return True
-    return any(_CHROME_TOKEN.search(t) for t in tokens(el))
+    toks = tokens(el)
+    # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
+    return any(_CHROME_TOKEN.search(t) for t in toks) and not any(_BODY_TOKEN.search(t) for t in toks)
 
 
 def body_markers(tree: HtmlElement) -> list[HtmlElement]:
     marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
     if not marks:
-        marks = [el for el in tree.iter() if isinstance(el.tag, str) and any(_BODY_TOKEN.match(t) for t in tokens(el))]
+        marks = [el for el in tree.iter() if isinstance(el.tag, str) and any(_BODY_TOKEN.search(t) for t in tokens(el))]
     if not marks:
         marks = _densest_paragraph_parent(tree)
     return marks
@@ -61,7 +63,7 @@ def _densest_paragraph_parent(tree: HtmlElement) -> list[HtmlElement]:
     weight: dict[HtmlElement, int] = {}
     for p in tree.iter("p"):
         parent = p.getparent()
-        if parent is not None:
+        if parent is not None and not any(is_chrome(a) for a in p.iterancestors()):
             weight[parent] = weight.get(parent, 0) + len(p.text_content() or "")
     if not weight:
         return []
@@ -83,12 +85,17 @@ def protected_set(tree: HtmlElement) -> set[HtmlElement]:
 def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     """Remove chrome elements in place; returns how many were removed."""
     doomed: list[HtmlElement] = []
+    total = sum(len(p.text_content() or "") for p in tree.iter("p"))
     for el in tree.iter():
         if not isinstance(el.tag, str) or el in protected:
             continue
-        if el.tag in ("html", "body", "head", "main", "article"):
-            continue
+        if el.tag in ("html", "body", "head", "main", "article", "p"):
+            continue  # a paragraph's class is styling ("paywall", "ad-free"); chrome lines are caught later
         if el.tag in _DROP_TAGS or is_chrome(el):
+            if total > 1000 and el.tag not in _DROP_TAGS and not _is_comments(el):
+                share = sum(len(p.text_content() or "") for p in el.iter("p")) / total
+                if share > 0.5:
+                    continue  # most of the page's prose: a layout class, not a widget
             doomed.append(el)
     doomed_set = set(doomed)
     removed = 0
@@ -98,6 +105,13 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
         drop(el)
         removed += 1
     return removed
+
+
+_COMMENTS = re.compile(r"(?:^|[-_])(?:comments?|commentlist|disqus|discussion|replies)(?:$|[-_])", re.I)
+
+
+def _is_comments(el: HtmlElement) -> bool:
+    return any(_COMMENTS.search(t) for t in tokens(el))
 
 
 def drop(el: HtmlElement) -> None:
@@ -117,6 +131,7 @@ def drop(el: HtmlElement) -> None:
 
 # --- line level ---------------------------------------------------------------------------------
 
+_SHARE = r"(?:facebook|twitter|whatsapp|linkedin|email|e-mail|print|telegram|reddit|pinterest|copy link|tweet)"
 _LINE_PATTERNS = [
     r"do you (?:like|enjoy|love) this (?:article|story|post)\W*",
     r"(?:was|is) this (?:article|story|information) (?:helpful|useful)\W*",
@@ -130,13 +145,14 @@ _LINE_PATTERNS = [
     r"\d{1,5}\s*/\s*\d{1,5}(?:\s*characters?)?",
     r"(?:show|view|load|read|see) (?:all )?(?:\d+ )?comments?\W*",
     r"join the (?:conversation|discussion)\W*",
-    r"(?:related|more|similar|recommended|popular|latest|other|further) (?:articles|stories|news|posts|content|coverage|reading|links|videos)\W*",
+    r"(?:related|more|similar|recommended|popular|latest|other|further) "
+    r"(?:articles|stories|news|posts|content|coverage|reading|links|videos)\W*",
     r"(?:read|see) (?:more|also|next)\b.{0,80}",
     r"(?:you|we think you) (?:may|might|will) also (?:like|enjoy|be interested in)\W*",
     r"(?:most (?:read|popular|viewed|shared)|trending(?: now)?|recommended(?: for you)?|editor'?s picks?)\W*",
     r"share (?:this|the) (?:article|story|post|page)\W*.{0,40}",
     r"share(?: on| via)?(?: (?:facebook|twitter|x|whatsapp|linkedin|email|telegram|reddit))*\W*",
-    r"(?:facebook|twitter|whatsapp|linkedin|email|e-mail|print|telegram|reddit|pinterest|copy link|tweet)(?:\s+(?:facebook|twitter|whatsapp|linkedin|email|e-mail|print|telegram|reddit|pinterest|copy link|tweet))*",
+    rf"{_SHARE}(?:\s+{_SHARE})*",
     r"(?:sign up|subscribe|register)\b.{0,120}(?:newsletter|inbox|updates|alerts|email).{0,60}",
     r".{0,80}\bnewsletter\b.{0,80}(?:sign up|subscribe|inbox)\W*.{0,40}",
     r"get (?:our|the) .{0,60} (?:in|to|delivered to) your inbox.{0,40}",
@@ -144,7 +160,8 @@ _LINE_PATTERNS = [
     r".{0,60}\b(?:cookie (?:policy|settings|preferences|consent)|accept (?:all )?cookies)\b.{0,80}",
     r"(?:©|\(c\)|copyright\b).{0,200}",
     r".{0,150}\ball rights reserved\b.{0,60}",
-    r"(?:advertisement|advertising|sponsored(?: content)?|anzeige|werbung|publicité|publicidad|scroll to continue(?: with content)?)\W*",
+    r"(?:advertisement|advertising|sponsored(?: content)?|anzeige|werbung|publicité|publicidad|"
+    r"scroll to continue(?: with content)?)\W*",
     r"(?:lesen sie (?:auch|mehr)|mehr zum thema|das könnte sie auch interessieren|weitere artikel)\b.{0,100}",
     r"(?:click|tap) here to .{0,80}",
     r"(?:follow us|follow) on .{0,60}",

@@ -114,7 +114,7 @@ def extract(
 
     description = md.description or (_strip_tags(entry.summary) if entry and entry.summary else None)
     return ParsedArticle(
-        article_id=entry.article_id if entry is not None else _article_id(url),
+        article_id=_article_id(url),
         url=url,
         final_url=final_url,
         domain=domain_of(url),
@@ -200,24 +200,32 @@ def _lines(el: etree._Element) -> list[str]:
     return [s for s in (clean_space(x) for x in "".join(parts).split("\n")) if s]
 
 
+def _tail_lines(s: str | None) -> list[str]:
+    return [t for t in (clean_space(x) for x in (s or "").split("\n")) if t]
+
+
 def _blocks(body: etree._Element) -> list[Block]:
-    out: list[Block] = []
+    # trafilatura leaves text between its elements as body.text and element tails: paragraphs too.
+    out: list[Block] = [Block(kind="p", text=t) for t in _tail_lines(body.text)]
     for el in body:
-        tag = el.tag
-        if tag == "list":
-            for item in el.iter("item"):
-                out.extend(Block(kind="li", text=t) for t in _lines(item))
-        elif tag == "table":
-            for row in el.iter("row"):
-                cells = [" ".join(_lines(c)) for c in row.iter("cell")]
-                if line := " | ".join(c for c in cells if c):
-                    out.append(Block(kind="p", text=line))
-        elif tag in ("graphic", "lb"):
-            continue
-        else:
-            kind = _KIND.get(tag, "p")
-            out.extend(Block(kind=kind, text=t) for t in _lines(el))  # type: ignore[arg-type]
+        _element_blocks(el, out)
+        out.extend(Block(kind="p", text=t) for t in _tail_lines(el.tail))
     return out
+
+
+def _element_blocks(el: etree._Element, out: list[Block]) -> None:
+    tag = el.tag
+    if tag == "list":
+        for item in el.iter("item"):
+            out.extend(Block(kind="li", text=t) for t in _lines(item))
+    elif tag == "table":
+        for row in el.iter("row"):
+            cells = [" ".join(_lines(c)) for c in row.iter("cell")]
+            if line := " | ".join(c for c in cells if c):
+                out.append(Block(kind="p", text=line))
+    elif tag not in ("graphic", "lb"):
+        kind = _KIND.get(tag, "p")
+        out.extend(Block(kind=kind, text=t) for t in _lines(el))  # type: ignore[arg-type]
 
 
 def _filter_blocks(
@@ -244,17 +252,16 @@ def _filter_blocks(
     section_key = key(section) if section else None
 
     kept: list[Block] = []
-    for i, b in enumerate(blocks):
+    for b in blocks:
         k = key(b.text)
         if not k or k in cap_keys or chrome.is_chrome_line(b.text):
             continue
         if any(k.startswith(c) and len(k.split()) - len(c.split()) <= 8 for c in long_caps):
             continue  # a caption printed with its credit run on
-        head = i < 6 and not kept or len(kept) < 3
+        head = len(kept) < 3
         if head and (
-            k == title_key
+            k in (title_key, section_key)
             or (k in author_keys)
-            or (k == section_key)
             or (_BYLINE.match(b.text) and len(b.text.split()) <= 12)
             or (len(b.text) < 80 and _DATELINE.match(b.text))
         ):

@@ -399,7 +399,8 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
     for im in _as_list(ld.get("image")) + _as_list(ld.get("associatedMedia")):
         if isinstance(im, dict) and (cap := _text(im.get("caption") or im.get("description"))):
             u = _image_url(im)
-            md.images.append((urljoin(url, u) if u else None, cap, _text(im.get("creditText") or im.get("copyrightHolder"))))
+            credit = _text(im.get("creditText") or im.get("copyrightHolder"))
+            md.images.append((urljoin(url, u) if u else None, cap, credit))
 
     html_el = tree if tree.tag == "html" else next(iter(tree.iter("html")), None)
     for value, source in (
@@ -411,7 +412,9 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
             md.language, md.language_source = code, source
             break
 
-    canon = next((link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None)
+    canon = next(
+        (link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None
+    )
     md.canonical = urljoin(url, canon.strip()) if canon and canon.strip() else None
     md.og_type = _first(meta, "og:type")
     return md
@@ -447,7 +450,9 @@ _MODIFIED_META = (
 
 
 def _time_elements(tree: HtmlElement, published: bool) -> list[str]:
-    want = ("datepublished", "published", "pubdate", "publish") if published else ("datemodified", "updated", "modified")
+    want = (
+        ("datepublished", "published", "pubdate", "publish") if published else ("datemodified", "updated", "modified")
+    )
     out: list[str] = []
     for t in tree.iter("time"):
         dt = t.get("datetime")

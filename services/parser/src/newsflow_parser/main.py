@@ -1,0 +1,58 @@
+"""The parser service: consumes news.raw, publishes news.parsed; bad pages go to news.raw.dlq."""
+
+from __future__ import annotations
+
+import logging
+
+from newsflow_parser.pool import ExtractionPool
+from newsflow_parser.service import PageHandler
+from newsflow_parser.settings import ParserSettings
+from newsflow_shared import streams
+from newsflow_shared.logging import configure_logging
+from newsflow_shared.models import Message, RawPage
+from newsflow_shared.runtime import Consumer, Service, ServiceContext
+
+log = logging.getLogger("newsflow.parser")
+
+
+def build_service(settings: ParserSettings | None = None) -> Service:
+    s = settings or ParserSettings()
+    svc = Service("parser", s)
+    parts: dict[str, PageHandler] = {}
+
+    async def startup(ctx: ServiceContext) -> None:
+        pool = ExtractionPool(s.parser_workers, s.parser_timeout_s, s.parser_max_tasks_per_worker)
+        parts["handler"] = PageHandler(pool, s)
+        log.info("extraction pool: %d workers, %g s per page, %d bytes at most",
+                 s.parser_workers, s.parser_timeout_s, s.parser_max_bytes)
+
+    async def shutdown(ctx: ServiceContext) -> None:
+        if handler := parts.pop("handler", None):
+            handler.pool.close()
+
+    async def handle(raw: RawPage) -> list[tuple[str, Message]]:
+        return await parts["handler"].handle(raw)
+
+    svc.on_startup(startup)
+    svc.on_shutdown(shutdown)
+    svc.consumer(
+        Consumer(
+            stream=streams.RAW,
+            group=streams.PARSER_GROUP,
+            model=RawPage,
+            handle=handle,
+            concurrency=s.parser_workers,
+            output_streams=(streams.PARSED,),
+        )
+    )
+    return svc
+
+
+def main() -> None:
+    settings = ParserSettings()
+    configure_logging("parser", settings.log_level, settings.log_format)
+    build_service(settings).run()
+
+
+if __name__ == "__main__":
+    main()
