@@ -1,0 +1,248 @@
+"""Article downloads against hostile and broken servers on 127.0.0.1 (and a fake DNS answer for
+the private-address case: nothing is ever sent to any address outside loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from fetcher_helpers import WebServer, fetcher_settings
+
+from newsflow_fetcher.downloader import ArticleDownloader, TransientFetchError
+from newsflow_fetcher.httpclient import HttpClient
+from newsflow_fetcher.robots import RobotsCache
+from newsflow_shared.ids import article_id
+from newsflow_shared.models import FeedEntry
+from newsflow_shared.runtime import PermanentError
+from newsflow_shared.urls import canonicalize
+
+pytestmark = pytest.mark.integration
+
+
+def entry(url: str) -> FeedEntry:
+    c = canonicalize(url)
+    return FeedEntry(url=c, link=url, article_id=article_id(c), feed_url="http://feeds.test/f")
+
+
+async def fake_dns(host: str, port: int) -> list[str]:
+    """Resolves *.internal.test to private addresses, everything else to loopback."""
+    if host.endswith(".internal.test"):
+        return ["10.20.30.40"]
+    if host.endswith(".mixed.test"):
+        return ["127.0.0.1", "192.168.1.10"]
+    return ["127.0.0.1"]
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[WebServer]:
+    server = await WebServer().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def dl(redis: Any, redis_url: str) -> AsyncIterator[ArticleDownloader]:
+    settings = fetcher_settings(redis_url, max_body_bytes=256 * 1024, compress_above_bytes=4096)
+    http = HttpClient(settings, resolver=fake_dns)
+    try:
+        yield ArticleDownloader(http, RobotsCache(http, redis, settings.user_agent, 60), settings)
+    finally:
+        await http.aclose()
+
+
+async def test_html_page_is_downloaded_with_final_url(site: WebServer, dl: ArticleDownloader) -> None:
+    site.article("/story", "Quay works")
+
+    async def moved(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPMovedPermanently("/story")
+
+    site.routes["/old-story"] = moved
+    (out,) = await dl.handle(entry(site.url("/old-story?utm_campaign=x")))
+    stream, page = out
+    assert stream == "news.raw"
+    assert page.url == site.url("/old-story")
+    assert page.final_url == site.url("/story")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert "Quay works" in page.html()
+    assert page.entry.url == page.url
+
+
+async def test_large_page_is_compressed_and_charset_from_meta(site: WebServer, dl: ArticleDownloader) -> None:
+    text = "Café crème à la Gare du Nord. " * 400  # > 4 KiB: compressed on the stream
+    html = f'<html><head><meta charset="windows-1252"><title>Café</title></head><body><p>{text}</p></body></html>'
+    site.static("/big", html.encode("cp1252"), "text/html")
+    (_, page), = await dl.handle(entry(site.url("/big")))
+    assert page.body_encoding == "zlib+base64"
+    assert page.charset == "windows-1252" and page.charset_source == "meta"
+    assert "Café crème à la Gare du Nord." in page.html()
+
+
+async def test_non_html_is_dead_lettered_as_not_html(site: WebServer, dl: ArticleDownloader) -> None:
+    site.static("/paper.pdf", b"%PDF-1.7\n...", "application/pdf")
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/paper.pdf")))
+    assert err.value.reason == "not-html"
+
+
+async def test_404_is_permanent(site: WebServer, dl: ArticleDownloader) -> None:
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/missing")))
+    assert err.value.reason == "http-404"
+
+
+async def test_slow_server_times_out_as_transient(site: WebServer, dl: ArticleDownloader) -> None:
+    async def slow(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(10)
+        return web.Response(text="<html>late</html>", content_type="text/html")
+
+    site.routes["/slow"] = slow
+    with pytest.raises(TransientFetchError) as err:
+        await dl.handle(entry(site.url("/slow")))
+    assert err.value.reason == "timeout"
+    assert site.count("/slow") == 3  # the first try and two in-handler retries
+
+
+async def test_trickling_body_hits_total_timeout(site: WebServer, dl: ArticleDownloader) -> None:
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        try:
+            for _ in range(100):  # one byte every 0.3 s never trips the 1 s read timeout
+                await resp.write(b"<")
+                await asyncio.sleep(0.3)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        return resp
+
+    site.routes["/trickle"] = trickle
+    with pytest.raises(TransientFetchError) as err:
+        await dl.handle(entry(site.url("/trickle")))
+    assert err.value.reason == "timeout"
+
+
+async def test_endless_body_is_cut_at_the_size_cap(site: WebServer, dl: ArticleDownloader) -> None:
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await resp.prepare(request)
+        try:
+            for _ in range(10_000):  # bounded: 640 MiB at most, the client hangs up long before
+                await resp.write(b"<p>" + b"x" * 65_530 + b"</p>")
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        return resp
+
+    site.routes["/endless"] = endless
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/endless")))
+    assert err.value.reason == "too-large"
+
+
+async def test_declared_oversize_is_refused_before_reading(site: WebServer, dl: ArticleDownloader) -> None:
+    site.static("/huge", b"<html>" + b"y" * (300 * 1024) + b"</html>", "text/html")
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/huge")))
+    assert err.value.reason == "too-large"
+
+
+async def test_gzip_bomb_is_cut_after_decompression(site: WebServer, dl: ArticleDownloader) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"<html>" + b"0" * (20 * 1024 * 1024))  # 20 MiB that travel as ~20 KiB
+    site.static("/bomb", bomb, "text/html", headers={"Content-Encoding": "gzip"})
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/bomb")))
+    assert err.value.reason == "too-large"
+
+
+async def test_redirect_loop(site: WebServer, dl: ArticleDownloader) -> None:
+    async def a(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/loop-b")
+
+    async def b(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/loop-a")
+
+    site.routes["/loop-a"] = a
+    site.routes["/loop-b"] = b
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/loop-a")))
+    assert err.value.reason == "redirect-loop"
+    assert site.count("/loop-a") == 1 and site.count("/loop-b") == 1
+
+
+async def test_500s_then_success(site: WebServer, dl: ArticleDownloader) -> None:
+    calls = {"n": 0}
+
+    async def flaky(_: web.Request) -> web.StreamResponse:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return web.Response(status=500, text="oops")
+        return web.Response(text="<html><body>finally</body></html>", content_type="text/html")
+
+    site.routes["/flaky"] = flaky
+    (_, page), = await dl.handle(entry(site.url("/flaky")))
+    assert "finally" in page.html() and calls["n"] == 3
+
+
+async def test_persistent_500_is_transient_for_the_runtime(site: WebServer, dl: ArticleDownloader) -> None:
+    site.static("/broken", "no", "text/plain", status=502)
+    with pytest.raises(TransientFetchError) as err:
+        await dl.handle(entry(site.url("/broken")))
+    assert err.value.reason == "http-502"
+
+
+async def test_private_address_is_refused_without_connecting(dl: ArticleDownloader) -> None:
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry("http://wiki.internal.test/secret"))
+    assert err.value.reason == "ssrf"
+    # a name with one allowed and one private address is refused as a whole
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry("http://both.mixed.test/page"))
+    assert err.value.reason == "ssrf"
+
+
+async def test_redirect_to_metadata_address_is_refused(site: WebServer, dl: ArticleDownloader) -> None:
+    async def to_metadata(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
+
+    site.routes["/innocent"] = to_metadata
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/innocent")))
+    assert err.value.reason == "ssrf"
+
+
+async def test_loopback_refused_when_not_allowed(redis: Any, redis_url: str, site: WebServer) -> None:
+    site.article("/local")
+    settings = fetcher_settings(redis_url, allowed_networks=[])
+    async with HttpClient(settings) as http:
+        d = ArticleDownloader(http, None, settings)
+        with pytest.raises(PermanentError) as err:
+            await d.handle(entry(site.url("/local")))
+    assert err.value.reason == "ssrf"
+    assert site.count("/local") == 0
+
+
+async def test_robots_txt_is_honoured_and_cached(site: WebServer, dl: ArticleDownloader) -> None:
+    site.static("/robots.txt", "User-agent: NewsflowBot\nDisallow: /private/\n\nUser-agent: *\nDisallow:\n",
+                "text/plain")
+    site.article("/private/page")
+    site.article("/public/page")
+    with pytest.raises(PermanentError) as err:
+        await dl.handle(entry(site.url("/private/page")))
+    assert err.value.reason == "robots"
+    (_, page), = await dl.handle(entry(site.url("/public/page")))
+    assert page.status == 200
+    assert site.count("/robots.txt") == 1 and site.count("/private/page") == 0
+
+
+async def test_robots_txt_server_error_is_transient(site: WebServer, dl: ArticleDownloader) -> None:
+    site.static("/robots.txt", "down", "text/plain", status=503)
+    site.article("/p")
+    with pytest.raises(TransientFetchError) as err:
+        await dl.handle(entry(site.url("/p")))
+    assert err.value.reason == "robots-unavailable"
+    assert site.count("/p") == 0
