@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from newsflow_shared.settings import CommonSettings
 pytestmark = pytest.mark.integration
 
 IN, OUT = "t.in", "t.out"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def entry(n: int) -> FeedEntry:
@@ -216,3 +219,31 @@ async def _group_exists(redis: aioredis.Redis, stream: str, group: str) -> bool:
         return any(g["name"] == group.encode() for g in await redis.xinfo_groups(stream))
     except Exception:
         return False
+
+
+async def test_redis_restart_consumer_reconnects_with_groups_intact(
+    redis: aioredis.Redis, redis_url: str, redis_dir: Any
+) -> None:
+    if redis_dir is None:
+        pytest.skip("restarts Redis: needs the suite's own Redis (NEWSFLOW_REDIS_URL is set)")
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    await ensure_groups(redis, {IN: ("g",)})
+
+    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+        return [(OUT, e)]
+
+    svc = Service("t", settings_for(redis_url))
+    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
+    async with running(svc):
+        await redis.xadd(IN, encode(entry(1)))
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
+        await asyncio.sleep(1.1)  # appendfsync everysec
+        await asyncio.to_thread(subprocess.run, ["scripts/redis.sh", "stop", "--dir", str(redis_dir)],
+                                cwd=ROOT, check=True, capture_output=True)
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(subprocess.run, ["scripts/redis.sh", "start", "--dir", str(redis_dir),
+                                                 "--port", port], cwd=ROOT, check=True, capture_output=True)
+        assert await _group_exists(redis, IN, "g")  # AOF kept the group
+        await redis.xadd(IN, encode(entry(2)))
+        await wait_until(lambda: _xlen_at_least(redis, OUT, 2), within=30)
+    assert await out_titles(redis) == ["1", "2"]
