@@ -152,8 +152,9 @@ class AlertEngine:
             {"_op_type": "create", "_index": self.index, "_id": _id, "_source": doc} for _id, doc in docs.items()
         ]
         async for ok, item in async_streaming_bulk(
+            # No refresh: `create` checks the id in real time, and mget reads in real time too.
             self.es, actions, raise_on_error=False, max_retries=5, initial_backoff=0.5,
-            retry_on_status=(429, 503), refresh="wait_for",
+            retry_on_status=(429, 503),
         ):
             info = item["create"]
             if ok:

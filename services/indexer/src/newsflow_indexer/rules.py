@@ -169,13 +169,14 @@ class RuleStore:
             created = False
         except NotFoundError:
             created = True
-        await self.es.index(index=self.index, id=rule.id, document=doc, refresh="wait_for")
+        # refresh=true: a rule applies from the next batch on, not a refresh interval later (rules change rarely).
+        await self.es.index(index=self.index, id=rule.id, document=doc, refresh=True)
         self._cache = None
         return created
 
     async def remove(self, name: str) -> bool:
         try:
-            await self.es.delete(index=self.index, id=rule_id(name), refresh="wait_for")
+            await self.es.delete(index=self.index, id=rule_id(name), refresh=True)
         except NotFoundError:
             return False
         self._cache = None

@@ -1,0 +1,169 @@
+"""Alerts: once per (rule, article) ever, once per syndicated story, delivered to webhooks without blocking."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import ROCKET_TEXT, Webhook, make_article, rocket_article
+from elasticsearch import AsyncElasticsearch
+
+from newsflow_indexer.alerts import alert_id
+from newsflow_indexer.handler import Indexer
+from newsflow_indexer.rules import Channel, Rule, rule_id
+from newsflow_indexer.settings import IndexerSettings
+from newsflow_indexer.webhooks import WebhookDispatcher
+from newsflow_shared.models import Alert
+
+pytestmark = pytest.mark.integration
+
+
+def alerts_of(results: list) -> list[Alert]:  # type: ignore[type-arg]
+    out = []
+    for r in results:
+        assert isinstance(r, list), r
+        out += [a for _stream, a in r]
+    return out
+
+
+async def count(es: AsyncElasticsearch, index: str, query: dict | None = None) -> int:  # type: ignore[type-arg]
+    await es.indices.refresh(index=index)
+    return (await es.count(index=index, query=query or {"match_all": {}}))["count"]
+
+
+async def test_published_twice_and_reparsed_one_document_one_alert(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    ix = Indexer(ready_es, idx_settings)
+    await ix.rules.add(Rule(name="rocket", query='"rocket attack"'))
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    first = rocket_article(parsed_at=t0)
+    # The feed announced it twice (two parses of the same canonical URL), then it was re-parsed with an edit.
+    second = rocket_article(parsed_at=t0 + timedelta(seconds=30))
+    edited = rocket_article(parsed_at=t0 + timedelta(minutes=3), title="Militia rift grows (updated)")
+
+    fired = alerts_of(await ix.handle_batch([first]))
+    fired += alerts_of(await ix.handle_batch([second]))
+    fired += alerts_of(await ix.handle_batch([edited]))
+    # ... and the oldest parse delivered once more, late: refused as older, fires nothing.
+    fired += alerts_of(await ix.handle_batch([rocket_article(parsed_at=t0 - timedelta(minutes=1))]))
+
+    assert len(fired) == 1 and fired[0].alert_id == alert_id(rule_id("rocket"), first.article_id)
+    assert await count(ready_es, "news") == 1
+    doc = await ready_es.get(index="news-000001", id=first.article_id)
+    assert doc["_source"]["title"] == "Militia rift grows (updated)"
+    assert doc["_version"] == int(edited.parsed_at.timestamp() * 1000)
+    assert await count(ready_es, "newsflow-alerts", {"term": {"kind": "article"}}) == 1
+
+
+async def test_same_message_redelivered_fires_its_alert_again_not_a_new_one(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    """A crash between recording an alert and publishing it must not lose it: the same message re-emits it."""
+    ix = Indexer(ready_es, idx_settings)
+    await ix.rules.add(Rule(name="rocket", query="rocket attack"))
+    msg = rocket_article()
+    a1 = alerts_of(await ix.handle_batch([msg]))
+    a2 = alerts_of(await ix.handle_batch([msg]))
+    assert len(a1) == len(a2) == 1 and a1[0].alert_id == a2[0].alert_id
+    assert await count(ready_es, "newsflow-alerts", {"term": {"kind": "article"}}) == 1
+
+
+async def test_syndicated_copies_alert_once_with_the_copies_attached(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    ix = Indexer(ready_es, idx_settings)
+    await ix.rules.add(Rule(name="rocket", query="rocket attack"))
+    await ix.rules.add(Rule(name="port", query="Qasr"))
+    t = datetime.now(UTC) - timedelta(hours=1)
+    original = make_article("https://wire.example.com/story/1", ROCKET_TEXT, simhash="0f0f0f0f12345678",
+                            published_at=t)
+    copy_a = make_article("https://paper-a.example.net/world/port", ROCKET_TEXT + "\nCopyright Paper A.",
+                          simhash="0f0f0f0f12345678", published_at=t + timedelta(minutes=20))
+    copy_b = make_article("https://paper-b.example.net/p/77", ROCKET_TEXT, simhash="0f0f0f0f12345678",
+                          published_at=t + timedelta(minutes=40))
+    fired = alerts_of(await ix.handle_batch([copy_a, original]))
+    assert sorted(a.rule_name for a in fired) == ["port", "rocket"]
+    assert {a.url for a in fired} == {original.url}  # the earliest publication alerts
+    assert all(a.duplicates == [copy_a.url] for a in fired)
+    # A later copy, in another batch, attaches to the alert instead of firing.
+    assert alerts_of(await ix.handle_batch([copy_b])) == []
+    await ready_es.indices.refresh(index="newsflow-alerts")
+    rec = await ready_es.get(index="newsflow-alerts", id=alert_id(rule_id("rocket"), copy_b.article_id))
+    assert rec["_source"]["duplicate_of"] == alert_id(rule_id("rocket"), original.article_id)
+    assert await count(ready_es, "news") == 3  # copies are separate documents; only their alerts merge
+
+
+async def test_rule_filters_and_a_broken_rule_do_not_stop_the_others(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    ix = Indexer(ready_es, idx_settings)
+    await ix.rules.add(Rule(name="fr-only", query="rocket", filters={"language": ["fr"]}))
+    await ix.rules.add(Rule(name="this-domain", query="rocket", filters={"domain": "news.example.org",
+                                                                          "section": "Politics"}))
+    await ix.rules.add(Rule(name="other-feed", query="rocket", filters={"feed": "https://elsewhere.example/rss"}))
+    # Saved around validation, as a hand-edited index could hold it: Elasticsearch refuses it at evaluation.
+    await ix.rules.add(Rule(name="broken", query="rocket AND ("), validate=False)
+    fired = alerts_of(await ix.handle_batch([rocket_article()]))
+    assert [a.rule_name for a in fired] == ["this-domain"]
+
+
+async def test_webhooks_json_and_slack_delivered_failures_recorded_without_blocking(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings, webhook: Webhook
+) -> None:
+    dispatcher = WebhookDispatcher(idx_settings, ready_es)
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(dispatcher.run(stopping))
+    ix = Indexer(ready_es, idx_settings, dispatcher)
+    await ix.rules.add(Rule(name="rocket", query="rocket attack", channels=[
+        Channel(type="webhook", url=f"{webhook.url}/json"),
+        Channel(type="webhook", url=f"{webhook.url}/slack", slack=True),
+        Channel(type="webhook", url=f"{webhook.url}/fail"),
+        Channel(type="log"),
+    ]))
+    art = rocket_article()
+    try:
+        fired = alerts_of(await ix.handle_batch([art]))
+        assert len(fired) == 1
+        await asyncio.wait_for(dispatcher.drain(), 20)
+    finally:
+        stopping.set()
+        await runner
+    (body,) = webhook.bodies("/json")
+    assert body["rule_name"] == "rocket" and body["url"] == art.url and body["title"] == art.title
+    assert body["article_id"] == art.article_id and body["published_at"] and "rocket" in body["snippet"].lower()
+    (slack,) = webhook.bodies("/slack")
+    assert set(slack) == {"text"} and art.url in slack["text"] and "rocket" in slack["text"]
+    assert len(webhook.bodies("/fail")) == idx_settings.webhook_max_attempts
+    rec = await ready_es.get(index="newsflow-alerts", id=fired[0].alert_id)
+    deliveries = rec["_source"]["deliveries"]
+    assert deliveries["0"]["status"] == "delivered" and deliveries["1"]["status"] == "delivered"
+    assert deliveries["2"]["status"] == "failed" and deliveries["2"]["detail"] == "HTTP 500"
+    assert deliveries["2"]["attempts"] == idx_settings.webhook_max_attempts
+
+
+async def test_unreachable_webhook_times_out_and_is_recorded(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connection refused on every attempt
+    dispatcher = WebhookDispatcher(idx_settings, ready_es)
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(dispatcher.run(stopping))
+    ix = Indexer(ready_es, idx_settings, dispatcher)
+    await ix.rules.add(Rule(name="rocket", query="rocket attack",
+                            channels=[Channel(type="webhook", url=f"http://127.0.0.1:{port}/hook")]))
+    try:
+        (alert,) = alerts_of(await ix.handle_batch([rocket_article()]))
+        await asyncio.wait_for(dispatcher.drain(), 20)
+    finally:
+        stopping.set()
+        await runner
+    rec = await ready_es.get(index="newsflow-alerts", id=alert.alert_id)
+    assert rec["_source"]["deliveries"]["0"]["status"] == "failed"
+    assert "ConnectError" in rec["_source"]["deliveries"]["0"]["detail"]
