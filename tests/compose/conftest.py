@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +48,36 @@ def es_version() -> str:
     version = node.text.strip()
     assert re.fullmatch(r"8\.\d+\.\d+", version), version
     return version
+
+
+class HealthServer:
+    """A local /health on 127.0.0.1 that answers `status`, to run the real probes against."""
+
+    def __init__(self) -> None:
+        owner = self
+        self.status = 200
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(owner.status if self.path == "/health" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+
+@pytest.fixture
+def health_server() -> Iterator[HealthServer]:
+    hs = HealthServer()
+    thread = threading.Thread(target=hs.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hs
+    finally:
+        hs.server.shutdown()
+        hs.server.server_close()
+        thread.join()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,7 @@ def test_worker_build_and_image(services, root: Path, name) -> None:
 
 
 @pytest.mark.parametrize("name", (*WORKERS, "init"))
-def test_configuration_comes_from_the_environment(services, name) -> None:
+def test_configuration_comes_from_the_environment(services, root: Path, name) -> None:
     env = services[name]["environment"]
     assert env["NEWSFLOW_REDIS_URL"] == "redis://redis:6379/0"
     assert env["NEWSFLOW_ELASTICSEARCH_URL"] == "http://elasticsearch:9200"
@@ -183,6 +185,8 @@ def test_configuration_comes_from_the_environment(services, name) -> None:
     mounts = {v["target"]: v for v in services[name]["volumes"]}
     for target in (env["NEWSFLOW_FEEDS_FILE"], env["NEWSFLOW_RULES_FILE"]):
         assert mounts[target]["read_only"] is True
+        # The defaults are the repository's own files, so `up` works on a fresh clone.
+        assert (root / mounts[target]["source"]).is_file(), mounts[target]["source"]
         # A missing file must stop `up`, not become an empty directory on the host.
         assert mounts[target]["bind"]["create_host_path"] is False
 
@@ -198,6 +202,19 @@ def test_worker_healthcheck_probes_its_own_health_port(services, name) -> None:
     assert "urllib" in test[3]
     assert port in [str(p) for p in svc["expose"]]
     compile(test[3], "<healthcheck>", "exec")
+
+
+def test_worker_healthcheck_is_healthy_on_200_only(services, health_server) -> None:
+    # Run the compose file's probe itself, against a local /health answering 200 and then 503.
+    code = services["parser"]["healthcheck"]["test"][3]
+    code = code.replace(":8000/", f":{health_server.port}/")
+    results = {}
+    for status in (200, 503):
+        health_server.status = status
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30)
+        results[status] = proc.returncode
+    assert results[200] == 0
+    assert results[503] != 0
 
 
 @pytest.mark.parametrize("name", WORKERS)
@@ -287,3 +304,16 @@ def test_depends_on_names_real_services(services) -> None:
         for dep in deps if isinstance(deps, list) else deps.keys():
             assert dep in services, (name, dep)
             assert dep != name
+
+
+def test_deploy_doc_override_examples_are_valid_compose(validator, root: Path) -> None:
+    # docs/DEPLOY.md shows overrides (e.g. turning security on); an operator copies them as they are.
+    text = (root / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 2
+    env = {"ELASTIC_PASSWORD": "x", "NEWSFLOW_ELASTICSEARCH_API_KEY": "x"}
+    for block in blocks:
+        doc = interpolate(load_yaml(block), env)
+        assert set(doc) == {"services"}
+        assert set(doc["services"]) <= set(load_yaml(COMPOSE_FILE.read_text())["services"])
+        assert _errors(validator, doc) == []
