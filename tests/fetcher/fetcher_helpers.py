@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from xml.sax.saxutils import escape
 
 from aiohttp import web
 
@@ -91,7 +92,8 @@ def http_date(ts: float) -> str:
 def rss(items: list[tuple[str, str]], title: str = "Test feed", extra_channel: str = "") -> str:
     """An RSS 2.0 document with (link, title) items."""
     body = "".join(
-        f"<item><title>{t}</title><link>{link}</link><guid isPermaLink=\"false\">{link}</guid>"
+        f"<item><title>{escape(t)}</title><link>{escape(link)}</link>"
+        f"<guid isPermaLink=\"false\">{escape(link)}</guid>"
         f"<description>About {t}</description><pubDate>Mon, 02 Jun 2025 10:00:00 GMT</pubDate></item>"
         for link, t in items
     )

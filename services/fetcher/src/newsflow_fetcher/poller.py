@@ -244,7 +244,8 @@ class Poller:
             hints=hints,
         )
         state.current_interval_s = interval
-        result.next_due = now + jittered(interval, s.poll_jitter, self.rng)
+        # Counted from the end of the poll: a slow server or a queue wait must not shorten the gap.
+        result.next_due = time.time() + jittered(interval, s.poll_jitter, self.rng)
         state.next_due_at = result.next_due
         metrics.FEED_POLLS.labels(result.outcome).inc()
         return result
@@ -418,7 +419,7 @@ class Poller:
         )
         result.outcome = "error"
         result.error = state.last_error
-        result.next_due = now + jittered(delay, s.poll_jitter, self.rng)
+        result.next_due = time.time() + jittered(delay, s.poll_jitter, self.rng)
         state.next_due_at = result.next_due
         metrics.FEED_POLLS.labels("error").inc()
         metrics.FEED_ERRORS.labels(reason).inc()
