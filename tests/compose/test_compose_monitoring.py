@@ -25,6 +25,7 @@ pytestmark = pytest.mark.unit
 METRIC_MODULES = (
     "newsflow_shared.metrics",
     "newsflow_fetcher.metrics",
+    "newsflow_parser.metrics",
     "newsflow_indexer.metrics",
 )
 # Series Prometheus adds itself, and the labels it attaches to every scraped series.
@@ -198,6 +199,8 @@ def test_dashboard_shows_throughput_lag_errors_and_latency(dashboard) -> None:
     assert "newsflow_dead_letters_total" in used  # errors
     assert any(n.endswith("_bucket") for n in used)  # latency histograms
     assert "newsflow_searchable_latency_seconds_bucket" in used  # publication to searchable
+    for svc in WORKERS:  # each service's own figures, not only the shared runtime's
+        assert any(n.startswith(f"newsflow_{svc}_") for n in used), svc
     titles = " ".join(p["title"].lower() for p in _panels(dashboard))
     for word in ("throughput", "lag", "errors", "latency"):
         assert word in titles, word
