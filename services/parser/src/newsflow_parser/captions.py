@@ -53,8 +53,15 @@ def split_credit(text: str) -> tuple[str, str | None]:
     for rx in (_TRAILING_BRACKET, _TRAILING_PAREN, _TRAILING_LABEL):
         m = rx.search(t)
         if m and m.start() > 0:
-            return t[: m.start()].rstrip(" -–—|,;"), clean_space(m.group(1)).strip(" :") or None
+            return t[: m.start()].rstrip(" -–—|,;"), _clean_credit(m.group(1))
     return t, None
+
+
+_CREDIT_LABEL = re.compile(r"^(?:photo|foto|image|credit|bild|picture)s?\s*(?:credit)?\s*:\s*", re.IGNORECASE)
+
+
+def _clean_credit(text: str) -> str | None:
+    return _CREDIT_LABEL.sub("", clean_space(text).strip(" ()[]©:")).strip() or None
 
 
 def image_url(img: HtmlElement, base: str) -> str | None:
@@ -77,6 +84,17 @@ def _first_image(el: HtmlElement, base: str) -> str | None:
         if u := image_url(img, base):
             return u
     return None
+
+
+def _nearby_image(el: HtmlElement, base: str) -> str | None:
+    """The image a caption element describes: inside it, just before it, or in its parent."""
+    if u := _first_image(el, base):
+        return u
+    for sib in list(el.itersiblings(preceding=True))[:2]:
+        if isinstance(sib.tag, str) and (u := _first_image(sib, base)):
+            return u
+    parent = el.getparent()
+    return _first_image(parent, base) if parent is not None else None
 
 
 def _in_chrome(el: HtmlElement, protected: set[HtmlElement]) -> bool:
@@ -109,9 +127,7 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
     walk(el)
     text, credit = split_credit(" ".join(parts))
     if credits:
-        credit = clean_space(" ".join(credits))
-        credit = re.sub(r"^(?:photo|foto|image|credit|bild|picture)s?\s*(?:credit)?\s*[:]\s*", "", credit, flags=re.I)
-        credit = credit.strip(" ()[]©") or None
+        credit = _clean_credit(" ".join(credits))
     return text, credit
 
 
@@ -119,11 +135,14 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
     found = Found()
     consumed: set[HtmlElement] = set()
 
-    def add(text: str, img: str | None, credit: str | None, source: str) -> None:
+    order = {el: i for i, el in enumerate(tree.iter())}
+    placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+
+    def add(text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
         text = text.strip()
         if not text or len(text) > MAX_CAPTION_CHARS:
             return
-        found.captions.append((text, img, credit, source))
+        placed.append((order.get(at, 0), (text, img, credit, source)))
 
     for fig in tree.iter("figure"):
         if fig in consumed:
@@ -143,7 +162,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
         for cap in caps[:1] if caps and caps[0].tag == "figcaption" else caps[:2]:
             text, credit = _text_without_credits(cap)
             if text:
-                add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class")
+                add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class", fig)
                 got = True
             elif credit:
                 found.keys.add(key(credit))
@@ -152,7 +171,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
                 alt = clean_space(im.get("alt") or im.get("title") or "")
                 if len(alt.split()) >= MIN_ALT_WORDS and not _FILENAME.search(alt):
                     text, credit = split_credit(alt)
-                    add(text, img, credit, "alt" if im.get("alt") else "title")
+                    add(text, img, credit, "alt" if im.get("alt") else "title", fig)
                     break
 
     for el in tree.iter():
@@ -170,9 +189,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
             consumed.update(el.iter())
             found.nodes.append(el)
             if text and not _in_chrome(el, protected):
-                parent = el.getparent()
-                img = _first_image(parent, base) if parent is not None else None
-                add(text, img, credit, "caption-class")
+                add(text, _nearby_image(el, base), credit, "caption-class", el)
         elif any(_CREDIT_TOKEN.search(t) for t in toks) and el.tag in ("span", "small", "div", "cite") and (
             len(clean_space(el.text_content() or "")) < 120 and el.getparent() is not None
             and el.getparent().xpath(".//img")
@@ -195,6 +212,8 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
             if img.xpath("ancestor::a[@href]") or _in_chrome(img, protected):
                 continue
             text, credit = split_credit(alt)
-            add(text, image_url(img, base), credit, attr)
+            add(text, image_url(img, base), credit, attr, img)
             break
+    # document order, so that a lead image's caption comes first however it is marked up
+    found.captions = [c for _, c in sorted(placed, key=lambda p: p[0])]
     return found

@@ -190,7 +190,8 @@ def _image_url(v: Any) -> str | None:
 
 _BYLINE_PREFIX = re.compile(
     r"^(?:(?:written|reported|reporting|text|story|words|photos?)\s+by|by|von|por|par|di|door|av|af|"
-    r"autor(?:in)?|author|auteur|text|texte|bericht|redacción|redaccion)\s*[:\-–]?\s+",
+    r"autor(?:in)?|author|auteur|text|texte|bericht|redacción|redaccion|بقلم|كتب|كتبت|بواسطة|به قلم|نویسنده)"
+    r"\s*[:\-–]?\s+",
     re.IGNORECASE,
 )
 _SPLIT = re.compile(r"\s*(?:,|;|\||/|\band\b|&|\bund\b|\bet\b|\by\b|\be\b|\bog\b|\bi\b|\boch\b|\bu\b|\n)\s*", re.I)
@@ -201,6 +202,12 @@ _JUNK = re.compile(
     re.IGNORECASE,
 )
 _ROLE_TAIL = re.compile(r"\s+(?:[-–—|:]|\bfor\b)\s+.*$", re.IGNORECASE)
+_ROLE = re.compile(
+    r"^(?:(?:senior|chief|staff|special|political|foreign|news|deputy|managing|associate|contributing|guest)\s+)*"
+    r"(?:writer|reporter|correspondent|editor|columnist|contributor|journalist|analyst|photographer|staff|"
+    r"redakteur(?:in)?|korrespondent(?:in)?|redaktion|desk)s?$",
+    re.IGNORECASE,
+)
 _NOT_NAMES = {"admin", "administrator", "staff", "editor", "editors", "unknown", "null", "none", "guest", "anonymous"}
 
 
@@ -218,7 +225,7 @@ def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[s
             name = _ROLE_TAIL.sub("", name).strip(" .,:;-–—·•*\"'()[]")
             if not name or len(name) < 2 or _JUNK.search(name):
                 continue
-            if len(name.split()) > 5 or name.lower() in _NOT_NAMES:
+            if len(name.split()) > 5 or name.lower() in _NOT_NAMES or _ROLE.match(name):
                 continue
             k = name.casefold()
             if k not in seen:
