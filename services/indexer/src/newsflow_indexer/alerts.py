@@ -10,13 +10,15 @@ batch's ids. Matches are recorded in the alerts index with `op_type=create`:
 
 A record remembers the delivery key of the message that created it (article id, parse time and content
 hash). When that same message comes back (a redelivery after a crash between recording and publishing),
-its alerts are produced again, so a crash never loses an alert; a re-parse or a second publication of
-the article has another key and fires nothing.
+its alerts are produced again unless news.alerts already holds them (checked from the record's creation
+time on), so a crash neither loses an alert nor repeats it; a re-parse or a second publication of the
+article has another key and fires nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
@@ -31,6 +34,7 @@ from newsflow_indexer import metrics
 from newsflow_indexer.query import HIGHLIGHT, best_snippet
 from newsflow_indexer.rules import Rule
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
 
 log = logging.getLogger("newsflow.indexer.alerts")
@@ -94,11 +98,15 @@ def _sort_key(m: Match) -> tuple[str, str]:
 
 
 class AlertEngine:
-    def __init__(self, es: AsyncElasticsearch, settings: IndexerSettings) -> None:
+    def __init__(
+        self, es: AsyncElasticsearch, settings: IndexerSettings, redis: aioredis.Redis | None = None
+    ) -> None:
         self.es = es
         self.settings = settings
         self.alias = settings.index_alias
         self.index = settings.alerts_index
+        # To tell, on a redelivery, whether an alert reached news.alerts before the crash.
+        self.redis = redis
 
     async def match(self, rules: list[Rule], ids: list[str]) -> list[tuple[Rule, dict[str, Any]]]:
         """Every (rule, hit) among `ids`, in one `_msearch`. A rule Elasticsearch refuses is skipped."""
@@ -216,6 +224,7 @@ class AlertEngine:
             }
         won, lost = await self._create(claims)
         fired: dict[str, list[Alert]] = defaultdict(list)
+        again: list[tuple[Alert, str]] = []
         updates: list[dict[str, Any]] = []
         for gid in won:
             a = alerts[gid]
@@ -227,8 +236,7 @@ class AlertEngine:
             by_member = {m.alert_id: m for m in groups[gid]}
             primary = by_member.get(claim["alert_id"])
             if primary is not None and claim.get("delivery_key") == primary.key:
-                a = Alert.model_validate(claim["alert"])  # redelivery: the same alert again
-                fired[a.article_id].append(a)
+                again.append((Alert.model_validate(claim["alert"]), claim["created_at"]))
                 continue
             for m in groups[gid]:
                 if m.alert_id != claim["alert_id"]:
@@ -238,6 +246,13 @@ class AlertEngine:
                         "rule %r: %s is a copy of an alerted story (%s)", m.rule.name, m.source.get("url"),
                         claim.get("url"), extra={"article_id": m.article_id, "url": m.source.get("url")},
                     )
+        if again:
+            published = await self._published_since(min(created for _a, created in again))
+            for a, _created in again:
+                if a.alert_id in published:
+                    metrics.ALERTS_SUPPRESSED.labels("already-published").inc()
+                else:
+                    fired[a.article_id].append(a)  # recorded, then the process died before publishing
         if updates:
             async for ok, item in async_streaming_bulk(
                 self.es, updates, raise_on_error=False, max_retries=3, retry_on_status=(429, 503)
@@ -247,6 +262,24 @@ class AlertEngine:
         n = sum(len(v) for v in fired.values())
         metrics.ALERTS_FIRED.inc(n)
         return dict(fired)
+
+    async def _published_since(self, created_at: str) -> set[str]:
+        """Alert ids on news.alerts since `created_at` (stream ids are times: a bounded scan)."""
+        if self.redis is None:
+            return set()
+        start_ms = int(datetime.fromisoformat(created_at).timestamp() * 1000) - 1000
+        found: set[str] = set()
+        start: str | bytes = f"{start_ms}-0"
+        while True:
+            entries = await self.redis.xrange(streams.ALERTS, min=start, max="+", count=1000)
+            for _mid, fields in entries:
+                try:
+                    found.add(json.loads(fields[b"data"])["alert_id"])
+                except (KeyError, ValueError):
+                    continue
+            if len(entries) < 1000:
+                return found
+            start = b"(" + entries[-1][0]
 
     def _update(self, _id: str, doc: dict[str, Any]) -> dict[str, Any]:
         doc = {**doc, "updated_at": datetime.now(UTC).isoformat()}

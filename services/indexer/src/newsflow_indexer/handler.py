@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer import metrics
@@ -34,12 +35,13 @@ class Indexer:
         settings: IndexerSettings,
         dispatcher: WebhookDispatcher | None = None,
         stopping: asyncio.Event | None = None,
+        redis: aioredis.Redis | None = None,
     ) -> None:
         self.es = es
         self.settings = settings
         self.writer = BulkWriter(es, settings)
         self.rules = RuleStore(es, settings.rules_index, settings.index_alias)
-        self.alerts = AlertEngine(es, settings)
+        self.alerts = AlertEngine(es, settings, redis)
         self.dispatcher = dispatcher
         self.stopping = stopping or asyncio.Event()
 

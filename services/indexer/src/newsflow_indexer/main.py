@@ -30,6 +30,7 @@ def build(settings: IndexerSettings | None = None) -> Service:
     async def startup(ctx: ServiceContext) -> None:
         # The handler watches the service's own shutdown flag while it waits for Elasticsearch.
         indexer.stopping = ctx.stopping
+        indexer.alerts.redis = ctx.redis
         await _wait_for_elasticsearch(indexer, ctx)
         if ctx.stopping.is_set():
             return
