@@ -3,6 +3,7 @@ validators, errors and health, dedup across feeds."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from fetcher_helpers import WebServer, fetcher_settings, rss
+from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
 
 from newsflow_fetcher import poller as poller_mod
 from newsflow_fetcher.httpclient import HttpClient
@@ -372,3 +373,44 @@ async def test_same_article_in_three_feeds_is_published_once(site: WebServer, ri
     assert [r.new_entries for r in results] == [1, 0, 0]
     assert [r.duplicates for r in results] == [0, 1, 1]
     assert [e.url for e in sink.entries] == [base]
+
+
+async def test_feed_of_a_dead_poller_is_taken_over_after_its_lease(
+    site: WebServer, rig: Any, redis: Any
+) -> None:
+    p, sink, reg = rig
+    site.static("/orphan", rss([("http://o.test/1", "One")]), "application/rss+xml")
+    await reg.add(site.url("/orphan"))
+    url = canonicalize(site.url("/orphan"))
+    # Another replica claims the feed and dies without completing it.
+    assert await reg.claim_due(10, 1.0, "dead-replica") == [url]
+    assert await reg.claim_due(10, 15, p.token) == []  # leased: nobody else may take it
+    stopping = asyncio.Event()
+    runner = asyncio.create_task(p.run(stopping))
+    try:
+        async def polled() -> bool:
+            info = await reg.get(url)
+            return info is not None and info.state.polls == 1
+
+        assert await wait_for(polled, 10)
+    finally:
+        stopping.set()
+        await asyncio.wait_for(runner, 10)
+    assert site.count("/orphan") == 1 and [e.url for e in sink.entries] == ["http://o.test/1"]
+    # The dead replica's late completion is refused: its token no longer holds the lease.
+    info = await reg.get(url)
+    assert info is not None
+    assert await reg.complete(url, "dead-replica", info.state, 0) == 0
+
+
+async def test_removed_while_polling_is_not_rescheduled(site: WebServer, rig: Any, redis: Any) -> None:
+    p, _sink, reg = rig
+    site.static("/gone", rss([("http://g.test/1", "One")]), "application/rss+xml")
+    await reg.add(site.url("/gone"))
+    url = canonicalize(site.url("/gone"))
+    assert await reg.claim_due(10, 15, p.token) == [url]
+    _cfg, state = await reg.load(url)
+    await reg.remove(url)
+    assert await reg.complete(url, p.token, state, 0) == -1
+    assert await redis.zscore(streams.FEEDS_DUE_KEY, url) is None
+    assert await reg.get(url) is None

@@ -260,3 +260,43 @@ async def test_real_entry_point_as_two_processes(site: WebServer, redis: Any, re
     assert time.monotonic() - started < 30
     assert all(site.count(p) == 1 for p in paths)
     assert await FeedRegistry(redis).count() == 10
+
+
+async def test_downloads_pause_under_backpressure_and_nothing_is_lost(
+    site: WebServer, redis: Any, redis_url: str
+) -> None:
+    paths = [f"/bp/{i}" for i in range(12)]
+    for p in paths:
+        site.article(p)
+    site.static("/bp-feed", rss([(site.url(p), p) for p in paths]), "application/rss+xml")
+    await redis.xgroup_create(streams.RAW, streams.PARSER_GROUP, id="0", mkstream=True)
+    await FeedRegistry(redis).add(site.url("/bp-feed"))
+    limit, concurrency = 3, 2
+    svc = build_service(fetcher_settings(redis_url, backpressure_max_lag=limit, download_concurrency=concurrency))
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.serve(stop))
+    try:
+        async def some_raw() -> bool:
+            return await redis.xlen(streams.RAW) >= limit
+
+        assert await wait_for(some_raw, 20)
+        await asyncio.sleep(2.0)  # plenty of time to download the rest, were it not paused
+        assert limit <= await redis.xlen(streams.RAW) <= limit + concurrency
+        fetched_while_paused = sum(site.count(p) for p in paths)
+        assert fetched_while_paused < len(paths)
+
+        # A parser catches up: the fetcher resumes and every article arrives, once.
+        async def drain() -> bool:
+            got = await redis.xreadgroup(streams.PARSER_GROUP, "test-parser", {streams.RAW: ">"}, count=100)
+            for _, items in got or []:
+                if items:
+                    await redis.xack(streams.RAW, streams.PARSER_GROUP, *[mid for mid, _ in items])
+            pages = await raw_pages(redis)
+            return len({p.url for p in pages}) == len(paths)
+
+        assert await wait_for(drain, 30, step=0.2)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert all(site.count(p) == 1 for p in paths)
+    assert await redis.xlen(streams.RAW) == len(paths)
