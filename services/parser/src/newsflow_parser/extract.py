@@ -350,3 +350,16 @@ def extract_payload(html: str, url: str, entry: dict[str, Any] | None, final_url
     """Worker-process entry point: plain arguments in, the article's JSON out (cheap to pickle)."""
     fe = FeedEntry.model_validate(entry) if entry is not None else None
     return extract(html, url, fe, final_url=final_url, min_words=min_words).model_dump_json()
+
+
+_WARM_PAGE = (
+    "<html lang='en'><head><title>Warm-up</title></head><body><article><h1>Warm-up page</h1>"
+    + "".join(f"<p>Paragraph {i}: here so that a new worker loads its models before real pages.</p>" for i in range(4))
+    + "</article></body></html>"
+)
+
+
+def warm_up() -> None:
+    """Load the language model and trafilatura's lazy parts once per worker, outside any page's time limit."""
+    language.detect("warm up the language identifier with a sentence of text")
+    extract(_WARM_PAGE, "https://warm-up.invalid/", min_words=0)

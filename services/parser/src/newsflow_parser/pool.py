@@ -22,6 +22,12 @@ class WorkerCrashed(Exception):
     """The worker died while on a page (out of memory, a crash in C code): worth one more try."""
 
 
+def _init_worker() -> None:
+    from newsflow_parser.extract import warm_up
+
+    warm_up()
+
+
 class ExtractionPool:
     def __init__(self, workers: int, timeout_s: float, max_tasks: int = 0) -> None:
         # forkserver: workers start from a clean single-threaded process, not a fork of the service
@@ -30,7 +36,7 @@ class ExtractionPool:
         ctx.set_forkserver_preload(["newsflow_parser.extract"])
         self.timeout_s = timeout_s
         self.workers = workers
-        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=ctx)
+        self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=ctx, initializer=_init_worker)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a worker; TimeoutError past the deadline, WorkerCrashed if the worker died,

@@ -1,0 +1,110 @@
+"""The parser's handler and worker pool: time limit, size cap, dead-letter reasons (no servers needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from newsflow_parser.errors import ExtractionError
+from newsflow_parser.pool import ExtractionPool
+from newsflow_parser.service import PageHandler
+from newsflow_parser.settings import ParserSettings
+from newsflow_shared import streams
+from newsflow_shared.ids import article_id
+from newsflow_shared.models import FeedEntry, ParsedArticle, RawPage
+from newsflow_shared.runtime import PermanentError
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parser"
+
+
+def raw_page(html: str, url: str = "https://news.example/a/1", content_type: str = "text/html") -> RawPage:
+    entry = FeedEntry(url=url, link=url, article_id=article_id(url), feed_url="https://news.example/feed")
+    return RawPage.with_html(html, entry=entry, url=url, final_url=url, status=200, content_type=content_type)
+
+
+@pytest.fixture(scope="module")
+async def pool() -> AsyncIterator[ExtractionPool]:
+    p = ExtractionPool(workers=2, timeout_s=1.5, max_tasks=50)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def handler(pool: ExtractionPool) -> PageHandler:
+    return PageHandler(pool, ParserSettings(parser_workers=2, parser_timeout_s=1.5, parser_max_bytes=10_000_000))
+
+
+async def test_pool_kills_a_task_past_its_deadline_and_keeps_working(pool: ExtractionPool) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await pool.run(time.sleep, 30)
+    assert time.monotonic() - started < 20  # killed, not waited for
+    # the worker was replaced: the pool still runs work, in parallel
+    results = await asyncio.gather(pool.run(sum, [1, 2, 3]), pool.run(len, "abcd"))
+    assert results == [6, 4]
+
+
+async def test_extraction_errors_cross_the_process_boundary(pool: ExtractionPool) -> None:
+    from newsflow_parser.extract import extract_payload
+
+    with pytest.raises(ExtractionError) as err:
+        await pool.run(extract_payload, "", "https://news.example/x", None, None, 25)
+    assert err.value.reason == "no-content"
+
+
+async def test_a_good_page_becomes_a_parsed_article(handler: PageHandler) -> None:
+    html = (FIXTURES / "cms_politics.html").read_text(encoding="utf-8")
+    raw = raw_page(html)
+    out = await handler.handle(raw)
+    assert len(out) == 1
+    stream, article = out[0]
+    assert stream == streams.PARSED and isinstance(article, ParsedArticle)
+    assert article.article_id == raw.entry.article_id
+    assert article.fetched_at == raw.fetched_at
+    assert article.feed_url == "https://news.example/feed"
+    assert "Commanders go their own way" in article.text and len(article.captions) == 2
+
+
+async def test_a_20_mb_page_is_too_large(handler: PageHandler) -> None:
+    para = "<p>" + "A sentence that repeats to make the page enormous. " * 40 + "</p>\n"
+    html = "<html><body><article>" + para * (20_000_000 // len(para) + 1) + "</article></body></html>"
+    assert len(html.encode()) >= 20_000_000
+    with pytest.raises(PermanentError) as err:
+        await handler.handle(raw_page(html))
+    assert err.value.reason == "too-large"
+
+
+async def test_a_page_past_the_time_limit_times_out(handler: PageHandler) -> None:
+    # about 6 MB of paragraphs: a minute of extraction, far past the 1.5 s limit
+    row = "<div class='row'><p>Paragraph {i} of a very long page that keeps going with words for the test.</p></div>"
+    html = "<html><body><article>" + "".join(row.format(i=i) for i in range(50_000)) + "</article></body></html>"
+    with pytest.raises(PermanentError) as err:
+        await handler.handle(raw_page(html))
+    assert err.value.reason == "timeout"
+    # and the next page is parsed normally
+    good = (FIXTURES / "gallery.html").read_text(encoding="utf-8")
+    assert (await handler.handle(raw_page(good)))[0][0] == streams.PARSED
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "reason"),
+    [
+        ("broken.html", "text/html", "broken-html"),
+        ("empty.html", "text/html", "no-content"),
+        ("binary.bin", "text/html", "binary"),
+        ("binary.bin", "image/png", "binary"),
+    ],
+)
+async def test_bad_pages_are_permanent_errors(handler: PageHandler, name: str, content_type: str, reason: str) -> None:
+    body = (FIXTURES / name).read_bytes().decode("utf-8", errors="replace")
+    with pytest.raises(PermanentError) as err:
+        await handler.handle(raw_page(body, content_type=content_type))
+    assert err.value.reason == reason
