@@ -17,7 +17,7 @@ from newsflow_shared.urls import canonicalize
 
 from .conftest import add_feeds, add_rule, alert_ids, doc_count, running, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 N = 300
 
