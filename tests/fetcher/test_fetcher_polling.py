@@ -414,3 +414,31 @@ async def test_removed_while_polling_is_not_rescheduled(site: WebServer, rig: An
     assert await reg.complete(url, p.token, state, 0) == -1
     assert await redis.zscore(streams.FEEDS_DUE_KEY, url) is None
     assert await reg.get(url) is None
+
+
+async def test_entry_claimed_by_a_poller_that_died_is_published_by_the_next(
+    site: WebServer, redis: Any, redis_url: str
+) -> None:
+    settings = fetcher_settings(redis_url, feed_lease_s=2.0)
+    site.static("/crash", rss([("http://c.test/story", "Story")]), "application/rss+xml")
+    async with HttpClient(settings) as http:
+        dead = Poller(redis, http, settings, Sink(redis))
+        live_sink = Sink(redis)
+        live = Poller(redis, http, settings, live_sink)
+        await live.registry.add(site.url("/crash"))
+        url = canonicalize(site.url("/crash"))
+        # The first replica claims the feed and the article, then dies before publishing.
+        assert await dead.registry.claim_due(10, settings.feed_lease_s, dead.token) == [url]
+        assert await dead.seen.claim_many(["http://c.test/story"]) == [True]
+        stopping = asyncio.Event()
+        runner = asyncio.create_task(live.run(stopping))
+        try:
+            async def published() -> bool:
+                return bool(live_sink.entries)
+
+            assert await wait_for(published, 10)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(runner, 10)
+    assert [e.url for e in live_sink.entries] == ["http://c.test/story"]
+    assert await live.seen.is_seen("http://c.test/story")

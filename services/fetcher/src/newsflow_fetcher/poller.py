@@ -93,7 +93,10 @@ class Poller:
         self.publish = publish
         self.wait_for_room = wait_for_room
         self.registry = FeedRegistry(redis)
-        self.seen = SeenSet(redis, settings.seen_ttl_days * 86400, settings.feed_lease_s)
+        # A pending claim must run out before the feed's lease does: if this replica dies after
+        # claiming a URL but before publishing it, the feed's next poller must find it unclaimed.
+        # The keeper refreshes both every lease/3.
+        self.seen = SeenSet(redis, settings.seen_ttl_days * 86400, settings.feed_lease_s / 2)
         self.rng = rng or random.Random()
         self.token = uuid.uuid4().hex
         self.active: set[asyncio.Task[Any]] = set()
