@@ -66,7 +66,7 @@ def make_article(
         title=title if title is not None else text.split("\n", 1)[0],
         text=text,
         language=language,
-        word_count=len(text.split()),
+        word_count=kw.pop("word_count", len(text.split())),
         content_hash=hashlib.sha256(text.encode()).hexdigest(),
         simhash=simhash or simhash_of(text),
         published_at=kw.pop("published_at", now - timedelta(minutes=10)),

@@ -188,7 +188,7 @@ class AlertEngine:
                 m.alert_id: {
                     "kind": "article", "alert_id": m.alert_id, "rule_id": m.rule.id, "rule_name": m.rule.name,
                     "article_id": m.article_id, "url": m.source.get("url"), "fingerprint": m.fingerprint,
-                    "delivery_key": m.key, "fired": False, "created_at": now,
+                    "delivery_key": m.key, "created_at": now,
                 }
                 for m in by_id.values()
             }
@@ -229,7 +229,6 @@ class AlertEngine:
         for gid in won:
             a = alerts[gid]
             fired[a.article_id].append(a)
-            updates.append(self._update(a.alert_id, {"fired": True, "alert": a.model_dump(mode="json")}))
             for m in groups[gid][1:]:
                 updates.append(self._update(m.alert_id, {"duplicate_of": a.alert_id}))
         for gid, claim in (await self._sources(lost)).items():

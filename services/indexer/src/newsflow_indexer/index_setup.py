@@ -51,6 +51,9 @@ def first_index(alias: str) -> str:
 async def ensure_index(es: AsyncElasticsearch, settings: CommonSettings | None = None) -> dict[str, bool]:
     """Put the template and create what is missing. Returns what was created (for the init step's report)."""
     settings = indexer_settings(settings)
+    # The first template that names a hunspell dictionary makes the node load it (the Arabic one takes
+    # seconds): more than a bulk request's timeout.
+    es = es.options(request_timeout=max(120.0, settings.request_timeout_s))
     done: dict[str, bool] = {}
     tpl = news_template(settings)
     # The template is always put: a newer version in the package applies to the next rolled-over index.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
-from newsflow_indexer.es import is_healthy, make_client
+from newsflow_indexer.es import is_healthy, is_unavailable, make_client
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.index_setup import ensure_index
 from newsflow_indexer.rules import load_rules_file
@@ -34,7 +35,7 @@ def build(settings: IndexerSettings | None = None) -> Service:
         await _wait_for_elasticsearch(indexer, ctx)
         if ctx.stopping.is_set():
             return
-        await ensure_index(es, settings)
+        await _retrying("index setup", lambda: ensure_index(es, settings), ctx)
         if settings.rules_file is not None:
             rules = load_rules_file(settings.rules_file)
             changed = await indexer.rules.seed(rules, source=str(settings.rules_file))
@@ -81,9 +82,28 @@ async def _wait_for_elasticsearch(indexer: Indexer, ctx: ServiceContext) -> None
         delay = min(delay * 2, 10.0)
 
 
+async def _retrying(what: str, fn: Callable[[], Awaitable[object]], ctx: ServiceContext) -> None:
+    """Start-up steps ride out an Elasticsearch that is still starting instead of crashing the service."""
+    delay = 1.0
+    while True:
+        try:
+            await fn()
+            return
+        except Exception as e:
+            if not is_unavailable(e) or ctx.stopping.is_set():
+                raise
+            log.warning("%s: Elasticsearch not ready (%s); retrying in %.0f s", what, e, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.stopping.wait(), delay)
+        delay = min(delay * 2, 10.0)
+
+
 def main() -> None:
     settings = IndexerSettings()
     configure_logging("indexer", settings.log_level, settings.log_format)
+    # The transport logs every failed attempt with a traceback; the handler's one line per retry says
+    # the same thing once.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
     build(settings).run()
 
 

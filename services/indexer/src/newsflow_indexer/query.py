@@ -105,13 +105,12 @@ HIGHLIGHT: dict[str, Any] = {
     "fragment_size": 180,
     "number_of_fragments": 1,
     "no_match_size": 0,
+    # Titles are printed whole beside the snippet; highlighting them too would double the cost.
     "fields": {
         "text": {},
         "text_*": {},
         "captions.text": {},
         "captions_*": {},
-        "title": {"number_of_fragments": 0},
-        "title_*": {"number_of_fragments": 0},
     },
 }
 
