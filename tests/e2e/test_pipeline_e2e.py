@@ -35,6 +35,8 @@ async def test_300_articles_searchable_once_and_rule_fires_once(
             took = await wait_for(lambda: _count_is(es, N), within=300, what=f"{N} documents")
             # Settle: redeliveries or late duplicates would show up now.
             await wait_for(lambda: _drained(redis), within=60, what="all streams drained")
+            # Trimming policy: once every group has acknowledged everything, the streams empty out.
+            await wait_for(lambda: _trimmed(redis), within=30, what="acknowledged entries trimmed")
         elapsed = time.monotonic() - started
         print(f"\n{N} articles: last one searchable {took:.1f} s after the pipeline started "
               f"({elapsed:.1f} s including start-up and shutdown)")
@@ -63,3 +65,7 @@ async def _drained(redis: aioredis.Redis) -> bool:
             if int(g.get("lag") or 0) or int(g.get("pending") or 0):
                 return False
     return True
+
+
+async def _trimmed(redis: aioredis.Redis) -> bool:
+    return all([await redis.xlen(s) == 0 for s in ("news.entries", "news.raw", "news.parsed")])
