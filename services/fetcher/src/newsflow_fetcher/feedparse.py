@@ -215,7 +215,12 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
     headers = {"content-location": feed_url} if feed_url else {}
     if content_type:
         headers["content-type"] = content_type
-    d = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    try:
+        d = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    except (ValueError, LookupError, UnicodeError) as e:
+        # feedparser trusts an XML declaration's encoding name: `<?xml encoding="\x00"?>` makes it raise
+        # instead of reporting bozo. Found by tests/fuzz.
+        raise FeedParseError(f"unreadable feed: {type(e).__name__}: {e}"[:300]) from e
     warnings: list[str] = []
     if d.get("bozo"):
         warnings.append(f"malformed feed: {d.get('bozo_exception')!s}"[:300])
