@@ -115,8 +115,7 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
             parts.append(node.text)
         for child in node:
             if isinstance(child.tag, str):
-                toks = chrome.tokens(child)
-                if child.tag in ("small", "cite") or any(_CREDIT_TOKEN.search(t) for t in toks):
+                if child.tag in ("small", "cite") or _CREDIT_TOKEN.search(chrome.attrs(child)):
                     if t := clean_space(child.text_content() or ""):
                         credits.append(t)
                 elif child.tag not in ("script", "style", "button", "svg"):
@@ -135,14 +134,13 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
     found = Found()
     consumed: set[HtmlElement] = set()
 
-    order = {el: i for i, el in enumerate(tree.iter())}
     placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
 
     def add(text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
         text = text.strip()
         if not text or len(text) > MAX_CAPTION_CHARS:
             return
-        placed.append((order.get(at, 0), (text, img, credit, source)))
+        placed.append((at.sourceline or 0, (text, img, credit, source)))
 
     for fig in tree.iter("figure"):
         if fig in consumed:
@@ -150,7 +148,9 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
         consumed.update(fig.iter())
         has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
         caps = fig.xpath(".//figcaption") or [
-            el for el in fig.iter() if el is not fig and any(_CAPTION_TOKEN.search(t) for t in chrome.tokens(el))
+            el
+            for el in fig.iter()
+            if el is not fig and isinstance(el.tag, str) and _CAPTION_TOKEN.search(chrome.attrs(el))
         ]
         if not has_media and not caps:
             continue  # a pull quote or an embedded post wrapped in <figure>: body content
@@ -174,15 +174,11 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
                     add(text, img, credit, "alt" if im.get("alt") else "title", fig)
                     break
 
-    for el in tree.iter():
-        if not isinstance(el.tag, str) or el in consumed or el.tag in ("table", "caption", "body", "html", "p"):
+    for el in tree.xpath("//*[@class or @id]"):
+        if el in consumed or el.tag in ("table", "caption", "body", "html", "p") or el in protected:
             continue
-        toks = chrome.tokens(el)
-        if not toks:
-            continue
-        if el in protected:
-            continue
-        if any(_CAPTION_TOKEN.search(t) for t in toks):
+        a = chrome.attrs(el)
+        if _CAPTION_TOKEN.search(a):
             text, credit = _text_without_credits(el)
             if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
                 continue  # a container named after captions, not a caption
@@ -190,7 +186,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
             found.nodes.append(el)
             if text and not _in_chrome(el, protected):
                 add(text, _nearby_image(el, base), credit, "caption-class", el)
-        elif any(_CREDIT_TOKEN.search(t) for t in toks) and el.tag in ("span", "small", "div", "cite") and (
+        elif el.tag in ("span", "small", "div", "cite") and _CREDIT_TOKEN.search(a) and (
             len(clean_space(el.text_content() or "")) < 120 and el.getparent() is not None
             and el.getparent().xpath(".//img")
         ):

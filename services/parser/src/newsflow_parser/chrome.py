@@ -15,45 +15,54 @@ from lxml.html import HtmlElement
 
 # Matched against each class/id token, at token or dash/underscore boundaries.
 _CHROME_TOKEN = re.compile(
-    r"(?:^|[-_])(?:share|sharing|sharebar|social|socials|newsletter|newsletters|subscribe|subscription|signup|"
+    r"(?:^|[\s_-])(?:share|sharing|sharebar|social|socials|newsletter|newsletters|subscribe|subscription|signup|"
     r"related|relatedposts|recommended|recommendations|recirculation|recirc|more-stories|morestories|readmore|"
     r"read-more|also-read|comment|comments|commentlist|disqus|cookie|cookies|consent|gdpr|cmp|poll|polls|vote|"
     r"voting|rating|ratings|advert|advertisement|adv|ads|ad|adslot|adunit|dfp|promo|promotion|sponsor|sponsored|"
     r"outbrain|taboola|breadcrumb|breadcrumbs|tags|tag-list|taglist|keywords|byline|author-bio|authorbio|"
     r"copyright|footer|popup|modal|toolbar|sidebar|widget|banner|print|follow|trending|most-read|"
-    r"mostread|popular|nav|navigation|menu|masthead|skip-link|jump-link|donate|donation)(?:$|[-_])",
+    r"mostread|popular|nav|navigation|menu|masthead|skip-link|jump-link|donate|donation)(?=$|[\s_-])",
     re.IGNORECASE,
 )
 # Containers that always hold the article: never removed, nor anything around them.
 _BODY_TOKEN = re.compile(
-    r"(?:^|[-_])(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
+    r"(?:^|[\s_-])(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
     r"story-?body|storybody|story-content|story__body|entry-content|post-content|post-body|postbody|post__content|"
     r"content-body|body-text|bodytext|article-main|main-content|news-content|news-body|td-post-content|rich-text|"
-    r"article__text|articletext|single-content|text-content|article-detail)(?:$|[-_])",
+    r"article__text|articletext|single-content|text-content|article-detail)(?=$|[\s_-])",
     re.IGNORECASE,
 )
 _DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
 
 
 def tokens(el: HtmlElement) -> list[str]:
-    return f"{el.get('class') or ''} {el.get('id') or ''}".split()
+    return attrs(el).split()
+
+
+def attrs(el: HtmlElement) -> str:
+    """class and id, as one string: one regex search per element instead of one per token."""
+    return f"{el.get('class') or ''} {el.get('id') or ''}"
 
 
 def is_chrome(el: HtmlElement) -> bool:
     if el.get("aria-hidden") == "true" and not el.xpath(".//p"):
         return True
-    role = (el.get("role") or "").lower()
-    if role in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search"):
+    role = el.get("role")
+    if role and role.lower() in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog",
+                                 "search"):
         return True
-    toks = tokens(el)
+    a = attrs(el)
     # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
-    return any(_CHROME_TOKEN.search(t) for t in toks) and not any(_BODY_TOKEN.search(t) for t in toks)
+    return _CHROME_TOKEN.search(a) is not None and _BODY_TOKEN.search(a) is None
+
+
+_ATTRIBUTED = "//*[@class or @id]"
 
 
 def body_markers(tree: HtmlElement) -> list[HtmlElement]:
     marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
     if not marks:
-        marks = [el for el in tree.iter() if isinstance(el.tag, str) and any(_BODY_TOKEN.search(t) for t in tokens(el))]
+        marks = [el for el in tree.xpath(_ATTRIBUTED) if _BODY_TOKEN.search(attrs(el))]
     if not marks:
         marks = _densest_paragraph_parent(tree)
     return marks
@@ -84,19 +93,18 @@ def protected_set(tree: HtmlElement) -> set[HtmlElement]:
 
 def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     """Remove chrome elements in place; returns how many were removed."""
-    doomed: list[HtmlElement] = []
-    total = sum(len(p.text_content() or "") for p in tree.iter("p"))
-    for el in tree.iter():
-        if not isinstance(el.tag, str) or el in protected:
+    # Keeping the <p> proxies referenced keeps their identity stable for the lookups below.
+    p_len = {p: len(p.text_content() or "") for p in tree.iter("p")}
+    total = sum(p_len.values())
+    doomed: list[HtmlElement] = [el for el in tree.iter(*_DROP_TAGS) if el not in protected]
+    for el in tree.xpath("//*[@class or @id or @role or @aria-hidden]"):
+        if el in protected or el.tag in _NEVER_PRUNED or el.tag in _DROP_TAGS or not is_chrome(el):
             continue
-        if el.tag in ("html", "body", "head", "main", "article", "p"):
-            continue  # a paragraph's class is styling ("paywall", "ad-free"); chrome lines are caught later
-        if el.tag in _DROP_TAGS or is_chrome(el):
-            if total > 1000 and el.tag not in _DROP_TAGS and not _is_comments(el):
-                share = sum(len(p.text_content() or "") for p in el.iter("p")) / total
-                if share > 0.5:
-                    continue  # most of the page's prose: a layout class, not a widget
-            doomed.append(el)
+        if total > 1000 and not _is_comments(el):
+            share = sum(p_len.get(p, 0) for p in el.iter("p")) / total
+            if share > 0.5:
+                continue  # most of the page's prose: a layout class, not a widget
+        doomed.append(el)
     doomed_set = set(doomed)
     removed = 0
     for el in doomed:
@@ -107,11 +115,15 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     return removed
 
 
-_COMMENTS = re.compile(r"(?:^|[-_])(?:comments?|commentlist|disqus|discussion|replies)(?:$|[-_])", re.I)
+# a paragraph's class is styling ("paywall", "ad-free"); chrome lines are caught after extraction
+_NEVER_PRUNED = frozenset(("html", "body", "head", "main", "article", "p"))
+
+
+_COMMENTS = re.compile(r"(?:^|[\s_-])(?:comments?|commentlist|disqus|discussion|replies)(?=$|[\s_-])", re.I)
 
 
 def _is_comments(el: HtmlElement) -> bool:
-    return any(_COMMENTS.search(t) for t in tokens(el))
+    return _COMMENTS.search(attrs(el)) is not None
 
 
 def drop(el: HtmlElement) -> None:

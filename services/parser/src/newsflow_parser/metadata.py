@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
 
@@ -198,7 +198,7 @@ _SPLIT = re.compile(r"\s*(?:,|;|\||/|\band\b|&|\bund\b|\bet\b|\by\b|\be\b|\bog\b
 _JUNK = re.compile(
     r"(\d|@|https?:|www\.|\.(?:com|net|org)\b|\bago\b|\bupdated?\b|\bpublished\b|\bmin(?:ute)?s?\b|\bread\b|"
     r"\bhours?\b|\bdays?\b|\bstunden?\b|\bvor\b|\bgeleden\b|\bhace\b|\bil y a\b|\bsubscribe\b|\bfollow\b|"
-    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b)",
+    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b|\bimages?\b|\bphotos?\b|getty|istock|shutterstock)",
     re.IGNORECASE,
 )
 _ROLE_TAIL = re.compile(r"\s+(?:[-–—|:]|\bfor\b)\s+.*$", re.IGNORECASE)
@@ -208,7 +208,9 @@ _ROLE = re.compile(
     r"redakteur(?:in)?|korrespondent(?:in)?|redaktion|desk)s?$",
     re.IGNORECASE,
 )
-_NOT_NAMES = {"admin", "administrator", "staff", "editor", "editors", "unknown", "null", "none", "guest", "anonymous"}
+_PAREN = re.compile(r"\s*[(\[][^)\]]*(?:[)\]]|$)")
+_NOT_NAMES = {"by", "von", "por", "par", "de", "and", "und", "image", "images", "photo", "foto",
+              "admin", "administrator", "staff", "editor", "editors", "unknown", "null", "none", "guest", "anonymous"}
 
 
 def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[str]:
@@ -218,7 +220,7 @@ def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[s
         v = clean_space(_unescape(value))
         if not v or v.startswith(("http://", "https://")):
             continue
-        v = _BYLINE_PREFIX.sub("", v)
+        v = _BYLINE_PREFIX.sub("", _PAREN.sub(" ", v))
         # A byline that carries its date ("Jane Doe, 4 March 2024") loses the date part in the split.
         for part in _SPLIT.split(v):
             name = _BYLINE_PREFIX.sub("", part.strip(" \t.,:;-–—·•*\"'()[]"))
@@ -310,6 +312,23 @@ def _byline_candidates(tree: HtmlElement) -> list[str]:
     return out
 
 
+def _is_publisher(name: str, site_name: str | None, url: str) -> bool:
+    k = key(name).replace(" ", "")
+    if not k:
+        return True
+    host = (urlsplit(url).hostname or "").lower().removeprefix("www.")
+    site = key(site_name or "").replace(" ", "")
+    return "." in name or (bool(site) and (k in site or site in k)) or k in host.replace(".", "").replace("-", "")
+
+
+def _same_headline(h1: str, other: str) -> bool:
+    a, b = key(h1), key(other)
+    if not a or not b:
+        return False
+    # "Topic: headline" in the SEO title, the plain headline on the page
+    return a == b
+
+
 def _h1(tree: HtmlElement) -> str | None:
     for h in tree.iter("h1"):
         t = _node_text(h)
@@ -344,7 +363,8 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
         clean_title(title_tag, md.site_name),
     ]
     candidates = [c for c in candidates if c]
-    if h1 and any(key(c) == key(h1) for c in candidates[:-1] if c is not h1):
+    if h1 and any(_same_headline(h1, c) for c in candidates if c is not h1):
+        # The visible headline, when the SEO title is a variant of it ("Topic: headline", a suffix).
         md.title = h1
     elif candidates:
         md.title = candidates[0]
@@ -362,17 +382,26 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
                 ld_authors.append(n)
         elif isinstance(a, str):
             ld_authors.append(a)
+    fallback: list[str] = []
     for source in (
-        ld_authors,
-        meta.get("author", []) + meta.get("article:author", []),
-        meta.get("parsely-author", []) + meta.get("sailthru.author", []) + meta.get("dc.creator", [])
-        + meta.get("byl", []) + meta.get("twitter:creator", [])[:0],
-        _byline_candidates(tree),
+        lambda: ld_authors,
+        lambda: meta.get("author", []) + meta.get("article:author", []),
+        lambda: meta.get("parsely-author", []) + meta.get("sailthru.author", []) + meta.get("dc.creator", [])
+        + meta.get("byl", []),
+        lambda: _byline_candidates(tree),
     ):
-        authors = clean_authors(source, md.site_name)
+        authors = clean_authors(source(), md.site_name)
+        if authors and all(_is_publisher(a, md.site_name, url) for a in authors):
+            # "author" = the site itself: a byline further down may name the people
+            fallback = fallback or authors
+            continue
+        if authors and fallback and not all(len(a.split()) >= 2 for a in authors):
+            continue  # replacing the publisher needs full names, not fragments of a dateline
         if authors:
             md.authors = authors
             break
+    else:
+        md.authors = fallback
 
     # dates
     md.published = _date(

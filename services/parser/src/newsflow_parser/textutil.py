@@ -6,6 +6,8 @@ import hashlib
 import re
 import unicodedata
 
+import numpy as np
+
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
 _PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
@@ -41,8 +43,8 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()
 
 
-def _h64(s: str) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
+def _h64(s: str) -> bytes:
+    return hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest()
 
 
 def simhash(text: str, shingle: int = SHINGLE) -> str:
@@ -55,14 +57,10 @@ def simhash(text: str, shingle: int = SHINGLE) -> str:
     if not toks:
         return "0" * 16
     grams = [" ".join(toks[i : i + shingle]) for i in range(max(1, len(toks) - shingle + 1))]
-    # Column counts over the binary strings: the per-bit vote without a Python loop per bit and gram.
-    rows = [format(_h64(g), "064b") for g in grams]
-    half = len(rows) / 2
-    value = 0
-    for i, column in enumerate(zip(*rows, strict=True)):
-        if column.count("1") > half:
-            value |= 1 << (63 - i)
-    return f"{value:016x}"
+    # one bit vote per shingle and bit position, counted column-wise by numpy
+    bits = np.unpackbits(np.frombuffer(b"".join(map(_h64, grams)), dtype=np.uint8).reshape(len(grams), 8), axis=1)
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 > len(grams)
+    return np.packbits(votes).tobytes().hex()
 
 
 def hamming(a: str, b: str) -> int:
