@@ -442,3 +442,18 @@ async def test_entry_claimed_by_a_poller_that_died_is_published_by_the_next(
             await asyncio.wait_for(runner, 10)
     assert [e.url for e in live_sink.entries] == ["http://c.test/story"]
     assert await live.seen.is_seen("http://c.test/story")
+
+
+async def test_registry_reads_through_a_decoding_client(redis: Any, redis_url: str) -> None:
+    """`newsflow status` reads the registry with decode_responses=True; both kinds of client work."""
+    import redis.asyncio as aioredis
+
+    await FeedRegistry(redis).add("https://dec.test/rss", interval=120)
+    text_client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        reg = FeedRegistry(text_client)
+        (info,) = await reg.list()
+        assert info.url == "https://dec.test/rss" and info.config.interval_s == 120 and info.due_at
+        assert await reg.claim_due(5, 10, "tok") == ["https://dec.test/rss"]
+    finally:
+        await text_client.aclose()

@@ -69,7 +69,6 @@ class PollResult:
     lying_validators: bool = False
     next_due: float = 0.0
     entry_urls: list[str] = field(default_factory=list)
-    hints: tuple[float | None, ...] = ()  # the feed's own polling hints (ttl, sy:updatePeriod)
 
 
 def body_hash(body: bytes) -> str:
@@ -236,7 +235,7 @@ class Poller:
         hints = (
             parse_max_age(resp.headers.get("cache-control")),
             parse_retry_after(resp.headers.get("retry-after")),
-            *result.hints,
+            state.publisher_hint_s,
         )
         interval = success_interval(
             state.current_interval_s,
@@ -327,7 +326,7 @@ class Poller:
         state.last_new_items = new
         result.new_entries, result.duplicates = new, dup
         result.outcome = "new" if new else "no_new"
-        result.hints = (parsed.ttl_s, parsed.update_period_s)
+        state.publisher_hint_s = max((h for h in (parsed.ttl_s, parsed.update_period_s) if h), default=None)
 
     async def _publish_entries(
         self,

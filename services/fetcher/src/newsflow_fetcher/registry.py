@@ -67,6 +67,7 @@ class FeedState(BaseModel):
     unhealthy: bool = False
     # Schedule
     current_interval_s: float | None = None  # the adaptive interval (errors do not change it)
+    publisher_hint_s: float | None = None  # the feed's own <ttl> / sy:updatePeriod, kept across 304s
     next_due_at: float | None = None
 
 
