@@ -1,0 +1,330 @@
+"""The benchmark's report: the console table, docs/PERFORMANCE.md and the plots (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.pipeline.runs import RunResult, pct
+
+SERVICES = ("fetcher", "parser", "indexer", "redis", "elasticsearch")
+RSS_TARGET_MB = 300
+
+
+def p(values: list[float], q: float) -> float:
+    return pct(values, q)
+
+
+def f(x: float | None, nd: int = 1) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{nd}f}"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**not met**")
+
+
+def best(res: Any) -> RunResult | None:
+    return max(res.runs, key=lambda r: r.rate) if res.runs else None
+
+
+def ratios(res: Any) -> dict[str, float | None]:
+    b = best(res)
+    naive_rate = res.naive["docs"] / res.naive["seconds"] if res.naive and res.naive["seconds"] else None
+    return {
+        "pipeline_vs_limit": b.rate / res.limit_plain.rate if b and res.limit_plain else None,
+        "pipeline_vs_own_extraction": b.rate / res.limit_ours.rate if b and res.limit_ours else None,
+        "steady_vs_limit": b.steady_rate / res.limit_plain.rate if b and res.limit_plain else None,
+        "pipeline_vs_naive": b.rate / naive_rate if b and naive_rate else None,
+        "naive_rate": naive_rate,
+    }
+
+
+def burst_max_process_mb(res: Any) -> float | None:
+    if not res.burst:
+        return None
+    return max((v for k, v in res.burst.peak_process_mb.items() if k in ("fetcher", "parser", "indexer")),
+               default=None)
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+def throughput_table(res: Any) -> list[str]:
+    rows = ["| run | parser replicas | documents searchable | seconds | documents/s | steady documents/s (10-90 %)"
+            " | latency p50 / p95 / p99 (s) | dead letters |", "|---|---|---|---|---|---|---|---|"]
+    if res.limit_plain:
+        L = res.limit_plain
+        rows.append(f"| limit: plain `trafilatura.extract`, {L.workers} processes | - | {L.pages} pages |"
+                    f" {f(L.seconds)} | **{f(L.rate)}** | - | - | - |")
+    if res.limit_ours:
+        L = res.limit_ours
+        rows.append(f"| limit: the parser's own extraction (`extract_payload`), {L.workers} processes | - |"
+                    f" {L.pages} pages | {f(L.seconds)} | **{f(L.rate)}** | - | - | - |")
+    for r in [*res.runs, *([res.paced] if res.paced else [])]:
+        name = f"pipeline, paced at {f(r.target_rate)}/s" if r.target_rate else "pipeline, all published at once"
+        rows.append(
+            f"| {name} | {r.replicas} | {r.indexed}/{r.expected} | {f(r.seconds)} | **{f(r.rate)}** |"
+            f" {f(r.steady_rate)} | {f(p(r.latencies, .5), 2)} / {f(p(r.latencies, .95), 2)} /"
+            f" {f(p(r.latencies, .99), 2)} | {sum(r.dead_letters.values())} |")
+    if res.naive:
+        n = res.naive
+        rows.append(f"| naive sequential (feedparser, urllib, trafilatura, one index call per document) | - |"
+                    f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(n['docs'] / n['seconds'])}** |"
+                    f" - | - | - |")
+    if res.burst:
+        b = res.burst
+        rows.append(f"| burst: {b.expected} entries written to news.entries at once | {b.replicas} |"
+                    f" {b.indexed}/{b.expected} | {f(b.seconds)} (drain) | **{f(b.rate)}** | {f(b.steady_rate)} |"
+                    f" - | {sum(b.dead_letters.values())} |")
+    return rows
+
+
+def resources_table(res: Any) -> list[str]:
+    runs = [*res.runs, *([res.paced] if res.paced else []), *([res.burst] if res.burst else [])]
+    head = "| run | " + " | ".join(f"{s} CPU s / peak MB (largest process; all)" for s in SERVICES) + \
+           " | Redis used_memory peak MB |"
+    rows = [head, "|---|" + "---|" * (len(SERVICES) + 1)]
+    for r in runs:
+        cells = []
+        for s in SERVICES:
+            if s in r.cpu or s in r.peak_process_mb:
+                cells.append(f"{f(r.cpu.get(s), 1)} / {f(r.peak_process_mb.get(s), 0)}; {f(r.peak_tree_mb.get(s), 0)}")
+            else:
+                cells.append("-")
+        rows.append(f"| {r.label} | " + " | ".join(cells) + f" | {f(r.redis_peak_mb, 1)} |")
+    return rows
+
+
+def quality_table(res: Any) -> list[str]:
+    rows = ["| extractor | pages timed | pages/s on one core | P | R | F1 | note |", "|---|---|---|---|---|---|---|"]
+    for q in res.quality:
+        if q.seconds is None:
+            rows.append(f"| {q.name} | - | - | - | - | - | {q.note} |")
+        else:
+            rows.append(f"| {q.name} | {q.pages} | {f(q.rate)} | {q.p:.3f} | {q.r:.3f} | **{q.f1:.3f}** | {q.note} |")
+    return rows
+
+
+def targets_table(res: Any) -> list[str]:
+    r = ratios(res)
+    paced95 = p(res.paced.latencies, .95) if res.paced and res.paced.latencies else None
+    burst_mb = burst_max_process_mb(res)
+    lost = (res.burst.expected - res.burst.indexed) if res.burst else None
+    rows = ["| target | measured | verdict |", "|---|---|---|"]
+    v = r["pipeline_vs_limit"]
+    rows.append(f"| pipeline >= 0.8 x the limit (plain trafilatura on all cores) | {f(v, 2)} x"
+                f" (steady part: {f(r['steady_vs_limit'], 2)} x) | {verdict(None if v is None else v >= 0.8)} |")
+    v2 = r["pipeline_vs_own_extraction"]
+    rows.append(f"| (for reading) pipeline / the parser's own extraction on all cores | {f(v2, 2)} x | - |")
+    v3 = r["pipeline_vs_naive"]
+    rows.append(f"| pipeline >= 3 x the naive sequential pipeline | {f(v3, 2)} x |"
+                f" {verdict(None if v3 is None else v3 >= 3)} |")
+    rows.append(f"| latency p95 < 2 s at half the maximum throughput | {f(paced95, 2)} s |"
+                f" {verdict(None if paced95 is None else paced95 < 2)} |")
+    rows.append(f"| every Newsflow process < {RSS_TARGET_MB} MB resident during the burst |"
+                f" largest {f(burst_mb, 0)} MB |"
+                f" {verdict(None if burst_mb is None else burst_mb < RSS_TARGET_MB)} |")
+    rows.append(f"| burst: nothing lost | {lost if lost is not None else '-'} missing,"
+                f" {sum(res.burst.dead_letters.values()) if res.burst else '-'} dead letters |"
+                f" {verdict(None if lost is None else lost == 0)} |")
+    return rows
+
+
+def profile_section(res: Any) -> list[str]:
+    out: list[str] = []
+    for prof in res.profiles:
+        if not prof.samples:
+            continue
+        pk = ", ".join(f"{k} {v:.0%}" for k, v in prof.share(prof.by_package, 6))
+        lf = ", ".join(f"`{k}` {v:.0%}" for k, v in prof.share(prof.by_leaf, 5))
+        pj = ", ".join(f"`{k}` {v:.0%}" for k, v in prof.share(prof.project_inclusive, 5))
+        procs = ", ".join(f"{k} {v / prof.samples:.0%}" for k, v in prof.by_process.most_common())
+        out += [f"- **{prof.service}** ({prof.samples} on-CPU samples; {procs}):",
+                f"  - by package (self time): {pk}",
+                f"  - hottest functions (self time): {lf}",
+                f"  - project code on the stack (inclusive): {pj or '-'}"]
+    return out
+
+
+# -- plots -------------------------------------------------------------------------------------------
+
+def plots(res: Any, out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    made: dict[str, Path] = {}
+
+    if res.runs:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        xs = [r.replicas for r in res.runs]
+        ax.bar([str(x) for x in xs], [r.rate for r in res.runs], color="#3b75af", label="pipeline (all at once)")
+        ax.plot([str(x) for x in xs], [r.steady_rate for r in res.runs], "o", color="#1b3b5a",
+                label="pipeline, steady part (10-90 %)")
+        lines = []
+        if res.limit_plain:
+            lines.append((res.limit_plain.rate, "limit: plain trafilatura, all cores", "#c03d3e", "-"))
+            lines.append((0.8 * res.limit_plain.rate, "target: 0.8 x limit", "#c03d3e", ":"))
+        if res.limit_ours:
+            lines.append((res.limit_ours.rate, "the parser's own extraction, all cores", "#e1812c", "--"))
+        if res.naive:
+            lines.append((res.naive["docs"] / res.naive["seconds"], "naive sequential pipeline", "#3a923a", "-."))
+        for y, label, color, style in lines:
+            ax.axhline(y, color=color, linestyle=style, label=f"{label} ({y:.1f})")
+        ax.set_xlabel("parser replicas")
+        ax.set_ylabel("documents (pages) per second")
+        ax.set_title(f"Throughput against parser replicas ({res.machine.get('nproc')} cores)")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_ylim(0, max([r.rate for r in res.runs] + [y for y, *_ in lines]) * 1.45)
+        fig.tight_layout()
+        made["throughput"] = out / "throughput.png"
+        fig.savefig(made["throughput"], dpi=110)
+        plt.close(fig)
+
+    series = [(f"paced at {r.target_rate:.1f}/s", r.latencies) for r in ([res.paced] if res.paced else [])]
+    series += [(f"all at once, {r.replicas} replica(s)", r.latencies) for r in res.runs]
+    series = [(n, v) for n, v in series if v]
+    if series:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        name, vals = series[0]
+        a1.hist(vals, bins=40, color="#3b75af")
+        for q, st in ((.5, "-"), (.95, "--"), (.99, ":")):
+            a1.axvline(p(vals, q), color="#c03d3e", linestyle=st, label=f"p{int(q * 100)} {p(vals, q):.2f} s")
+        a1.axvline(2.0, color="black", linewidth=0.8, label="target p95 2 s")
+        a1.set_title(f"Feed-to-searchable latency, {name}")
+        a1.set_xlabel("seconds (item first served in a feed -> searchable)")
+        a1.set_ylabel("documents")
+        a1.legend(fontsize=7)
+        for n, v in series:
+            s = sorted(v)
+            a2.plot(s, [(i + 1) / len(s) for i in range(len(s))], label=n)
+        a2.set_xscale("log")
+        a2.set_title("Latency CDF (log scale)")
+        a2.set_xlabel("seconds")
+        a2.set_ylabel("fraction of documents")
+        a2.grid(alpha=0.3)
+        a2.legend(fontsize=7)
+        fig.tight_layout()
+        made["latency"] = out / "latency.png"
+        fig.savefig(made["latency"], dpi=110)
+        plt.close(fig)
+
+    if res.burst and res.burst.sampler:
+        s = res.burst.sampler
+        fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+        for name, ser in s.series.items():
+            if name == "elasticsearch":
+                continue
+            a1.plot(ser.t, ser.rss_max_mb, label=f"{name}: largest process")
+        a1.plot(s.redis_t, s.redis_used_mb, label="Redis used_memory", linestyle="--")
+        a1.axhline(RSS_TARGET_MB, color="black", linewidth=0.8, label=f"target {RSS_TARGET_MB} MB")
+        a1.set_ylabel("MB")
+        a1.set_title(f"Burst of {res.burst.expected} entries: memory over time")
+        a1.legend(fontsize=7)
+        if res.burst.backlog:
+            t0 = s.t0
+            for stream in ("news.entries", "news.raw", "news.parsed"):
+                a2.plot([t - t0 for t, _ in res.burst.backlog], [b.get(stream, 0) for _, b in res.burst.backlog],
+                        label=f"{stream} backlog")
+        a2.set_xlabel("seconds since the entries were written")
+        a2.set_ylabel("entries not yet processed")
+        a2.legend(fontsize=7)
+        fig.tight_layout()
+        made["burst"] = out / "burst.png"
+        fig.savefig(made["burst"], dpi=110)
+        plt.close(fig)
+    return made
+
+
+# -- the documents -----------------------------------------------------------------------------------
+
+def console(res: Any) -> str:
+    return "\n".join([*throughput_table(res), "", *targets_table(res), "", *quality_table(res), "",
+                      *resources_table(res)])
+
+
+def render(res: Any, cfg: Any) -> str:
+    made = plots(res, cfg.plots)
+    r = ratios(res)
+    m = res.machine
+    when = datetime.fromtimestamp(res.started, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    took = (res.finished - res.started) / 60
+    b = best(res)
+    rel = {k: Path("perf") / v.name if cfg.plots.parent == cfg.out.parent else v for k, v in made.items()}
+    L = []
+    L += ["# Performance", "",
+          "Produced by `make bench` (`benchmarks/run_all.py`); every figure and plot below comes from one run of it.",
+          "Do not edit by hand: run it again.", "",
+          "## The machine and the run", "",
+          f"- {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory')} memory, Python {m.get('python')},"
+          f" {m.get('os')}.",
+          f"- Run {when}, {took:.0f} minutes, as `{res.command}`. Load average (1/5/15 min) before:"
+          f" {' / '.join(f'{x:.2f}' for x in res.load_before)};"
+          f" after: {' / '.join(f'{x:.2f}' for x in res.load_after)}."
+          " Everything (the three services, Redis, the Elasticsearch node, the loopback site and this script)"
+          " shares these cores.",
+          f"- Pages: {res.pages_total} labelled pages from `../shared/eval` (scrapinghub 181, fundus-parser 258);"
+          f" {res.pages_used} that the parser accepts as articles are served as distinct copies (a path and a marker"
+          f" paragraph per copy) by a loopback site with {20} RSS feeds; {len(res.rejected)} rejected"
+          f" (too little text: {', '.join(res.rejected[:6])}{' ...' if len(res.rejected) > 6 else ''}).",
+          "- Latency is measured per document: from the moment the site first served its item in a feed"
+          " to the moment a search finds it (the benchmark searches every 0.25 s, so figures are up to 0.25 s late).",
+          "- Services run as separate processes (`newsflow_cli.processes.Pipeline`) with the end-to-end tests'"
+          " settings (feeds polled every 1 s, no politeness delay to the loopback host), each parser replica with"
+          " one extraction worker per core; Redis and Elasticsearch as started by `scripts/`.", ""]
+    L += ["## Throughput and latency", "", *throughput_table(res), ""]
+    if "throughput" in rel:
+        L += [f"![throughput against parser replicas]({rel['throughput']})", ""]
+    if "latency" in rel:
+        L += [f"![latency distribution]({rel['latency']})", ""]
+    L += ["## Targets and ratios", "", *targets_table(res), ""]
+    L += ["## Extraction: Newsflow's parser, plain trafilatura, news-please", "",
+          f"scrapinghub ({sum(1 for _ in range(181)) if not cfg.quick else cfg.quality_limit} pages), one core,"
+          " the benchmark's official metric (4-token shingles over `\\w+`, per-page P/R averaged, F1 of the"
+          " averages; scorer from `benchmarks/bench_extraction.py`). news-please runs in its own throwaway"
+          " environment (`uv run --isolated --with news-please==1.6.16`): its dependencies pin"
+          " python-dateutil < 3 and must not bend the workspace's lock.", "", *quality_table(res), ""]
+    L += ["## Resources per service", "",
+          "CPU seconds over the run (each service's processes with their children: the parser's extraction"
+          " workers included) and peak resident memory (the largest single process; the whole tree).", "",
+          *resources_table(res), ""]
+    if res.burst:
+        bb = res.burst
+        L += ["## Burst", "",
+              f"{bb.expected} `FeedEntry` messages written straight to `news.entries` at once (pointing at the"
+              f" loopback site), {bb.replicas} parser replica(s), backpressure at the default"
+              " `NEWSFLOW_BACKPRESSURE_MAX_LAG` (2000 unprocessed entries per output stream):"
+              f" {bb.indexed}/{bb.expected} searchable after {f(bb.seconds)} s ({f(bb.rate)} documents/s),"
+              f" {sum(bb.dead_letters.values())} dead letters. Largest Newsflow process:"
+              f" {f(burst_max_process_mb(res), 0)} MB; Redis used_memory peaked at {f(bb.redis_peak_mb)} MB"
+              f" (sampled every 0.5 s; INFO used_memory_peak {f(bb.redis_info_peak_mb)} MB).", ""]
+        if "burst" in rel:
+            L += [f"![burst memory and backlog]({rel['burst']})", ""]
+    L += ["## Where the time goes (profile)", "",
+          f"py-spy ({'`py-spy record --subprocesses`' } on the parser, so its extraction workers are included) on"
+          f" every service for {cfg.profile_s:.0f} s of a {cfg.profile_articles}-article run with one parser replica:",
+          "", *profile_section(res), ""]
+    L += bottleneck_text(res, r, b)
+    return "\n".join(L) + "\n"
+
+
+def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -> list[str]:
+    if b is None:
+        return []
+    cpu = {k: v for k, v in b.cpu.items()}
+    total = sum(cpu.values()) or 1.0
+    shares = ", ".join(f"{k} {v / total:.0%}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    out = ["## The bottleneck", "",
+           f"CPU is the limit on this machine: in the best run ({b.replicas} parser replica(s)) the CPU seconds split"
+           f" {shares} (of {total:.0f} CPU s over {b.seconds:.0f} s on {res.machine.get('nproc')} cores,"
+           f" {total / max(b.seconds, 1e-9) / int(res.machine.get('nproc', '1')):.0%} busy)."]
+    return [*out, *NOTES, ""]
+
+
+# Filled in from what the profiles of the committed run show (see the profile section above).
+NOTES: list[str] = []
