@@ -84,6 +84,9 @@ class BulkWriter:
             source=False,
             version=True,
             track_total_hits=False,
+            # A missing alias is reported by the write itself (require_alias), per document.
+            ignore_unavailable=True,
+            allow_no_indices=True,
         )
         found: dict[str, tuple[str, int]] = {}
         for hit in resp["hits"]["hits"]:

@@ -1,0 +1,156 @@
+"""Pure logic of the indexer: documents, queries, rules files, payloads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import make_article, rocket_article
+from pydantic import ValidationError
+
+from newsflow_indexer.alerts import alert_id, delivery_key, fingerprint_id
+from newsflow_indexer.documents import doc_version, primary_language, to_document
+from newsflow_indexer.index_setup import NEWS_TEMPLATE, news_template, resource
+from newsflow_indexer.query import best_snippet, build_query, parse_since, search_fields
+from newsflow_indexer.rules import Channel, Rule, load_rules_file
+from newsflow_indexer.settings import IndexerSettings, indexer_settings
+from newsflow_indexer.webhooks import payload
+from newsflow_shared.models import Alert
+from newsflow_shared.settings import CommonSettings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_language_copies_only_for_the_articles_language() -> None:
+    ar = make_article("https://a.example/1", "نص عربي", title="عنوان", language="ar-EG")
+    doc = to_document(ar)
+    assert doc["language"] == "ar"
+    assert doc["text_ar"] == "نص عربي" and doc["title_ar"] == "عنوان"
+    assert not any(k.endswith("_en") for k in doc)
+    it = to_document(make_article("https://a.example/2", "testo italiano", language="it"))
+    assert it["language"] == "it" and not any(k.startswith("text_") for k in it)
+    caps = to_document(rocket_article())
+    assert caps["captions_en"] == ["Cranes at the port of Umm Qasr after the strike."]
+    assert caps["captions"][0]["image_url"].endswith("cranes.jpg")
+    assert "blocks" not in caps
+
+
+def test_every_document_field_is_in_the_strict_mapping() -> None:
+    props = resource(NEWS_TEMPLATE)["template"]["mappings"]["properties"]
+    for lang in ("en", "ar", "fr", "de", "es", "ru"):
+        doc = to_document(make_article(f"https://a.example/{lang}", "text", language=lang))
+        assert set(doc) <= set(props), set(doc) - set(props)
+
+
+def test_template_follows_settings() -> None:
+    tpl = news_template(IndexerSettings(index_alias="wire", index_replicas=1))
+    assert tpl["index_patterns"] == ["wire-*"]
+    assert tpl["template"]["settings"]["index"]["number_of_replicas"] == 1
+    analyzers = tpl["template"]["settings"]["analysis"]["analyzer"]
+    assert analyzers["news_de"]["filter"] == ["news_de_hunspell", "lowercase"]
+
+
+def test_version_is_parse_time_in_ms() -> None:
+    t = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    a = make_article("https://a.example/v", "x", parsed_at=t)
+    assert doc_version(a) == int(t.timestamp() * 1000)
+    assert doc_version(make_article("https://a.example/v", "x", parsed_at=t + timedelta(seconds=1))) > doc_version(a)
+
+
+@pytest.mark.parametrize(("tag", "want"), [("en-US", "en"), ("EN_gb", "en"), ("ar", "ar"), ("", None), (None, None)])
+def test_primary_language(tag: str | None, want: str | None) -> None:
+    assert primary_language(tag) == want
+
+
+def test_query_uses_stemmed_fields_of_the_filtered_language_and_ands_words() -> None:
+    q = build_query("rocket attack", {"language": "fr", "domain": ["a.example"]}, since="now-7d", ids=["x"])
+    qs = q["bool"]["must"][0]["query_string"]
+    assert qs["default_operator"] == "AND"
+    assert "text_fr" in qs["fields"] and "text_en" not in qs["fields"] and "text" in qs["fields"]
+    filters = q["bool"]["filter"]
+    assert {"terms": {"language": ["fr"]}} in filters and {"terms": {"domain": ["a.example"]}} in filters
+    assert {"ids": {"values": ["x"]}} in filters
+    assert all(f"text_{lang}" in search_fields() for lang in ("en", "ar", "fr", "de", "es", "ru"))
+    assert [f for f in search_fields("it") if f.startswith("text")] == ["text"]
+    with pytest.raises(ValueError, match="unknown filter"):
+        build_query("x", {"author": "me"})
+
+
+@pytest.mark.parametrize(("value", "want"), [("7d", "now-7d"), ("12h", "now-12h"), ("2w", "now-2w"),
+                                             ("2026-01-01", "2026-01-01"), (None, None)])
+def test_parse_since(value: str | None, want: str | None) -> None:
+    assert parse_since(value) == want
+
+
+def test_best_snippet_prefers_body_text() -> None:
+    hl = {"captions.text": ["a «rocket» caption"], "text_en": ["the  «rockets»\nfell"]}
+    assert best_snippet(hl) == "the «rockets» fell"
+    assert best_snippet({"captions_en": ["c «x»"]}) == "c «x»"
+    assert best_snippet(None) is None
+
+
+def test_rules_yaml_shorthand_and_the_repository_files(tmp_path: Path) -> None:
+    f = tmp_path / "rules.yaml"
+    f.write_text(
+        "rules:\n"
+        "  - name: r1\n    query: '\"rocket attack\"'\n"
+        "    filters: {language: en, domain: [a.example, b.example]}\n"
+        "    channels: [log, 'https://hooks.example/x', {webhook: 'https://hooks.slack.example/y', slack: true}]\n"
+        "  - name: r2\n    query: drone AND militia*\n"
+    )
+    r1, r2 = load_rules_file(f)
+    assert r1.filters.language == ["en"] and r1.filters.domain == ["a.example", "b.example"]
+    assert [(c.type, c.url, c.slack) for c in r1.channels] == [
+        ("log", None, False), ("webhook", "https://hooks.example/x", False),
+        ("webhook", "https://hooks.slack.example/y", True)]
+    assert [c.type for c in r2.channels] == ["log"]  # the default channel
+    for name in ("rules.yaml", "rules.yaml.example"):
+        assert load_rules_file(ROOT / name), name
+
+
+def test_invalid_rules_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        Rule(name="x", query="q", channels=[{"type": "webhook", "url": "ftp://nope"}])
+    with pytest.raises(ValidationError):
+        Rule(name="", query="q")
+    with pytest.raises(ValidationError):
+        Rule(name="x", query="q", filters={"author": "me"})
+    f = tmp_path / "dupes.yaml"
+    f.write_text("rules:\n  - {name: a, query: x}\n  - {name: a, query: y}\n")
+    with pytest.raises(ValueError, match="unique"):
+        load_rules_file(f)
+
+
+def test_rule_round_trips_through_its_document() -> None:
+    r = Rule(name="n", query="q", filters={"section": "Politics"}, channels=["log", "https://h.example/x"])
+    assert Rule.from_doc(r.to_doc()) == r
+
+
+def test_ids_are_stable_and_distinct() -> None:
+    assert alert_id("r", "a") == alert_id("r", "a") != alert_id("r", "b") != alert_id("s", "a")
+    assert fingerprint_id("r", "00ff") != fingerprint_id("s", "00ff")
+    t = datetime.now(UTC)
+    a = make_article("https://a.example/k", "x", parsed_at=t)
+    later = a.model_copy(update={"parsed_at": t + timedelta(seconds=1)})
+    assert delivery_key(a) == delivery_key(a.model_copy()) != delivery_key(later)
+
+
+def test_slack_payload_is_only_text_and_json_payload_is_the_alert() -> None:
+    alert = Alert(alert_id="a1", rule_id="r", rule_name="rocket", query="rocket attack", article_id="x",
+                  url="https://n.example/a", title="Port | strike", published_at=datetime(2026, 1, 1, tzinfo=UTC),
+                  snippet="a «rocket attack» on", duplicates=["https://copy.example/a"])
+    slack = payload(alert, Channel(type="webhook", url="https://h.example", slack=True))
+    assert list(slack) == ["text"]
+    assert "<https://n.example/a|Port / strike>" in slack["text"] and "*rocket attack*" in slack["text"]
+    plain = payload(alert, Channel(type="webhook", url="https://h.example"))
+    assert plain["alert_id"] == "a1" and plain["duplicates"] == ["https://copy.example/a"]
+    assert plain["published_at"].startswith("2026-01-01")
+
+
+def test_cli_settings_become_indexer_settings() -> None:
+    s = indexer_settings(CommonSettings(elasticsearch_url="http://es.example:9200"))
+    assert isinstance(s, IndexerSettings) and s.elasticsearch_url == "http://es.example:9200"
+    assert s.index_alias == "news"
