@@ -40,6 +40,7 @@ from newsflow_fetcher.settings import FetcherSettings
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry
+from newsflow_shared.runtime import Stopping
 from newsflow_shared.urls import canonicalize
 
 log = logging.getLogger("newsflow.fetcher.poller")
@@ -109,7 +110,10 @@ class Poller:
             while not stopping.is_set():
                 await self._refresh_gauges()
                 if self.wait_for_room is not None:
-                    await self.wait_for_room()
+                    try:
+                        await self.wait_for_room()
+                    except Stopping:
+                        break
                 free = self.settings.poll_concurrency - len(self.active)
                 claimed: list[str] = []
                 if free > 0:
@@ -171,9 +175,11 @@ class Poller:
             return result
         except asyncio.CancelledError:
             # Shutting down mid-poll: offer the feed again at once instead of after the lease.
-            with contextlib.suppress(Exception):
-                await self.registry.release(url, self.token)
+            await self._release_quietly(url)
             raise
+        except Stopping:  # the runtime is stopping while news.entries is full
+            await self._release_quietly(url)
+            return None
         except Exception:
             log.exception("poll of %s crashed; the feed is retried when its lease expires", url)
             return None
@@ -181,6 +187,10 @@ class Poller:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+
+    async def _release_quietly(self, url: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.registry.release(url, self.token)
 
     async def _keep_lease(self, url: str, pending: set[str]) -> None:
         period = self.settings.feed_lease_s / 3
