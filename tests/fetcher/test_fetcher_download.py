@@ -246,3 +246,19 @@ async def test_robots_txt_server_error_is_transient(site: WebServer, dl: Article
         await dl.handle(entry(site.url("/p")))
     assert err.value.reason == "robots-unavailable"
     assert site.count("/p") == 0
+
+
+async def test_brotli_and_gzip_bodies_are_decoded(site: WebServer, dl: ArticleDownloader) -> None:
+    import gzip
+
+    import brotli
+
+    html = b"<html><body><p>compressed story</p></body></html>"
+    site.static("/br", brotli.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "br"})
+    site.static("/gz", gzip.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "gzip"})
+    for path in ("/br", "/gz"):
+        (_, page), = await dl.handle(entry(site.url(path)))
+        assert "compressed story" in page.html() and page.charset_source == "header"
+    accepted = site.hits_for("/br")[0].headers.get("Accept-Encoding", "")
+    assert "br" in accepted and "gzip" in accepted
+    assert site.hits_for("/br")[0].headers.get("User-Agent", "").startswith("NewsflowBot/")
