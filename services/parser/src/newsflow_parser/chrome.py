@@ -10,28 +10,52 @@ teaser lines after a "Related articles" style heading at the end is cut.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 from lxml.html import HtmlElement
 
-# Matched against each class/id token, at token or dash/underscore boundaries.
-_CHROME_TOKEN = re.compile(
-    r"(?:^|[\s_-])(?:share|sharing|sharebar|social|socials|newsletter|newsletters|subscribe|subscription|signup|"
-    r"related|relatedposts|recommended|recommendations|recirculation|recirc|more-stories|morestories|readmore|"
-    r"read-more|also-read|comment|comments|commentlist|disqus|cookie|cookies|consent|gdpr|cmp|poll|polls|vote|"
-    r"voting|rating|ratings|advert|advertisement|adv|ads|ad|adslot|adunit|dfp|promo|promotion|sponsor|sponsored|"
-    r"outbrain|taboola|breadcrumb|breadcrumbs|tags|tag-list|taglist|keywords|byline|author-bio|authorbio|"
-    r"copyright|footer|popup|modal|toolbar|sidebar|widget|banner|print|follow|trending|most-read|"
-    r"mostread|popular|nav|navigation|menu|masthead|skip-link|jump-link|donate|donation)(?=$|[\s_-])",
-    re.IGNORECASE,
+# Class and id values are split into words at spaces, dashes and underscores ("c-related-list",
+# "article__body"): chrome is named by one word or by two adjacent ones. A set lookup per element is
+# much cheaper than a large regex alternation over every element of the page.
+_SPLIT = re.compile(r"[\s_-]+")
+_CHROME_LIST = (
+    """share sharing sharebar social socials newsletter newsletters subscribe subscription signup related
+    relatedposts recommended recommendations recirculation recirc morestories readmore comment comments
+    commentlist disqus cookie cookies consent gdpr cmp poll polls vote voting rating ratings advert
+    advertisement adv ads ad adslot adunit dfp promo promotion sponsor sponsored outbrain taboola breadcrumb
+    breadcrumbs tags taglist keywords byline authorbio copyright footer popup modal toolbar sidebar widget
+    banner print follow trending mostread popular nav navigation menu masthead donate donation"""
+)
+_CHROME_WORDS = frozenset(_CHROME_LIST.split())
+_CHROME_PAIRS = frozenset(
+    [("more", "stories"), ("read", "more"), ("also", "read"), ("tag", "list"), ("author", "bio"),
+     ("most", "read"), ("skip", "link"), ("jump", "link")]
 )
 # Containers that always hold the article: never removed, nor anything around them.
-_BODY_TOKEN = re.compile(
-    r"(?:^|[\s_-])(?:article-?body|articlebody|article__body|article-content|article__content|article-text|articletext|"
-    r"story-?body|storybody|story-content|story__body|entry-content|post-content|post-body|postbody|post__content|"
-    r"content-body|body-text|bodytext|article-main|main-content|news-content|news-body|td-post-content|rich-text|"
-    r"article__text|articletext|single-content|text-content|article-detail)(?=$|[\s_-])",
-    re.IGNORECASE,
+_BODY_WORDS = frozenset(["articlebody", "articletext", "storybody", "postbody", "bodytext"])
+_BODY_PAIRS = frozenset(
+    [("article", "body"), ("article", "content"), ("article", "text"), ("story", "body"), ("story", "content"),
+     ("entry", "content"), ("post", "content"), ("post", "body"), ("content", "body"), ("body", "text"),
+     ("article", "main"), ("main", "content"), ("news", "content"), ("news", "body"), ("rich", "text"),
+     ("single", "content"), ("text", "content"), ("article", "detail")]
 )
+_COMMENT_WORDS = frozenset(["comment", "comments", "commentlist", "disqus", "discussion", "replies"])
+
+
+def _words(el: HtmlElement) -> list[str]:
+    return [w for w in _SPLIT.split(attrs(el).lower()) if w]
+
+
+def _named(words: list[str], singles: frozenset[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> bool:
+    if not singles.isdisjoint(words):
+        return True
+    return bool(pairs) and any(p in pairs for p in pairwise(words))
+
+
+def is_body_container(el: HtmlElement) -> bool:
+    return _named(_words(el), _BODY_WORDS, _BODY_PAIRS)
+
+
 _DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
 
 
@@ -51,9 +75,9 @@ def is_chrome(el: HtmlElement) -> bool:
     if role and role.lower() in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog",
                                  "search"):
         return True
-    a = attrs(el)
+    words = _words(el)
     # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
-    return _CHROME_TOKEN.search(a) is not None and _BODY_TOKEN.search(a) is None
+    return _named(words, _CHROME_WORDS, _CHROME_PAIRS) and not _named(words, _BODY_WORDS, _BODY_PAIRS)
 
 
 _ATTRIBUTED = "//*[@class or @id]"
@@ -62,7 +86,7 @@ _ATTRIBUTED = "//*[@class or @id]"
 def body_markers(tree: HtmlElement) -> list[HtmlElement]:
     marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
     if not marks:
-        marks = [el for el in tree.xpath(_ATTRIBUTED) if _BODY_TOKEN.search(attrs(el))]
+        marks = [el for el in tree.xpath(_ATTRIBUTED) if is_body_container(el)]
     if not marks:
         marks = _densest_paragraph_parent(tree)
     return marks
@@ -119,11 +143,8 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
 _NEVER_PRUNED = frozenset(("html", "body", "head", "main", "article", "p"))
 
 
-_COMMENTS = re.compile(r"(?:^|[\s_-])(?:comments?|commentlist|disqus|discussion|replies)(?=$|[\s_-])", re.I)
-
-
 def _is_comments(el: HtmlElement) -> bool:
-    return _COMMENTS.search(attrs(el)) is not None
+    return _named(_words(el), _COMMENT_WORDS)
 
 
 def drop(el: HtmlElement) -> None:

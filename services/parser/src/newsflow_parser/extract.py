@@ -167,7 +167,7 @@ def _tree(html: str) -> HtmlElement:
             raise ExtractionError("broken-html", "the markup could not be parsed into a document")
         raise ExtractionError("no-content", "no HTML document in the body")
     body = tree.find("body")
-    has_text = body is not None and bool(clean_space(body.text_content() or ""))
+    has_text = body is not None and bool((body.text_content() or "").strip())
     if not has_text:
         # Markup that promises a page but yields no text: truncated inside a tag, script or comment.
         if re.search(r"<\s*(?:p|article|div|h1)\b", html, re.IGNORECASE) and len(html) > 200:
