@@ -175,6 +175,24 @@ def run_script(args: list[str], what: str, timeout: float = 900) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+REDIS_DEFAULT_PORT = 6379
+ES_DEFAULT_PORT = 9200
+
+
+def port_or_free(preferred: int) -> int:
+    """The server's usual port when it is free, so that `newsflow ...` finds it with no settings."""
+    import socket
+
+    from newsflow_cli.processes import free_port
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
 class Servers:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -188,7 +206,8 @@ class Servers:
                 raise RunError("redis-server is not installed: run `make setup` (or apt-get install redis-server)")
             say("starting Redis ...")
             self.redis_url = run_script(
-                ["scripts/redis.sh", "start", "--dir", str(self.cfg.state / "redis")], "Redis", 60
+                ["scripts/redis.sh", "start", "--dir", str(self.cfg.state / "redis"),
+                 "--port", str(port_or_free(REDIS_DEFAULT_PORT))], "Redis", 60
             )
             self.started.append("redis")
             say(f"  Redis ready at {self.redis_url} (data in {self.cfg.state / 'redis'})")
@@ -198,7 +217,8 @@ class Servers:
                                "apt-get install openjdk-17-jre-headless (or run `make setup` as root)")
             say("starting Elasticsearch (a minute on the first run) ...")
             self.es_url = run_script(
-                ["scripts/elasticsearch.sh", "start", "--home", str(self.cfg.state / "elasticsearch")],
+                ["scripts/elasticsearch.sh", "start", "--home", str(self.cfg.state / "elasticsearch"),
+                 "--port", str(port_or_free(ES_DEFAULT_PORT))],
                 "Elasticsearch",
             )
             self.started.append("elasticsearch")
@@ -443,6 +463,9 @@ class LocalRun:
             return 130
         redis_url, es_url = self.servers.redis_url, self.servers.es_url
         assert redis_url is not None and es_url is not None
+        (cfg.state / "env").write_text(
+            f"export NEWSFLOW_REDIS_URL={redis_url}\nexport NEWSFLOW_ELASTICSEARCH_URL={es_url}\n"
+        )
         await check_reachable(redis_url, es_url)
 
         env = {
@@ -587,6 +610,8 @@ class LocalRun:
             await watcher.close()
 
     def print_ready(self, es_url: str, p: Progress, elapsed: float) -> None:
+        from newsflow_shared.settings import CommonSettings
+
         nf = str(VENV_BIN / "newsflow")
         rel = os.path.relpath(nf, Path.cwd()) if str(nf).startswith(str(Path.cwd())) else nf
         say("")
@@ -596,8 +621,11 @@ class LocalRun:
         say(f"  Search:        {rel} search \"rocket attack\"")
         say(f"  Status:        {rel} status")
         say(f"  Logs:          {self.cfg.state / 'logs'}")
-        env_hint = f"NEWSFLOW_REDIS_URL={self.servers.redis_url} NEWSFLOW_ELASTICSEARCH_URL={es_url}"
-        say(f"  (in another terminal, first: export {env_hint})")
+        defaults = CommonSettings.model_fields
+        if (self.servers.redis_url, es_url) != (defaults["redis_url"].default, defaults["elasticsearch_url"].default):
+            env_file = self.cfg.state / "env"
+            say(f"  (in another terminal, first: source {os.path.relpath(env_file)}  -- the servers are not "
+                "on their usual ports)")
         if not self.cfg.until_done:
             say("Press Ctrl-C to stop everything.")
         say("")
