@@ -131,6 +131,7 @@ async def run_service(settings: Any, redis: Any, es: Any, arts: list[Any], rate:
     for i, q in enumerate(['"rocket attack"', "drone AND militia*", "storm OR flood", "election~1", "market*",
                            "minister AND resign*", '"prime minister"', "court AND ruling", "police", "ceasefire"]):
         await store.add(Rule(name=f"r{i}", query=q, channels=[]))
+    before = _phase_totals()
     svc = build(settings)
     consumer = svc.consumers[0]
     inner = consumer.handle_batch
@@ -175,11 +176,23 @@ async def run_service(settings: Any, redis: Any, es: Any, arts: list[Any], rate:
     count = (await es.count(index="news"))["count"]
     probe = arts[len(arts) // 2]
     found = (await es.search(index="news", query={"ids": {"values": [probe.article_id]}}))["hits"]["total"]["value"]
+    after = _phase_totals()
     return {
+        "bulk_s": after["bulk"] - before["bulk"], "rules_s": after["rules"] - before["rules"],
         "documents": count, "spot_check_found": found == 1,
         "docs_per_s": len(arts) / (finished - started), "wall_s": finished - started,
         "p50_s": pct(lat, 50), "p95_s": pct(lat, 95), "max_s": max(lat),
         "batches": len(batches), "mean_batch": statistics.mean(batches),
+    }
+
+
+def _phase_totals() -> dict[str, float]:
+    """Seconds spent so far in bulk writes and in rule evaluation (the indexer's own histograms)."""
+    from prometheus_client import REGISTRY
+
+    return {
+        "bulk": REGISTRY.get_sample_value("newsflow_indexer_bulk_seconds_sum") or 0.0,
+        "rules": REGISTRY.get_sample_value("newsflow_indexer_rule_eval_seconds_sum") or 0.0,
     }
 
 
@@ -228,6 +241,7 @@ async def rule_cost(settings: Any, es: Any, arts: list[Any], n_rules: int, batch
 def main(args: argparse.Namespace) -> None:
     bodies, source = load_bodies()
     print(f"articles: {source}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="bench-indexer-") as tmp:
         redis_url, es_url, stops = start_servers(Path(tmp))
         try:
@@ -261,13 +275,15 @@ async def bench(args: argparse.Namespace, bodies: list[tuple[str, str | None]], 
         results["backlog"] = r
         print(f"backlog (all at once): {r['docs_per_s']:.0f} docs/s, {r['wall_s']:.1f} s, "
               f"latency p50 {r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s (queueing included), "
-              f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}")
+              f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
+              f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s")
         arts2 = list(articles(args.articles, bodies, "steady"))
         r = await run_service(settings, redis, es, arts2, rate=args.rate)
         results["steady"] = r
         print(f"steady {args.rate:.0f}/s: {r['docs_per_s']:.0f} docs/s, ingest-to-searchable p50 "
               f"{r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s max {r['max_s']:.2f} s, "
-              f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}")
+              f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
+              f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s")
         rounds = max(1, min(args.rounds, args.articles // 500))
         for n in args.rules:
             c = await rule_cost(settings, es, arts2, n, 500, rounds)
