@@ -19,7 +19,8 @@ from newsflow_parser.textutil import clean_space, key
 
 _CAPTION_TOKEN = re.compile(
     r"(?:caption|cutline|legend|legende|bildunterschrift|bildtext|image-?desc|img-?desc|photo-?desc|media-?desc|"
-    r"figure-?text|wp-caption-text|photo-?text|image-?text|pie-?de-?foto|didascalia)",
+    r"figure-?text|wp-caption-text|photo-?text|image-?text|pie-?de-?foto|didascalia|"
+    r"(?:media|image|img|photo|picture|foto|bild)[-_]?subtitle)",
     re.IGNORECASE,
 )
 _CREDIT_TOKEN = re.compile(

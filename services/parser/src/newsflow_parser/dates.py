@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import UTC, datetime, timedelta
 
 from dateutil import parser as dateparser
+from dateutil.parser import UnknownTimezoneWarning
 
 # A date a page claims before this is a template default or a parse accident, not a news date.
 EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)
@@ -16,6 +18,15 @@ _URL_DATE = (
     re.compile(r"/((?:19|20)\d{2})[/-](0[1-9]|1[0-2])[/-](0[1-9]|[12]\d|3[01])(?:/|[-_]|$)"),
     re.compile(r"[/_-]((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?:[/_.-]|$)"),
 )
+# Zone abbreviations news pages print; dateutil knows none of them except UTC/GMT by itself.
+_TZINFOS = {
+    "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 3600, "BST": 3600, "CET": 3600, "CEST": 7200, "MEZ": 3600,
+    "MESZ": 7200, "EET": 7200, "EEST": 10800, "MSK": 10800, "IST": 19800, "PKT": 18000, "ICT": 25200,
+    "WIB": 25200, "SGT": 28800, "HKT": 28800, "JST": 32400, "KST": 32400, "AEST": 36000, "AEDT": 39600,
+    "NZST": 43200, "NZDT": 46800, "EST": -18000, "EDT": -14400, "CST": -21600, "CDT": -18000,
+    "MST": -25200, "MDT": -21600, "PST": -28800, "PDT": -25200, "AST": -14400, "SAST": 7200, "WAT": 3600,
+    "EAT": 10800,
+}
 _EPOCH = re.compile(r"^\d{10}(\d{3})?$")
 
 
@@ -35,22 +46,25 @@ def parse_date(value: object, now: datetime | None = None) -> datetime | None:
         s = value.strip()
         if not s or len(s) > 80:
             return None
-        if _EPOCH.match(s):
-            dt = _from_epoch(float(s[:10]))
-        else:
-            try:
-                dt = dateparser.parse(s, fuzzy=False)
-            except (ValueError, OverflowError, TypeError):
-                try:
-                    dt = dateparser.parse(s, fuzzy=True)
-                except (ValueError, OverflowError, TypeError):
-                    return None
+        dt = _from_epoch(float(s[:10])) if _EPOCH.match(s) else _parse_text(s)
     if dt is None:
         return None
     dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     if dt < EARLIEST or dt > now + FUTURE_SLACK:
         return None
     return dt
+
+
+def _parse_text(s: str) -> datetime | None:
+    with warnings.catch_warnings():
+        # an unknown zone name leaves the value naive (taken as UTC) instead of warning on every page
+        warnings.simplefilter("ignore", UnknownTimezoneWarning)
+        for fuzzy in (False, True):
+            try:
+                return dateparser.parse(s, fuzzy=fuzzy, tzinfos=_TZINFOS)
+            except (ValueError, OverflowError, TypeError):
+                continue
+    return None
 
 
 def _from_epoch(seconds: float) -> datetime | None:
