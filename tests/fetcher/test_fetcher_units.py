@@ -84,7 +84,9 @@ def test_tracking_param_names() -> None:
 _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#"), max_size=8)
 _param = st.tuples(
     st.sampled_from(["id", "page", "utm_source", "fbclid", "q", "a", "Z", "gclid", "x y"]),
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="&#="), max_size=6),
+    # Whitespace and controls would sit at the end of the URL, where (as in browsers) they are stripped.
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="&#=",
+                                   exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), max_size=6),
 )
 
 

@@ -123,14 +123,16 @@ class Poller:
                         self.active.add(task)
                         task.add_done_callback(self.active.discard)
                     metrics.FEEDS_IN_FLIGHT.set(len(self.active))
-                if claimed and len(claimed) == free:
-                    await asyncio.sleep(0)  # more may be due: claim again once a slot frees up
-                delay = await self._idle_delay()
                 if len(self.active) >= self.settings.poll_concurrency:
-                    await asyncio.wait(self.active, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-                elif not claimed or len(claimed) < free:
+                    # Full: wait for a slot, then let a few more polls finish so that one claim
+                    # round trip refills several slots.
+                    await asyncio.wait(self.active, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.sleep(0.005)
+                elif claimed and len(claimed) == free:
+                    await asyncio.sleep(0)
+                else:  # nothing more due now: sleep until the next feed is
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), delay)
+                        await asyncio.wait_for(stopping.wait(), await self._idle_delay())
         finally:
             await self._stop_active()
 
