@@ -22,7 +22,7 @@ from newsflow_parser import captions as caps
 from newsflow_parser import chrome, language
 from newsflow_parser.dates import parse_date
 from newsflow_parser.errors import ExtractionError
-from newsflow_parser.metadata import Dated, clean_authors, extract_metadata
+from newsflow_parser.metadata import Dated, clean_authors, extract_metadata, language_code
 from newsflow_parser.textutil import clean_space, content_hash, key, simhash, word_count
 from newsflow_shared.models import Block, Caption, FeedEntry, ParsedArticle
 from newsflow_shared.urls import domain_of as shared_domain_of
@@ -98,11 +98,9 @@ def extract(
         if modified is None and (d := parse_date(entry.updated_at, now)):
             modified = Dated(d, "feed")
     if published is None:
-        published = _date_from_text(tree, base)
+        published = _date_from_text(html, base)  # the page as printed: pruning removed bylines and datelines
     declared, declared_source = md.language, md.language_source
     if not declared and entry is not None and entry.language:
-        from newsflow_parser.metadata import language_code
-
         declared, declared_source = language_code(entry.language), "feed"
     lang, lang_source = language.choose(declared, declared_source, text)
 
@@ -316,12 +314,12 @@ def _merge_captions(
 # --- fallbacks ----------------------------------------------------------------------------------
 
 
-def _date_from_text(tree: HtmlElement, url: str) -> Dated | None:
+def _date_from_text(html: str, url: str) -> Dated | None:
     """The date printed on the page, found by htmldate when nothing structured gives one."""
     try:
         from htmldate import find_date
 
-        found = find_date(tree, url=url, original_date=True, extensive_search=True, outputformat="%Y-%m-%dT%H:%M:%S%z")
+        found = find_date(html, url=url, original_date=True, extensive_search=True, outputformat="%Y-%m-%dT%H:%M:%S%z")
     except Exception:  # htmldate is a heuristic over arbitrary markup: no date beats no article
         return None
     if found and (d := parse_date(found)):
