@@ -120,3 +120,20 @@ async def test_module_entry_point_serves_until_terminated() -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_demo_serve_command_serves_until_terminated() -> None:
+    port = _free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from newsflow_cli.demo.cli import app; app()", "serve", "--port", str(port),
+        "--articles", "35", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert f"35 articles at http://127.0.0.1:{port}/" in first
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/feeds.opml") as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
