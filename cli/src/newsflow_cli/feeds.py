@@ -69,6 +69,12 @@ def _interval(seconds: float | None) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
 
 
+def _next_poll(f: FeedInfo, now: float) -> str:
+    if f.due_at is None:
+        return "-"
+    return _ago(f.due_at, now) if f.due_at > now + 0.5 else "due now"
+
+
 def _health(f: FeedInfo) -> str:
     st = f.state
     if st.unhealthy:
@@ -164,7 +170,7 @@ def list_(
             str(st.consecutive_failures),
             interval + (" (fixed)" if f.config.interval_s else ""),
             str(st.items_seen),
-            _ago(f.due_at, now) if f.due_at else "-",
+            _next_poll(f, now),
         )
     Console().print(table)
 
@@ -195,4 +201,4 @@ def export(
     if fmt is ExportFormat.yaml:
         typer.echo(_with_registry(lambda r: r.export_yaml()), nl=False)
     else:
-        typer.echo(_with_registry(lambda r: r.export_opml()))
+        typer.echo(_with_registry(lambda r: r.export_opml()), nl=False)

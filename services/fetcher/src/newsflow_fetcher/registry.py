@@ -242,7 +242,10 @@ class FeedRegistry:
 
     @staticmethod
     def _export_row(f: FeedInfo) -> dict[str, Any]:
-        return {"url": f.url, "title": f.config.title or f.state.title, "interval": f.config.interval_s}
+        interval = f.config.interval_s
+        if interval is not None and float(interval).is_integer():
+            interval = int(interval)
+        return {"url": f.url, "title": f.config.title or f.state.title, "interval": interval}
 
     # --- poller side ------------------------------------------------------------------------------
 
