@@ -13,6 +13,12 @@ from newsflow_cli.demo.server import DemoFeedServer, DemoServerError, serve_fore
 app = typer.Typer(no_args_is_help=True, help="The demo news site (sample articles and feeds on loopback).")
 
 
+@app.callback()
+def demo() -> None:
+    """The demo news site (sample articles and feeds on loopback)."""
+    # A callback keeps `serve` a sub-command even while it is the only one.
+
+
 @app.command()
 def serve(
     port: int = typer.Option(0, help="Port to listen on (0: a free one)."),
