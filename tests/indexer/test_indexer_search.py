@@ -117,3 +117,26 @@ async def test_search_filters_since_and_language(ready_es: AsyncElasticsearch, i
     test = cli("rules", "test", "rocket attack", "--json", env_url=idx_settings.elasticsearch_url)
     assert test.returncode == 0, test.stderr
     assert [json.loads(x)["url"] for x in test.stdout.splitlines()] == [new.url]
+
+
+async def test_rules_cli_add_list_remove_and_refuse_a_broken_query(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings, tmp_path: Path
+) -> None:
+    url = idx_settings.elasticsearch_url
+    out = cli("rules", "add", "drones", "drone AND militia*", "--lang", "en",
+              "--slack", "http://127.0.0.1:9/hook", env_url=url)
+    assert out.returncode == 0 and "added rule 'drones'" in out.stdout, out.stderr
+    bad = cli("rules", "add", "broken", "rocket AND (", env_url=url)
+    assert bad.returncode == 1 and "invalid query" in bad.stderr
+    f = tmp_path / "rules.yaml"
+    f.write_text("rules:\n  - {name: port, query: 'Qasr', channels: [log]}\n")
+    assert cli("rules", "add", "--file", str(f), env_url=url).returncode == 0
+    listed = cli("rules", "list", "--json", env_url=url)
+    rules = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
+    assert set(rules) == {"drones", "port"}
+    assert rules["drones"]["filters"]["language"] == ["en"]
+    assert rules["drones"]["channels"][0] == {"type": "webhook", "url": "http://127.0.0.1:9/hook", "slack": True}
+    assert cli("rules", "remove", "drones", env_url=url).returncode == 0
+    assert cli("rules", "remove", "drones", env_url=url).returncode == 1
+    listed = cli("rules", "list", "--json", env_url=url)
+    assert [json.loads(x)["name"] for x in listed.stdout.splitlines()] == ["port"]
