@@ -457,3 +457,20 @@ async def test_registry_reads_through_a_decoding_client(redis: Any, redis_url: s
         assert await reg.claim_due(5, 10, "tok") == ["https://dec.test/rss"]
     finally:
         await text_client.aclose()
+
+
+async def test_unexpected_parser_failure_counts_against_the_feed(
+    site: WebServer, rig: Any, monkeypatch: Any
+) -> None:
+    p, _sink, reg = rig
+    site.static("/boom", rss([("http://b.test/1", "One")]), "application/rss+xml")
+    await reg.add(site.url("/boom"))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(poller_mod, "parse_feed", broken)
+    r = await poll(p, reg, site.url("/boom"))
+    assert r.outcome == "error" and r.error == "internal-error: RuntimeError: parser bug"
+    info = await reg.get(site.url("/boom"))
+    assert info is not None and info.state.consecutive_failures == 1 and info.due_at is not None

@@ -238,6 +238,13 @@ class Poller:
             return self._failed(cfg, state, result, e.reason, str(e))
         except FeedParseError as e:
             return self._failed(cfg, state, result, "parse-error", str(e))
+        except Stopping:
+            raise
+        except Exception as e:
+            # A bug or a broken dependency on this feed's input: count it against the feed (so it
+            # shows in `feeds list` and backs off) instead of retrying it blindly.
+            log.exception("polling %s failed unexpectedly", cfg.url)
+            return self._failed(cfg, state, result, "internal-error", f"{type(e).__name__}: {e}")
 
         # Success
         state.consecutive_failures = 0
