@@ -52,7 +52,12 @@ class RunError(Exception):
 
 
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    # The terminal or a pipe (`make run | tee`) may be gone by the time we stop: stopping must go on.
+    try:
+        print(msg, flush=True)
+    except (BrokenPipeError, OSError):
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the dead stream for good
 
 
 def first_error(e: Exception) -> str:
@@ -606,7 +611,8 @@ class LocalRun:
                     return 130 if self.interrupted else 0
         finally:
             if live is not None:
-                live.stop()
+                with contextlib.suppress(Exception):
+                    live.stop()
             await watcher.close()
 
     def print_ready(self, es_url: str, p: Progress, elapsed: float) -> None:
@@ -631,17 +637,22 @@ class LocalRun:
         say("")
 
     async def shutdown(self) -> None:
-        if self.pipeline is not None:
-            say("stopping the services (SIGTERM; they finish what they hold) ...")
-            codes = await asyncio.to_thread(self.pipeline.stop)
-            bad = {k: v for k, v in codes.items() if v not in (0, None, -signal.SIGTERM)}
-            if bad:
-                say(f"  services exited with {bad} (see {self.cfg.state / 'logs'})")
-            self.pipeline = None
-        if self.demo is not None:
-            await self.demo.stop()
-            self.demo = None
-        await asyncio.to_thread(self.servers.stop)
+        # Each step runs whatever happened to the one before: nothing may be left running.
+        try:
+            if self.pipeline is not None:
+                say("stopping the services (SIGTERM; they finish what they hold) ...")
+                codes = await asyncio.to_thread(self.pipeline.stop)
+                bad = {k: v for k, v in codes.items() if v not in (0, None, -signal.SIGTERM)}
+                if bad:
+                    say(f"  services exited with {bad} (see {self.cfg.state / 'logs'})")
+                self.pipeline = None
+        finally:
+            try:
+                if self.demo is not None:
+                    await self.demo.stop()
+                    self.demo = None
+            finally:
+                await asyncio.to_thread(self.servers.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -649,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(argv)
         return asyncio.run(LocalRun(cfg).run())
     except RunError as e:
-        print(f"make run: {e}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            print(f"make run: {e}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 130
