@@ -268,7 +268,11 @@ def render(report: dict[str, Any]) -> None:
                 length = str(s["length"]) if i == 0 else ""
                 added = str(s["entries_added"]) if i == 0 else ""
                 if g is None:
-                    t.add_row(name, length, added, "[yellow]no group[/yellow]", "", "", "", "")
+                    # A pipeline stream without its group lost entries' tracking (run `newsflow init`);
+                    # news.alerts has none by design: its readers are outside Newsflow.
+                    label = "[red]missing: newsflow init[/red]" if s["stream"] in streams.GROUPS \
+                        else "[dim]none (external)[/dim]"
+                    t.add_row(name, length, added, label, "", "", "", "")
                     continue
                 lag = "?" if g["lag"] is None else str(g["lag"])
                 t.add_row(name, length, added, g["group"], str(g["pending"]), lag,
