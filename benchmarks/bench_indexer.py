@@ -197,12 +197,13 @@ def _phase_totals() -> dict[str, float]:
 
 
 def rule_queries(n: int, seed: int = 11) -> list[str]:
+    """Operator-like rules: phrases and conjunctions of news words, a few with wildcards or fuzziness."""
     rnd = random.Random(seed)
-    vocab = VOCAB
     out = []
     for i in range(n):
-        a, b = rnd.sample(vocab, 2)
-        out.append([f'"{a} {b}"', f"{a} AND {b}*", f"{a} {b}~1", f"{a} OR {b}", f"{a} AND NOT {b}"][i % 5])
+        a, b, c = rnd.sample(VOCAB, 3)
+        out.append([f'"{a} {b}"', f"{a} AND {b}* AND {c}", f"{a} {b}~1 {c}", f"({a} OR {b}) AND {c}",
+                    f"{a} AND {b} AND NOT {c}"][i % 5])
     return out
 
 
