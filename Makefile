@@ -16,8 +16,10 @@ test-unit: setup
 lint: setup
 	@.venv/bin/ruff check .
 
+# The bench group (matplotlib, psutil, py-spy, feedparser) is only synced here: tests never need it.
 bench: setup
-	@.venv/bin/python benchmarks/run_all.py
+	@uv sync --frozen --all-packages --group bench -q
+	@.venv/bin/python benchmarks/run_all.py $(BENCH_ARGS)
 
 clean-state:
 	@scripts/elasticsearch.sh stop || true

@@ -43,8 +43,9 @@ def read(service: str, path: Path) -> Profile:
             continue
         n = int(count)
         frames = stack.split(";")
-        proc = next((f for f in frames if f.startswith("process ")), "")
-        prof.by_process["worker" if "forkserver" in proc or "multiprocessing" in proc else "main"] += n
+        # --subprocesses prefixes each stack with its process chain: parent, forkserver, worker.
+        nested = sum(1 for f in frames if f.startswith("process "))
+        prof.by_process["extraction workers" if nested > 1 else "service process"] += n
         parsed = [m for f in frames if (m := _FRAME.match(f))]
         if not parsed:
             continue

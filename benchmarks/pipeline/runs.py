@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 import time
@@ -13,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch
 
 from benchmarks.pipeline.infra import Servers
 from benchmarks.pipeline.pages import ROOT
-from benchmarks.pipeline.sampler import Sampler
+from benchmarks.pipeline.sampler import Sampler, tree_cpu_seconds
 from benchmarks.pipeline.site import BenchSite
 from newsflow_cli.infra import initialise
 from newsflow_cli.processes import Pipeline
@@ -43,7 +44,8 @@ ENV = {
     "NEWSFLOW_ALLOWED_NETWORKS": "127.0.0.0/8",
     "NEWSFLOW_LOG_LEVEL": "WARNING",
 }
-POLL_S = 0.25  # how often the benchmark searches for newly searchable documents
+POLL_S = 0.25  # how often the benchmark searches for newly searchable documents (paced run; others 2x)
+WARM_UP = 20  # articles pushed through fresh services before a run is measured
 
 
 @dataclass
@@ -66,6 +68,8 @@ class RunResult:
     sampler: Sampler | None = None
     backlog: list[tuple[float, dict[str, int]]] = field(default_factory=list)
     profile: dict[str, Path] = field(default_factory=dict)
+    cold_first_s: float | None = None  # fresh services: first warm-up item served -> its document searchable
+    cold_all_s: float | None = None  # ... -> every warm-up document searchable
 
     @property
     def rate(self) -> float:
@@ -108,6 +112,7 @@ class Bench:
             for name in existing:
                 await self.es.indices.delete(index=name)
         await initialise(self.settings)
+        await self.es.cluster.health(index="news", wait_for_status="yellow", timeout="30s")
         self.site.reset()
 
     def doc_id(self, i: int) -> str:
@@ -140,7 +145,8 @@ class Bench:
     # -- watching Elasticsearch ---------------------------------------------------------------------
     async def watch(self, ids: dict[str, int], expected: int, stall_s: float, deadline_s: float,
                     backlog: list[tuple[float, dict[str, int]]] | None = None,
-                    reveal_done: asyncio.Event | None = None) -> dict[int, float]:
+                    reveal_done: asyncio.Event | None = None, every: float = POLL_S,
+                    quiet: bool = False) -> dict[int, float]:
         """Search every POLL_S for documents that became searchable; their first sighting is their time.
 
         Searches only the last seconds of `indexed_at` (a date the indexer sets just before its bulk
@@ -150,13 +156,21 @@ class Bench:
         started = last_progress = time.time()
         next_backlog = 0.0
         next_print = started + 10
+        backlog_now: dict[str, int] = {}
         while len(seen) < expected:
             now = time.time()
-            res = await self.es.search(
-                index="news", size=10_000, source=False, docvalue_fields=[{"field": "indexed_at",
-                                                                           "format": "epoch_millis"}],
-                query={"range": {"indexed_at": {"gte": int((watermark - 10) * 1000), "format": "epoch_millis"}}},
-            )
+            try:
+                res = await self.es.search(
+                    index="news", size=10_000, source=False,
+                    docvalue_fields=[{"field": "indexed_at", "format": "epoch_millis"}],
+                    query={"range": {"indexed_at": {"gte": int((watermark - 10) * 1000), "format": "epoch_millis"}}},
+                )
+            except ApiError as e:  # a shard not started yet, a node busy: the next poll will do
+                print(f"  (search failed: {e.meta.status} {e.message}; retrying)", flush=True)
+                if time.time() - started > deadline_s:
+                    break
+                await asyncio.sleep(every)
+                continue
             seen_at = time.time()
             for h in res["hits"]["hits"]:
                 i = ids.get(h["_id"])
@@ -167,22 +181,54 @@ class Bench:
                 if ts:
                     watermark = max(watermark, float(ts[0]) / 1000)
             if now >= next_backlog:
-                b = await self.backlogs()
+                b = backlog_now = await self.backlogs()
                 if backlog is not None:
                     backlog.append((now, b))
-                if now >= next_print:
+                if now >= next_print and not quiet:
                     next_print = now + 10
                     print(f"  {now - started:5.0f} s: {len(seen)}/{expected} searchable; not yet processed: "
                           + ", ".join(f"{k} {v}" for k, v in b.items()), flush=True)
                 next_backlog = now + 1.0
             if reveal_done is not None and not reveal_done.is_set():
                 last_progress = time.time()
-            if time.time() - last_progress > stall_s or time.time() - started > deadline_s:
+            drained = bool(backlog_now) and not any(backlog_now.values())
+            quiet = time.time() - last_progress
+            if quiet > stall_s or (drained and quiet > 15) or time.time() - started > deadline_s:
                 print(f"  (stopped waiting: {len(seen)}/{expected} searchable, no progress for "
                       f"{time.time() - last_progress:.0f} s)", flush=True)
                 break
-            await asyncio.sleep(max(0.0, POLL_S - (time.time() - now)))
+            await asyncio.sleep(max(0.0, every - (time.time() - now)))
         return seen
+
+    async def settle(self, sampler: Sampler, limit_s: float = 40.0) -> float:
+        """Wait until the freshly started services are idle (the parser's workers load their models at
+        start), so that start-up is not counted as work. Returns the seconds waited."""
+        t0 = time.time()
+        prev = await asyncio.to_thread(sampler.cpu_now)
+        while time.time() - t0 < limit_s:
+            await asyncio.sleep(1.0)
+            cur = await asyncio.to_thread(sampler.cpu_now)
+            busy = sum(cur.get(k, 0.0) - prev.get(k, 0.0) for k in ("fetcher", "parser", "indexer"))
+            prev = cur
+            if busy < 0.15:
+                break
+        return time.time() - t0
+
+    async def warm_up(self, p: Pipeline, sampler: Sampler, numbers: range, result: RunResult) -> None:
+        """Register the feeds and push a few articles through fresh services, then wait for quiet: the
+        measured run starts warm (the parser's extraction workers start, and load their models, on the
+        first page they get). How long that first article took is recorded as the cold start."""
+        reg = FeedRegistry(self.redis)
+        for url in self.site.feed_urls:
+            await reg.add(url, interval=1)
+        self.site.publish(numbers)
+        ids = {self.doc_id(i): i for i in numbers}
+        seen = await self.watch(ids, len(numbers), stall_s=120, deadline_s=300, quiet=True)
+        served = [self.site.first_served[i] for i in numbers if i in self.site.first_served]
+        if seen and served:
+            result.cold_first_s = min(seen.values()) - min(served)
+            result.cold_all_s = max(seen.values()) - min(served)
+        await self.settle(sampler)
 
     # -- the runs -----------------------------------------------------------------------------------
     async def feed_run(self, label: str, numbers: range, replicas: int, *, rate: float | None = None,
@@ -196,19 +242,18 @@ class Bench:
         reveal_done = asyncio.Event()
         tasks: list[asyncio.Task[Any]] = []
         try:
+            await self.warm_up(p, sampler, range(numbers.start - WARM_UP, numbers.start), result)
             ids = {self.doc_id(i): i for i in numbers}
+            sampler.start()
             if rate is None:
                 self.site.publish(numbers)
                 reveal_done.set()
-            sampler.start()
-            reg = FeedRegistry(self.redis)
-            for url in self.site.feed_urls:
-                await reg.add(url, interval=1)
-            if rate is not None:
+            else:
                 tasks.append(asyncio.create_task(self._pace(numbers, rate, reveal_done)))
             if profile_s > 0 and profile_dir is not None:
                 tasks.append(asyncio.create_task(self._profile(p, profile_s, profile_dir, result)))
-            seen = await self.watch(ids, len(numbers), stall_s=60, deadline_s=900, reveal_done=reveal_done)
+            seen = await self.watch(ids, len(numbers), stall_s=60, deadline_s=900, reveal_done=reveal_done,
+                                    every=POLL_S if rate is not None else 2 * POLL_S)
             sampler.stop()
             for t in tasks:
                 try:
@@ -268,7 +313,7 @@ class Bench:
             assert sp.proc is not None
             out = out_dir / f"{svc}.txt"
             cmd = [spy, "record", "-p", str(sp.proc.pid), "-d", str(int(seconds)), "-r", "50", "-f", "raw",
-                   "-o", str(out), "--nonblocking"]
+                   "-o", str(out), "--nonblocking", "--full-filenames"]
             if svc == "parser":
                 cmd.append("--subprocesses")
             procs.append((svc, out, await asyncio.create_subprocess_exec(
@@ -288,6 +333,7 @@ class Bench:
         await asyncio.to_thread(p.start)
         sampler = self.sampler(p)
         try:
+            await self.warm_up(p, sampler, range(numbers.start - WARM_UP, numbers.start), result)
             ids = {self.doc_id(i): i for i in numbers}
             feed = self.site.feed_url(0)
             sampler.start()
@@ -305,7 +351,8 @@ class Bench:
                 self.site.first_served[i] = t0
                 self.site.published_at[i] = t0
             print(f"  {len(numbers)} entries written in {now - t0:.1f} s", flush=True)
-            seen = await self.watch(ids, len(numbers), stall_s=120, deadline_s=1500, backlog=result.backlog)
+            seen = await self.watch(ids, len(numbers), stall_s=120, deadline_s=1500, backlog=result.backlog,
+                                    every=2 * POLL_S)
             sampler.stop()
             result.dead_letters = await self.dead_letters()
             result.redis_info_peak_mb = await self.redis_info_peak_mb()
@@ -323,12 +370,14 @@ class Bench:
         """The naive sequential pipeline over `numbers`, in its own process, into its own index."""
         self.site.reset()
         self.site.publish(numbers)
+        es_cpu0 = tree_cpu_seconds(self.servers.es_pid) if self.servers.es_pid else None
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "benchmarks.pipeline.naive", "--es", self.servers.es_url, "--index", index,
             *self.site.feed_urls, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise RuntimeError(f"naive pipeline failed: {err.decode(errors='replace')[-1500:]}")
-        import json
-
-        return json.loads(out.decode().strip().splitlines()[-1])
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        if es_cpu0 is not None and self.servers.es_pid:
+            result["es_cpu_seconds"] = tree_cpu_seconds(self.servers.es_pid) - es_cpu0
+        return result

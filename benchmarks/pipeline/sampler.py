@@ -57,6 +57,16 @@ class Sampler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        # Saved with the results (run_all.py --report-only): the figures, not the thread.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_stop", "_thread", "groups")}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._stop = threading.Event()
+        self._thread = None
+        self.groups = dict
+
     def cpu_now(self) -> dict[str, float]:
         return {name: sum(tree_cpu_seconds(p) for p in pids) for name, pids in self.groups().items()}
 
