@@ -474,3 +474,35 @@ async def test_unexpected_parser_failure_counts_against_the_feed(
     assert r.outcome == "error" and r.error == "internal-error: RuntimeError: parser bug"
     info = await reg.get(site.url("/boom"))
     assert info is not None and info.state.consecutive_failures == 1 and info.due_at is not None
+
+
+async def test_entry_pending_in_a_dead_poller_is_not_hidden_behind_a_304(
+    site: WebServer, rig: Any, redis: Any
+) -> None:
+    """Another poller claimed an article and died: this feed must not be marked read (validators, hash),
+    or an honest 304 would hide the article until the next verification poll."""
+    from newsflow_fetcher.seen import seen_key
+
+    p, sink, reg = rig
+    body = rss([("http://d.test/new", "New"), ("http://d.test/old", "Old")])
+
+    async def honest(request: web.Request) -> web.StreamResponse:
+        if request.headers.get("If-None-Match") == '"d1"':
+            return web.Response(status=304, headers={"ETag": '"d1"'})
+        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"d1"'})
+
+    site.routes["/dead-claim"] = honest
+    await reg.add(site.url("/dead-claim"))
+    await redis.set(seen_key("http://d.test/new"), b"pending:a-poller-that-died", px=60_000)
+    r1 = await poll(p, reg, site.url("/dead-claim"))
+    assert r1.entry_urls == ["http://d.test/old"] and r1.deferred == 1
+    info = await reg.get(site.url("/dead-claim"))
+    assert info is not None and info.state.etag is None and info.state.content_hash is None
+    # The dead poller's mark runs out; the next poll reads the feed in full and publishes the article.
+    await redis.delete(seen_key("http://d.test/new"))
+    r2 = await poll(p, reg, site.url("/dead-claim"))
+    assert "If-None-Match" not in site.hits_for("/dead-claim")[-1].headers
+    assert r2.entry_urls == ["http://d.test/new"] and r2.deferred == 0
+    assert [e.url for e in sink.entries] == ["http://d.test/old", "http://d.test/new"]
+    # Now it is read: validators are stored and the next poll is a cheap 304.
+    assert (await poll(p, reg, site.url("/dead-claim"))).outcome == "not_modified"

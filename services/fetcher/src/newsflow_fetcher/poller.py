@@ -68,6 +68,7 @@ class PollResult:
     duplicates: int = 0
     error: str | None = None
     lying_validators: bool = False
+    deferred: int = 0  # entries another poller held pending: this poll must not mark the feed as read
     next_due: float = 0.0
     entry_urls: list[str] = field(default_factory=list)
 
@@ -340,7 +341,13 @@ class Poller:
         state.title = parsed.title or state.title
         state.format = parsed.format
         new, dup = await self._publish_entries(cfg, state, parsed, resp.final_url, result, pending)
-        state.content_hash = digest
+        if result.deferred:
+            # Entries pending in a poller that may have died: if this poll stored the validators and
+            # the hash, the feed would answer 304 and those entries would wait for a verification poll.
+            # Without them the next poll reads the whole feed again and retries them.
+            state.etag = state.last_modified = state.content_hash = None
+        else:
+            state.content_hash = digest
         state.items_seen += new
         state.last_new_items = new
         result.new_entries, result.duplicates = new, dup
@@ -387,6 +394,7 @@ class Poller:
             )
         urls = list(candidates)
         won = await self.seen.claim_many(urls)
+        result.deferred = await self.seen.pending_elsewhere([u for u, mine in zip(urls, won, strict=True) if not mine])
         new = dup = 0
         for i, (url, mine) in enumerate(zip(urls, won, strict=True)):
             if not mine:

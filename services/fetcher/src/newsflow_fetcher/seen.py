@@ -56,6 +56,13 @@ class SeenSet:
                 p.set(seen_key(u), self.token, nx=True, px=self.pending_ms)
             return [bool(r) for r in await p.execute()]
 
+    async def pending_elsewhere(self, urls: list[str]) -> int:
+        """How many of `urls` another poller has claimed but not yet confirmed as published."""
+        if not urls:
+            return 0
+        values = await self.redis.mget([seen_key(u) for u in urls])
+        return sum(1 for v in values if v is not None and v.startswith(b"pending:") and v != self.token)
+
     async def confirm(self, url: str) -> None:
         await self.redis.set(seen_key(url), b"1", px=self.ttl_ms)
 
