@@ -16,7 +16,15 @@ import redis.asyncio as aioredis
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import DeadLetter, FeedEntry
-from newsflow_shared.runtime import Consumer, PermanentError, Service, encode, ensure_groups, safe_trim
+from newsflow_shared.runtime import (
+    Consumer,
+    PermanentError,
+    Service,
+    encode,
+    ensure_groups,
+    remove_stale_consumers,
+    safe_trim,
+)
 from newsflow_shared.settings import CommonSettings
 
 pytestmark = pytest.mark.integration
@@ -247,3 +255,16 @@ async def test_redis_restart_consumer_reconnects_with_groups_intact(
         await redis.xadd(IN, encode(entry(2)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 2), within=30)
     assert await out_titles(redis) == ["1", "2"]
+
+
+async def test_stale_consumers_without_pending_entries_are_removed(redis: aioredis.Redis) -> None:
+    await ensure_groups(redis, {IN: ("g",)})
+    await redis.xadd(IN, {b"data": b"{}"})
+    await redis.xadd(IN, {b"data": b"{}"})
+    done = await redis.xreadgroup("g", "gone-clean", {IN: ">"}, count=1)
+    await redis.xack(IN, "g", done[0][1][0][0])
+    await redis.xreadgroup("g", "gone-holding", {IN: ">"}, count=1)  # still holds an entry
+    await asyncio.sleep(0.3)
+    assert await remove_stale_consumers(redis, IN, "g", idle_s=0.2) == ["gone-clean"]
+    names = [c["name"] for c in await redis.xinfo_consumers(IN, "g")]
+    assert names == [b"gone-holding"]

@@ -178,6 +178,16 @@ async def safe_trim(redis: aioredis.Redis, stream: str) -> int:
     return int(await redis.xtrim(stream, minid=f"{needed[0]}-{needed[1]}", approximate=False))
 
 
+async def remove_stale_consumers(redis: aioredis.Redis, stream: str, group: str, idle_s: float) -> list[str]:
+    """Delete consumers idle longer than `idle_s` that hold nothing pending (so nothing can be lost)."""
+    removed = []
+    for c in await redis.xinfo_consumers(stream, group):
+        if int(c.get("pending", 0)) == 0 and int(c.get("idle", 0)) >= idle_s * 1000:
+            await redis.xgroup_delconsumer(stream, group, c["name"])
+            removed.append(_text(c["name"]))
+    return removed
+
+
 def _describe(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc) or repr(exc)
 
@@ -717,8 +727,9 @@ class Service:
                         metrics.STREAM_PENDING.labels(stream, name).set(int(g.get("pending") or 0))
                 if time.monotonic() - last_trim >= self.settings.stream_trim_interval_s:
                     last_trim = time.monotonic()
-                    for stream in inputs:
+                    for stream, group in inputs.items():
                         await safe_trim(redis, stream)
+                        await remove_stale_consumers(redis, stream, group, self.settings.stale_consumer_s)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:

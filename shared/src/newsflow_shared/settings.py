@@ -39,6 +39,9 @@ class CommonSettings(BaseSettings):
     # Hard ceiling on a stream's length, used only to trim entries every group has acknowledged.
     stream_trim_interval_s: float = Field(10.0, gt=0)
 
+    # Consumers that left (old replicas, earlier runs) stay listed in their group forever; once idle this
+    # long with nothing pending they are removed, which loses nothing and keeps `newsflow status` true.
+    stale_consumer_s: float = Field(3600.0, gt=0)
     graceful_timeout_s: float = Field(25.0, gt=0)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
