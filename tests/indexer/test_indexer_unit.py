@@ -75,6 +75,12 @@ def test_query_uses_stemmed_fields_of_the_filtered_language_and_ands_words() -> 
     assert {"ids": {"values": ["x"]}} in filters
     assert all(f"text_{lang}" in search_fields() for lang in ("en", "ar", "fr", "de", "es", "ru"))
     assert [f for f in search_fields("it") if f.startswith("text")] == ["text"]
+    # A batch's languages narrow the stemmed fields; a rule's language filter narrows them further.
+    fields = build_query("x", present_languages=["ar", "en"])["bool"]["must"][0]["query_string"]["fields"]
+    assert {f for f in fields if f.startswith("text_")} == {"text_en", "text_ar"}
+    fields = build_query("x", {"language": ["en", "fr"]}, present_languages=["ar", "en"])["bool"]["must"][0][
+        "query_string"]["fields"]
+    assert {f for f in fields if f.startswith("text")} == {"text", "text_en"}
     with pytest.raises(ValueError, match="unknown filter"):
         build_query("x", {"author": "me"})
 

@@ -31,6 +31,7 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from newsflow_indexer import metrics
+from newsflow_indexer.documents import stemmed_language
 from newsflow_indexer.query import HIGHLIGHT, best_snippet
 from newsflow_indexer.rules import Rule
 from newsflow_indexer.settings import IndexerSettings
@@ -108,8 +109,14 @@ class AlertEngine:
         # To tell, on a redelivery, whether an alert reached news.alerts before the crash.
         self.redis = redis
 
-    async def match(self, rules: list[Rule], ids: list[str]) -> list[tuple[Rule, dict[str, Any]]]:
-        """Every (rule, hit) among `ids`, in one `_msearch`. A rule Elasticsearch refuses is skipped."""
+    async def match(
+        self, rules: list[Rule], ids: list[str], languages: list[str] | None = None
+    ) -> list[tuple[Rule, dict[str, Any]]]:
+        """Every (rule, hit) among `ids`, in one `_msearch`. A rule Elasticsearch refuses is skipped.
+
+        `languages`: the stemmed languages of the batch; the other languages' fields cannot match
+        and are left out of every rule's query (about half the cost of a multilingual rule set).
+        """
         if not rules or not ids:
             return []
         searches: list[dict[str, Any]] = []
@@ -117,7 +124,7 @@ class AlertEngine:
             searches.append({"index": self.alias})
             searches.append(
                 {
-                    "query": rule.es_query(ids=ids),
+                    "query": rule.es_query(ids=ids, present_languages=languages),
                     "size": len(ids),
                     "_source": HIT_FIELDS,
                     # No highlighting here: most matches of a batch are not new alerts, and
@@ -143,7 +150,10 @@ class AlertEngine:
         """The alerts to fire for this batch, by article id (only articles that fire appear)."""
         started = time.perf_counter()
         keys = {a.article_id: delivery_key(a) for a in articles}
-        hits = await self.match(rules, list(keys))
+        # The stemmed languages of the batch. (A document already replaced by a newer parse in another
+        # language was evaluated when that parse was indexed.)
+        langs = {stemmed_language(a.language) for a in articles}
+        hits = await self.match(rules, list(keys), sorted(x for x in langs if x))
         matches = [
             Match(rule, h["_id"], h.get("_source", {}), None, keys[h["_id"]])
             for rule, h in hits
