@@ -35,6 +35,9 @@ public final class Main {
             .put("node.portsfile", true)
             // The hunspell dictionaries are loaded when an analyzer first asks for them, not all at start.
             .put("indices.analysis.hunspell.dictionary.lazy", true)
+            // German nouns are capitalised in the dictionary; analyzers lowercase first, so look up
+            // without case or "raketen" never stems. docker-compose.yml sets the same.
+            .put("indices.analysis.hunspell.dictionary.ignore_case", true)
             // A developer disk is often fuller than a server's: do not turn indices read-only at 90 %.
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
             .put("action.destructive_requires_name", false)
