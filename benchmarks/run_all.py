@@ -189,7 +189,12 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
-        import matplotlib  # noqa: F401
+        # Imported now, not when the report is drawn: a `uv sync` without the bench group elsewhere in the
+        # same checkout while the benchmark runs would otherwise take them away mid-run.
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
         import psutil  # noqa: F401
     except ImportError as e:
         print(f"run_all: {e.name} missing: run `uv sync --frozen --all-packages --group bench` (make bench does)",
@@ -211,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_all: {e}", file=sys.stderr)
         print("run_all: nothing measured (the benchmark runs on the public labelled pages only)", file=sys.stderr)
         return 2
+    state = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".state" if (ROOT / ".state").is_dir() else None))
+    spy = Path(sys.executable).parent / "py-spy"
+    if spy.exists():  # a private copy, for the same reason as the imports above
+        shutil.copy2(spy, state / "py-spy")
     workers = len(os.sched_getaffinity(0))
     res.pages_total = len(all_pages)
     log(f"{len(all_pages)} labelled pages; machine: {res.machine}; load {res.load_before}")
@@ -236,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
     for q in res.quality:
         log(f"  {q.name}: F1 {q.f1:.3f}, {q.rate or 0:.1f} pages/s {q.note}")
 
-    state = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / ".state" if (ROOT / ".state").is_dir() else None))
     try:
         asyncio.run(pipeline_part(cfg, res, pages, state))
     finally:

@@ -306,7 +306,8 @@ class Bench:
         """py-spy on every service (the parser with its extraction workers), for `seconds`, once work flows."""
         await asyncio.sleep(3)
         await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
-        spy = str(Path(sys.executable).parent / "py-spy")
+        private = self.log_dir.parent / "py-spy"  # copied there by run_all.py at start
+        spy = str(private if private.exists() else Path(sys.executable).parent / "py-spy")
         procs = []
         for svc in ("parser", "fetcher", "indexer"):
             sp = p[svc][0]
