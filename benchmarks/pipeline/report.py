@@ -301,7 +301,7 @@ def render(res: Any, cfg: Any) -> str:
     rel = {k: Path("perf") / v.name if cfg.plots.parent == cfg.out.parent else v for k, v in made.items()}
     L = []
     L += ["# Performance", "",
-          "Produced by `make bench` (`benchmarks/run_all.py`); every figure and plot below comes from one run of it.",
+          "Produced by `benchmarks/run_all.py` (`make bench`); every figure and plot below comes from one run of it.",
           "Do not edit by hand: run it again.", "",
           "## The machine and the run", "",
           f"- {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory')} memory, Python {m.get('python')},"
@@ -315,11 +315,25 @@ def render(res: Any, cfg: Any) -> str:
           f" {res.pages_used} that the parser accepts as articles are served as distinct copies (a path and a marker"
           f" paragraph per copy) by a loopback site with {20} RSS feeds; {len(res.rejected)} rejected"
           f" (too little text: {', '.join(res.rejected[:6])}{' ...' if len(res.rejected) > 6 else ''}).",
+          f"- Sizes: {cfg.articles} articles per pipeline run, {cfg.naive_articles} for the naive pipeline, a burst of"
+          f" {cfg.burst} entries, a paced run of {cfg.paced_s:.0f} s (`make bench` defaults: 2000, 2000, 10,000 and"
+          " 60 s, about 20-25 minutes on an otherwise idle 2-core machine).",
           "- Latency is measured per document: from the moment the site first served its item in a feed"
           " to the moment a search finds it (the benchmark searches every 0.25 s, so figures are up to 0.25 s late).",
           "- Services run as separate processes (`newsflow_cli.processes.Pipeline`) with the end-to-end tests'"
           " settings (feeds polled every 1 s, no politeness delay to the loopback host), each parser replica with"
           " one extraction worker per core; Redis and Elasticsearch as started by `scripts/`.", ""]
+    L += ["## How to run it", "",
+          "- `make bench` (syncs the `bench` dependency group, then runs `benchmarks/run_all.py`; extra flags in"
+          " `BENCH_ARGS`, e.g. `make bench BENCH_ARGS='--articles 1500 --burst 4000'`).",
+          "- `.venv/bin/python benchmarks/run_all.py --quick`: small sizes, a few minutes, writes"
+          " `.state/bench/PERFORMANCE.md` instead of this file.",
+          "- Redis and Elasticsearch are started with `scripts/redis.sh` and `scripts/elasticsearch.sh` and stopped at"
+          " the end, unless `NEWSFLOW_REDIS_URL` / `NEWSFLOW_ELASTICSEARCH_URL` point at running ones (then their"
+          " processes are not sampled). The pages come from `../shared/eval` (`--eval-dir`); without them the"
+          " script stops with a message and measures nothing.",
+          "- Each run saves its figures (`.state/bench-*/results.pickle`, beside the services' logs and the py-spy"
+          " profiles); `--report-only FILE` draws this report and the plots again from them.", ""]
     L += ["## Throughput and latency", "",
           "Each run starts fresh services on an empty Redis and index, pushes 20 warm-up articles through them"
           " (not counted), then measures. Documents/s counts from the first measured feed item served to the last"
