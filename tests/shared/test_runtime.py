@@ -268,3 +268,25 @@ async def test_stale_consumers_without_pending_entries_are_removed(redis: aiored
     assert await remove_stale_consumers(redis, IN, "g", idle_s=0.2) == ["gone-clean"]
     names = [c["name"] for c in await redis.xinfo_consumers(IN, "g")]
     assert names == [b"gone-holding"]
+
+
+async def test_an_alert_is_published_once_per_key_even_when_published_again(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    from newsflow_shared.models import Alert
+    from newsflow_shared.runtime import ServiceContext
+
+    ctx = ServiceContext("t", settings_for(redis_url), redis)
+    alert = Alert(alert_id="a1", rule_id="r", rule_name="rocket attack", query='"rocket attack"',
+                  article_id="x", url="http://example.test/x")
+    first = await ctx.publish(streams.ALERTS, alert)
+    # A redelivered batch, or a client retrying after a reply lost in a Redis restart, publishes again.
+    again = await ctx.publish(streams.ALERTS, alert.model_copy(update={"snippet": "other"}))
+    other = await ctx.publish(streams.ALERTS, alert.model_copy(update={"alert_id": "a2"}))
+    assert first and not again and other
+    assert [Alert.model_validate_json(f[b"data"]).alert_id for _, f in await redis.xrange(streams.ALERTS)] == [
+        "a1", "a2"]
+    # Plain messages have no key: every publish appends.
+    await ctx.publish(OUT, entry(1))
+    await ctx.publish(OUT, entry(1))
+    assert await redis.xlen(OUT) == 2

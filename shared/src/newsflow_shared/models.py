@@ -170,6 +170,11 @@ class Alert(Message):
     duplicates: list[str] = Field(default_factory=list)  # URLs of syndicated copies (same simhash)
     matched_at: datetime = Field(default_factory=utcnow)
 
+    @property
+    def idempotency_key(self) -> str:
+        """Published at most once per key (see ServiceContext.publish): one alert per (rule, article)."""
+        return self.alert_id
+
 
 class DeadLetter(Message):
     """`<stream>.dlq`: a message that could not be processed, with why, kept for replay."""

@@ -147,6 +147,19 @@ async def stream_backlog(redis: aioredis.Redis, stream: str) -> int:
     return worst
 
 
+# Mark the key and append in one step: a retry after a lost reply (a Redis restart, a crash between
+# publish and ack followed by redelivery) finds the key set and appends nothing.
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then
+  if ARGV[2] == '0' then
+    return redis.call('XADD', KEYS[2], '*', 'data', ARGV[1])
+  end
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'data', ARGV[1])
+end
+return false
+"""
+
+
 def _id_tuple(mid: bytes | str) -> tuple[int, int]:
     s = mid.decode() if isinstance(mid, bytes) else mid
     ms, _, seq = s.partition("-")
@@ -202,6 +215,7 @@ class ServiceContext:
         self.stopping = asyncio.Event()
         self._backlog_cache: dict[str, tuple[float, int]] = {}
         self.backpressure_streams: set[str] = set()
+        self._publish_once = redis.register_script(_PUBLISH_ONCE)
 
     async def _backlog(self, stream: str) -> int:
         now = time.monotonic()
@@ -230,11 +244,25 @@ class ServiceContext:
         """Append `model` to `stream`, first waiting for room when the stream is under backpressure.
 
         `maxlen` is for notification streams nobody is obliged to read (news.alerts); pipeline streams are
-        never capped by length (see `safe_trim`).
+        never capped by length (see `safe_trim`). A model with an `idempotency_key` (an alert) is
+        published at most once per key: returns "" when it already was.
         """
         if stream in self.backpressure_streams:
             await self.wait_for_room(stream)
-        mid = await self.redis.xadd(stream, encode(model), maxlen=maxlen, approximate=maxlen is not None)
+        if maxlen is None:
+            maxlen = streams.MAXLEN.get(stream)
+        key = getattr(model, "idempotency_key", None)
+        if key is not None:
+            ttl = int(self.settings.publish_dedup_ttl_days * 86400)
+            mid = await self._publish_once(
+                keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
+                args=[encode(model)[DATA_FIELD], maxlen or 0, ttl],
+            )
+            if mid is None:
+                log.info("not published again: %s %s is already on %s", type(model).__name__, key, stream)
+                return ""
+        else:
+            mid = await self.redis.xadd(stream, encode(model), maxlen=maxlen, approximate=maxlen is not None)
         if (cached := self._backlog_cache.get(stream)) is not None:
             # Count our own writes until the next measurement, so a burst cannot overshoot the limit.
             self._backlog_cache[stream] = (cached[0], cached[1] + 1)

@@ -42,6 +42,8 @@ class CommonSettings(BaseSettings):
     # Consumers that left (old replicas, earlier runs) stay listed in their group forever; once idle this
     # long with nothing pending they are removed, which loses nothing and keeps `newsflow status` true.
     stale_consumer_s: float = Field(3600.0, gt=0)
+    # How long a published idempotency key (an alert id) is remembered to refuse a second publish.
+    publish_dedup_ttl_days: float = Field(30.0, gt=0)
     graceful_timeout_s: float = Field(25.0, gt=0)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")

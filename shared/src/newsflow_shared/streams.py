@@ -17,6 +17,8 @@ INDEXER_GROUP = "indexer"
 # news.alerts is a notification stream for consumers outside Newsflow, who attach their own groups;
 # it is capped by length (ALERTS_MAXLEN) because nobody is obliged to read it.
 ALERTS_MAXLEN = 100_000
+# Streams capped by length on every append (only those nobody is obliged to read).
+MAXLEN: dict[str, int] = {ALERTS: ALERTS_MAXLEN}
 
 DLQ_SUFFIX = ".dlq"
 
@@ -45,4 +47,4 @@ FEEDS_UNHEALTHY_KEY = "newsflow:feeds:unhealthy"  # set of feed urls failing for
 SEEN_PREFIX = "newsflow:seen:"  # canonical-URL seen-set (see newsflow_fetcher.seen)
 ROBOTS_PREFIX = "newsflow:robots:"
 FAILURES_PREFIX = "newsflow:failures:"  # hash per stream:group: message id -> first/last failure
-ALERTED_PREFIX = "newsflow:alerted:"  # (rule, article) pairs already alerted, and fingerprints
+PUBLISHED_PREFIX = "newsflow:published:"  # stream:key of messages published at most once (alerts)
