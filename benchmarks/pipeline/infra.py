@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -58,4 +59,5 @@ def start_servers(state_dir: Path) -> Servers:
     except BaseException:
         s.stop()
         raise
+    atexit.register(s.stop)  # a safety net: stop() is idempotent, and a crash must not leave servers behind
     return s
