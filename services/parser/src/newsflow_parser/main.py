@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
@@ -22,6 +24,9 @@ def build_service(settings: ParserSettings | None = None) -> Service:
 
     async def startup(ctx: ServiceContext) -> None:
         pool = ExtractionPool(s.parser_workers, s.parser_timeout_s, s.parser_max_tasks_per_worker)
+        # Start every worker (and let it load its models) before the first page, so that page's
+        # latency is not a cold start's; the service is reported ready only after this.
+        await asyncio.gather(*(pool.run(os.getpid) for _ in range(s.parser_workers)))
         parts["handler"] = PageHandler(pool, s)
         log.info("extraction pool: %d workers, %g s per page, %d bytes at most",
                  s.parser_workers, s.parser_timeout_s, s.parser_max_bytes)
