@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -290,3 +291,13 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
     await ctx.publish(OUT, entry(1))
     await ctx.publish(OUT, entry(1))
     assert await redis.xlen(OUT) == 2
+
+
+def test_a_service_with_a_bad_setting_exits_with_one_line_naming_the_variable() -> None:
+    for service, env in (("parser", {"NEWSFLOW_REDIS_URL": "http://not-redis"}),
+                         ("fetcher", {"NEWSFLOW_MIN_POLL_INTERVAL_S": "-1"})):
+        out = subprocess.run([str(ROOT / ".venv" / "bin" / f"newsflow-{service}")], env={**os.environ, **env},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith(f"newsflow-{service}: bad configuration: {next(iter(env))}")

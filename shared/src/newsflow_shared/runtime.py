@@ -813,3 +813,26 @@ class Service:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def run_main(name: str, settings_cls: type[CommonSettings], build: Callable[[Any], Service]) -> None:
+    """A service's process entry point: settings from the environment, logging, then run.
+
+    A configuration mistake (a malformed NEWSFLOW_REDIS_URL, a negative interval) ends the process with
+    one line saying which variable is wrong, not a traceback.
+    """
+    import sys
+
+    from pydantic import ValidationError
+
+    from newsflow_shared.logging import configure_logging
+
+    try:
+        settings = settings_cls()
+    except ValidationError as e:
+        for err in e.errors():
+            var = "NEWSFLOW_" + "_".join(str(p) for p in err["loc"]).upper()
+            print(f"newsflow-{name}: bad configuration: {var}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(name, settings.log_level, settings.log_format)
+    build(settings).run()

@@ -13,9 +13,8 @@ from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.settings import FetcherSettings
 from newsflow_fetcher.ssrf import Resolver
 from newsflow_shared import streams
-from newsflow_shared.logging import configure_logging
 from newsflow_shared.models import FeedEntry
-from newsflow_shared.runtime import Consumer, Service, ServiceContext
+from newsflow_shared.runtime import Consumer, Service, ServiceContext, run_main
 
 log = logging.getLogger("newsflow.fetcher")
 
@@ -78,9 +77,7 @@ def build_service(settings: FetcherSettings | None = None, resolver: Resolver | 
 
 
 def main() -> None:
-    s = FetcherSettings()
-    configure_logging("fetcher", s.log_level, s.log_format)
-    build_service(s).run()
+    run_main("fetcher", FetcherSettings, build_service)
 
 
 if __name__ == "__main__":

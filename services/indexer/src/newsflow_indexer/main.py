@@ -14,9 +14,8 @@ from newsflow_indexer.rules import load_rules_file
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_shared import streams
-from newsflow_shared.logging import configure_logging
 from newsflow_shared.models import ParsedArticle
-from newsflow_shared.runtime import Consumer, Service, ServiceContext
+from newsflow_shared.runtime import Consumer, Service, ServiceContext, run_main
 
 log = logging.getLogger("newsflow.indexer")
 
@@ -99,12 +98,10 @@ async def _retrying(what: str, fn: Callable[[], Awaitable[object]], ctx: Service
 
 
 def main() -> None:
-    settings = IndexerSettings()
-    configure_logging("indexer", settings.log_level, settings.log_format)
     # The transport logs every failed attempt with a traceback; the handler's one line per retry says
     # the same thing once.
     logging.getLogger("elastic_transport").setLevel(logging.ERROR)
-    build(settings).run()
+    run_main("indexer", IndexerSettings, build)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,8 @@ from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings
 from newsflow_shared import streams
-from newsflow_shared.logging import configure_logging
 from newsflow_shared.models import Message, RawPage
-from newsflow_shared.runtime import Consumer, Service, ServiceContext
+from newsflow_shared.runtime import Consumer, Service, ServiceContext, run_main
 
 log = logging.getLogger("newsflow.parser")
 
@@ -54,9 +53,7 @@ def build_service(settings: ParserSettings | None = None) -> Service:
 
 
 def main() -> None:
-    settings = ParserSettings()
-    configure_logging("parser", settings.log_level, settings.log_format)
-    build_service(settings).run()
+    run_main("parser", ParserSettings, build_service)
 
 
 if __name__ == "__main__":
