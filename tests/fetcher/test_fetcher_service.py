@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import yaml
 from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
 
+from newsflow_cli.processes import free_port
 from newsflow_fetcher.main import build_service
 from newsflow_fetcher.registry import FeedRegistry
 from newsflow_shared import streams
@@ -232,14 +234,14 @@ async def test_real_entry_point_as_two_processes(site: WebServer, redis: Any, re
         "NEWSFLOW_MIN_POLL_INTERVAL_S": "1",
         "NEWSFLOW_MAX_POLL_INTERVAL_S": "5",
         "NEWSFLOW_METRICS_HOST": "127.0.0.1",
-        "NEWSFLOW_METRICS_PORT": "0",
         "NEWSFLOW_LOG_LEVEL": "WARNING",
         "NEWSFLOW_GRACEFUL_TIMEOUT_S": "5",
     }
     exe = str(Path(sys.executable).with_name("newsflow-fetcher"))
+    ports = [free_port(), free_port()]
     procs = [
         await asyncio.create_subprocess_exec(
-            exe, env={**env, "NEWSFLOW_CONSUMER_NAME": f"proc-{n}"},
+            exe, env={**env, "NEWSFLOW_CONSUMER_NAME": f"proc-{n}", "NEWSFLOW_METRICS_PORT": str(ports[n])},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         for n in range(2)
@@ -248,7 +250,13 @@ async def test_real_entry_point_as_two_processes(site: WebServer, redis: Any, re
         async def all_raw() -> bool:
             return await redis.xlen(streams.RAW) >= len(paths)
 
+        async def both_ready() -> bool:
+            # On a fast machine one replica can finish the work while the other is still starting;
+            # SIGTERM is meant for running services, so wait for both.
+            return all([await asyncio.to_thread(_healthy, port) for port in ports])
+
         assert await wait_for(all_raw, 90)  # generous: two cold processes on a busy 2-core machine
+        assert await wait_for(both_ready, 60)
     finally:
         for p in procs:
             if p.returncode is None:
@@ -300,3 +308,11 @@ async def test_downloads_pause_under_backpressure_and_nothing_is_lost(
         await asyncio.wait_for(task, 30)
     assert all(site.count(p) == 1 for p in paths)
     assert await redis.xlen(streams.RAW) == len(paths)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
