@@ -72,6 +72,19 @@ async def doc_count(es: AsyncElasticsearch) -> int:
     return int((await es.count(index="news"))["count"])
 
 
+async def at_least(es: AsyncElasticsearch, n: int) -> bool:
+    return await doc_count(es) >= n
+
+
+async def drained(redis: aioredis.Redis) -> bool:
+    """No pipeline group has anything unread or unacknowledged."""
+    for stream in (streams.ENTRIES, streams.RAW, streams.PARSED):
+        for g in await redis.xinfo_groups(stream):
+            if int(g.get("lag") or 0) or int(g.get("pending") or 0):
+                return False
+    return True
+
+
 async def wait_for(cond: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.5) -> float:
     """Await `cond` until true; return the seconds it took. Fails with `what` after `within` seconds."""
     started = time.monotonic()

@@ -23,7 +23,7 @@ from newsflow_shared.runtime import encode
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, doc_count, running, sh, wait_for
+from .conftest import add_feeds, add_rule, at_least, doc_count, drained, running, sh, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,21 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = {"rocket attack": '"rocket attack"', "markets": "market*", "storm": "storm OR flood"}
 
 
-async def _at_least(es: AsyncElasticsearch, n: int) -> bool:
-    return await doc_count(es) >= n
-
-
-async def _drained(redis: aioredis.Redis) -> bool:
-    for stream in (streams.ENTRIES, streams.RAW, streams.PARSED):
-        for g in await redis.xinfo_groups(stream):
-            if int(g.get("lag") or 0) or int(g.get("pending") or 0):
-                return False
-    return True
-
-
 async def _finish(es: AsyncElasticsearch, redis: aioredis.Redis, within: float = 420) -> float:
-    took = await wait_for(lambda: _at_least(es, N), within=within, what=f"{N} documents")
-    await wait_for(lambda: _drained(redis), within=90, what="every stream drained")
+    took = await wait_for(lambda: at_least(es, N), within=within, what=f"{N} documents")
+    await wait_for(lambda: drained(redis), within=90, what="every stream drained")
     return took
 
 
@@ -121,7 +109,7 @@ async def test_kill_9_each_service_in_turn_and_a_poison_message(
         async with running(pipeline_env, log_dir) as p:
             thresholds = sorted(rng.sample(range(50, 800), 3))
             for service, threshold in zip(("fetcher", "parser", "indexer"), thresholds, strict=True):
-                await wait_for(lambda t=threshold: _at_least(es, t), within=300, what=f"{threshold} documents")
+                await wait_for(lambda t=threshold: at_least(es, t), within=300, what=f"{threshold} documents")
                 await asyncio.sleep(rng.random())
                 await asyncio.to_thread(p[service][0].kill)
                 print(f"kill -9 {service} at {await doc_count(es)} documents")
@@ -155,19 +143,19 @@ async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
     async with DemoFeedServer(n_articles=N, seed=12) as srv:
         await add_feeds(redis, srv.feed_urls)
         async with running(pipeline_env, log_dir, replicas={"parser": 2}) as p:
-            await wait_for(lambda: _at_least(es, 150), within=300, what="150 documents")
+            await wait_for(lambda: at_least(es, 150), within=300, what="150 documents")
             doomed = p["parser"][1]
             # For good: its pending entries must be taken over by the other replica.
             await asyncio.to_thread(doomed.kill)
             print(f"\nkill -9 parser-2 for good at {await doc_count(es)} documents")
 
-            await wait_for(lambda: _at_least(es, 450), within=300, what="450 documents")
+            await wait_for(lambda: at_least(es, 450), within=300, what="450 documents")
             await sh("scripts/redis.sh", "stop", "--dir", str(redis_dir))
             await asyncio.sleep(2)
             await sh("scripts/redis.sh", "start", "--dir", str(redis_dir), "--port", port)
             print(f"Redis restarted at {await doc_count(es)} documents")
 
-            await wait_for(lambda: _at_least(es, 700), within=300, what="700 documents")
+            await wait_for(lambda: at_least(es, 700), within=300, what="700 documents")
             indexer = p["indexer"][0]
             t0 = time.monotonic()
             code = await asyncio.to_thread(indexer.stop)
@@ -196,7 +184,7 @@ async def test_elasticsearch_stopped_for_30_seconds(
     async with DemoFeedServer(n_articles=N, seed=13) as srv:
         await add_feeds(redis, srv.feed_urls)
         async with running(pipeline_env, log_dir) as p:
-            await wait_for(lambda: _at_least(es, 250), within=300, what="250 documents")
+            await wait_for(lambda: at_least(es, 250), within=300, what="250 documents")
             await sh("scripts/elasticsearch.sh", "stop", "--home", str(es_home))
             print("\nElasticsearch stopped")
             await asyncio.sleep(30)

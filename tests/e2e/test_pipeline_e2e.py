@@ -15,7 +15,7 @@ from newsflow_shared.ids import article_id
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, alert_ids, doc_count, running, wait_for
+from .conftest import add_feeds, add_rule, alert_ids, at_least, doc_count, drained, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -32,9 +32,9 @@ async def test_300_articles_searchable_once_and_rule_fires_once(
         started = time.monotonic()
         await add_feeds(redis, srv.feed_urls)
         async with running(pipeline_env, log_dir):
-            took = await wait_for(lambda: _count_is(es, N), within=300, what=f"{N} documents")
+            took = await wait_for(lambda: at_least(es, N), within=300, what=f"{N} documents")
             # Settle: redeliveries or late duplicates would show up now.
-            await wait_for(lambda: _drained(redis), within=60, what="all streams drained")
+            await wait_for(lambda: drained(redis), within=60, what="all streams drained")
             # Trimming policy: once every group has acknowledged everything, the streams empty out.
             await wait_for(lambda: _trimmed(redis), within=30, what="acknowledged entries trimmed")
         elapsed = time.monotonic() - started
@@ -53,18 +53,6 @@ async def test_300_articles_searchable_once_and_rule_fires_once(
     assert await redis.xlen("news.entries.dlq") == 0
     assert await redis.xlen("news.raw.dlq") == 0
     assert await redis.xlen("news.parsed.dlq") == 0
-
-
-async def _count_is(es: AsyncElasticsearch, n: int) -> bool:
-    return await doc_count(es) >= n
-
-
-async def _drained(redis: aioredis.Redis) -> bool:
-    for stream in ("news.entries", "news.raw", "news.parsed"):
-        for g in await redis.xinfo_groups(stream):
-            if int(g.get("lag") or 0) or int(g.get("pending") or 0):
-                return False
-    return True
 
 
 async def _trimmed(redis: aioredis.Redis) -> bool:

@@ -55,10 +55,6 @@ def build_service(settings: FetcherSettings | None = None, resolver: Resolver | 
         assert isinstance(downloader, ArticleDownloader)
         return await downloader.handle(entry)
 
-    async def redis_ok() -> bool:
-        assert svc.ctx is not None
-        return bool(await svc.ctx.redis.ping())
-
     svc.on_startup(startup)
     svc.on_shutdown(shutdown)
     svc.task(poll)
@@ -72,7 +68,6 @@ def build_service(settings: FetcherSettings | None = None, resolver: Resolver | 
             output_streams=(streams.RAW,),
         )
     )
-    svc.health_check("redis", redis_ok)
     return svc
 
 
