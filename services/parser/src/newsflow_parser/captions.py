@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
@@ -26,6 +27,20 @@ _CAPTION_TOKEN = re.compile(
 _CREDIT_TOKEN = re.compile(
     r"(?:credit|copyright|photographer|attribution|source|rights|byline|author|quelle|fotograf)", re.IGNORECASE
 )
+
+
+# Searched in every class and id string of the page, and a page repeats a few dozen of them: cached by
+# the string (the uncached search was the parser's hottest line).
+@lru_cache(maxsize=16384)
+def _caption_named(names: str) -> bool:
+    return _CAPTION_TOKEN.search(names) is not None
+
+
+@lru_cache(maxsize=16384)
+def _credit_named(names: str) -> bool:
+    return _CREDIT_TOKEN.search(names) is not None
+
+
 # "[Agency/Photographer]" or "(Photo: Agency)" at the end of a caption is its credit.
 _TRAILING_BRACKET = re.compile(r"\s*\[([^\[\]]{2,100})\]\s*$")
 _TRAILING_PAREN = re.compile(
@@ -116,7 +131,7 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
             parts.append(node.text)
         for child in node:
             if isinstance(child.tag, str):
-                if child.tag in ("small", "cite") or _CREDIT_TOKEN.search(chrome.attrs(child)):
+                if child.tag in ("small", "cite") or _credit_named(chrome.attrs(child)):
                     if t := clean_space(child.text_content() or ""):
                         credits.append(t)
                 elif child.tag not in ("script", "style", "button", "svg"):
@@ -151,7 +166,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
         caps = fig.xpath(".//figcaption") or [
             el
             for el in fig.iter()
-            if el is not fig and isinstance(el.tag, str) and _CAPTION_TOKEN.search(chrome.attrs(el))
+            if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
         ]
         if not has_media and not caps:
             continue  # a pull quote or an embedded post wrapped in <figure>: body content
@@ -179,7 +194,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
         if el in consumed or el.tag in ("table", "caption", "body", "html", "p") or el in protected:
             continue
         a = chrome.attrs(el)
-        if _CAPTION_TOKEN.search(a):
+        if _caption_named(a):
             text, credit = _text_without_credits(el)
             if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
                 continue  # a container named after captions, not a caption
@@ -187,7 +202,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
             found.nodes.append(el)
             if text and not _in_chrome(el, protected):
                 add(text, _nearby_image(el, base), credit, "caption-class", el)
-        elif el.tag in ("span", "small", "div", "cite") and _CREDIT_TOKEN.search(a) and (
+        elif el.tag in ("span", "small", "div", "cite") and _credit_named(a) and (
             len(clean_space(el.text_content() or "")) < 120 and el.getparent() is not None
             and el.getparent().xpath(".//img")
         ):

@@ -10,6 +10,7 @@ teaser lines after a "Related articles" style heading at the end is cut.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from itertools import pairwise
 
 from lxml.html import HtmlElement
@@ -42,18 +43,37 @@ _BODY_PAIRS = frozenset(
 _COMMENT_WORDS = frozenset(["comment", "comments", "commentlist", "disqus", "discussion", "replies"])
 
 
-def _words(el: HtmlElement) -> list[str]:
-    return [w for w in _SPLIT.split(attrs(el).lower()) if w]
+def _words(el: HtmlElement) -> tuple[str, ...]:
+    return _split_words(attrs(el))
 
 
-def _named(words: list[str], singles: frozenset[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> bool:
+def _named(words: tuple[str, ...], singles: frozenset[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> bool:
     if not singles.isdisjoint(words):
         return True
     return bool(pairs) and any(p in pairs for p in pairwise(words))
 
 
+# A page repeats a few dozen class strings over thousands of elements, and pages of one site repeat
+# each other's: these verdicts depend on the string alone, so they are cached by it (the profile had
+# splitting and matching class names at a fifth of the parser's own time).
+@lru_cache(maxsize=16384)
+def _split_words(names: str) -> tuple[str, ...]:
+    return tuple(w for w in _SPLIT.split(names.lower()) if w)
+
+
+@lru_cache(maxsize=16384)
+def _body_named(names: str) -> bool:
+    return _named(_split_words(names), _BODY_WORDS, _BODY_PAIRS)
+
+
+@lru_cache(maxsize=16384)
+def _chrome_named(names: str) -> bool:
+    # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
+    return _named(_split_words(names), _CHROME_WORDS, _CHROME_PAIRS) and not _body_named(names)
+
+
 def is_body_container(el: HtmlElement) -> bool:
-    return _named(_words(el), _BODY_WORDS, _BODY_PAIRS)
+    return _body_named(attrs(el))
 
 
 _DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
@@ -75,9 +95,7 @@ def is_chrome(el: HtmlElement) -> bool:
     if role and role.lower() in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog",
                                  "search"):
         return True
-    words = _words(el)
-    # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
-    return _named(words, _CHROME_WORDS, _CHROME_PAIRS) and not _named(words, _BODY_WORDS, _BODY_PAIRS)
+    return _chrome_named(attrs(el))
 
 
 _ATTRIBUTED = "//*[@class or @id]"
@@ -94,9 +112,17 @@ def body_markers(tree: HtmlElement) -> list[HtmlElement]:
 
 def _densest_paragraph_parent(tree: HtmlElement) -> list[HtmlElement]:
     weight: dict[HtmlElement, int] = {}
+    verdict: dict[HtmlElement, bool] = {}  # paragraphs share their ancestors: judge each once
+
+    def chrome_once(a: HtmlElement) -> bool:
+        v = verdict.get(a)
+        if v is None:
+            v = verdict[a] = is_chrome(a)
+        return v
+
     for p in tree.iter("p"):
         parent = p.getparent()
-        if parent is not None and not any(is_chrome(a) for a in p.iterancestors()):
+        if parent is not None and not any(chrome_once(a) for a in p.iterancestors()):
             weight[parent] = weight.get(parent, 0) + len(p.text_content() or "")
     if not weight:
         return []
@@ -144,7 +170,7 @@ _NEVER_PRUNED = frozenset(("html", "body", "head", "main", "article", "p"))
 
 
 def _is_comments(el: HtmlElement) -> bool:
-    return _named(_words(el), _COMMENT_WORDS)
+    return _named(_split_words(attrs(el)), _COMMENT_WORDS)
 
 
 def drop(el: HtmlElement) -> None:
