@@ -140,3 +140,18 @@ async def test_rules_cli_add_list_remove_and_refuse_a_broken_query(
     assert cli("rules", "remove", "drones", env_url=url).returncode == 1
     listed = cli("rules", "list", "--json", env_url=url)
     assert [json.loads(x)["name"] for x in listed.stdout.splitlines()] == ["port"]
+
+
+async def test_bulk_refresh_true_makes_a_batch_searchable_and_alerting_without_the_scheduled_refresh(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    # With scheduled refreshes off, "wait_for" would block until one happens: only an immediate
+    # refresh of the bulk lets the rules' _msearch and a search see the batch at once.
+    await ready_es.indices.put_settings(index="news-000001", settings={"index": {"refresh_interval": "-1"}})
+    ix = Indexer(ready_es, idx_settings.model_copy(update={"bulk_refresh": "true"}))
+    await ix.rules.add(Rule(name="rocket", query="rocket attack"))
+    art = rocket_article()
+    results = await ix.handle_batch([art])
+    assert [a.rule_name for _s, a in results[0]] == ["rocket"]  # type: ignore[union-attr]
+    res = await ready_es.search(index="news", query={"match_phrase": {"text": "rocket attack"}})
+    assert [h["_id"] for h in res["hits"]["hits"]] == [art.article_id]

@@ -16,7 +16,7 @@ BULK_FAILURES = Counter(
 )
 BULK_SECONDS = Histogram(
     "newsflow_indexer_bulk_seconds",
-    "Time of one bulk write including refresh=wait_for",
+    "Time of one bulk write including its refresh",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
 BATCH_RETRIES = Counter(

@@ -143,7 +143,7 @@ class BulkWriter:
                 initial_backoff=self.settings.bulk_initial_backoff_s,
                 max_backoff=self.settings.unavailable_max_backoff_s,
                 retry_on_status=RETRY_STATUSES,
-                refresh="wait_for",
+                refresh=self.settings.bulk_refresh,
             ):
                 info = item.get("index", item)
                 aid = info.get("_id")
