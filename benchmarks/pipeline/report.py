@@ -474,7 +474,15 @@ def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -
                 " p95 3.42 s, 0.2 s + wait_for 2.14 s, 0 s + wait_for 2.32 s; then 0.2 s + true 1.22 s,"
                 " 0.1 s + true 0.72 s, 0.2 s + wait_for 2.38 s. The stages of the 0.2 s + wait_for run (p50 / p95):"
                 " feed served to entry 0.01 / 0.03 s, to page downloaded 0.03 / 0.13 s, to parsed 0.09 / 0.37 s,"
-                " to the bulk written 0.61 / 1.10 s, then the refresh and this benchmark's 0.25 s polling.", ""]
+                " to the bulk written 0.61 / 1.10 s, then the refresh and this benchmark's 0.25 s polling.", "",
+                "**What the latency defaults cost at saturation**: small bulks refreshed one by one cost"
+                " Elasticsearch more CPU per document, which on shared cores is taken from the parser. One run of"
+                " each, side by side, 1,200 documents paced at 40/s (above what the machine sustains), 2 parser"
+                " replicas (`benchmarks/bench_latency.py 40 30 2 ...`): the defaults (0.2 s + true) 20.8 and 20.8"
+                " documents/s, Elasticsearch 24 and 18 ms of CPU per document; 0.2 s + wait_for 21.7 documents/s,"
+                " 19 ms; 1 s + wait_for 22.7 documents/s, 11 ms. A deployment that is bound by throughput rather"
+                " than latency gains about a tenth with `NEWSFLOW_BATCH_LINGER_S=1 NEWSFLOW_BULK_REFRESH=wait_for`,"
+                " at p95 latencies over 3 s at moderate load.", ""]
     if cold:
         out += [f"**Cold start**: on fresh services the first document was searchable {f(min(cold))}-{f(max(cold))} s"
                 " after its item was served: the parser's pool (pebble) starts its worker processes on the first"
