@@ -60,6 +60,8 @@ class Config:
     quick: bool
     naive_articles: int = 0
     report_only: Path | None = None
+    wan_delay_s: float = 0.0
+    wan_articles: int = 0
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Results:
     profiled: RunResult | None = None
     profiles: list[Any] = field(default_factory=list)
     naive: dict[str, Any] | None = None
+    # The naive loop and the pipeline again, with the site answering each article after cfg.wan_delay_s.
+    wan_naive: dict[str, Any] | None = None
+    wan_run: RunResult | None = None
     quality: list[quality.Quality] = field(default_factory=list)
     started: float = 0.0
     finished: float = 0.0
@@ -114,6 +119,10 @@ def parse_args(argv: list[str] | None) -> Config:
                     help="render the report and plots again from a saved results.pickle, measuring nothing")
     ap.add_argument("--burst", type=int, help="entries in the burst (default 10000; quick 1500; 0 skips)")
     ap.add_argument("--paced-seconds", type=float, help="length of the paced latency run (default 60; quick 20)")
+    ap.add_argument("--wan-delay", type=float, default=0.2,
+                    help="seconds the site waits before each article response in the extra naive-against-pipeline"
+                         " pair, as a news site over the internet does (default 0.2; 0 skips the pair)")
+    ap.add_argument("--wan-articles", type=int, help="articles in each run of that pair (default 500; quick 100)")
     ap.add_argument("--replicas", default="1,2", help="parser replica counts to run (default 1,2)")
     ap.add_argument("--no-newsplease", action="store_true", help="skip news-please (needs the package index)")
     ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
@@ -136,6 +145,8 @@ def parse_args(argv: list[str] | None) -> Config:
         quick=quick,
         naive_articles=a.naive_articles or a.articles or (300 if quick else 2000),
         report_only=a.report_only,
+        wan_delay_s=a.wan_delay,
+        wan_articles=a.wan_articles or (100 if quick else 500),
     )
 
 
@@ -173,6 +184,23 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
     res.naive = await bench.naive(range(block * 11, block * 11 + cfg.naive_articles))
     log(f"  {res.naive['docs']} documents in {res.naive['seconds']:.1f} s: "
         f"{res.naive['docs'] / res.naive['seconds']:.1f} docs/s")
+
+    if cfg.wan_delay_s > 0 and cfg.wan_articles:
+        bench.site.article_delay_s = cfg.wan_delay_s
+        try:
+            n = cfg.wan_articles
+            log(f"with {cfg.wan_delay_s:.2f} s per article response: naive sequential pipeline, {n} articles")
+            res.wan_naive = await bench.naive(range(block * 14, block * 14 + n), index="bench-naive-wan")
+            res.wan_naive["delay_s"] = cfg.wan_delay_s
+            log(f"  {res.wan_naive['docs']} documents in {res.wan_naive['seconds']:.1f} s: "
+                f"{res.wan_naive['docs'] / res.wan_naive['seconds']:.1f} docs/s")
+            log(f"with {cfg.wan_delay_s:.2f} s per article response: pipeline, {n} articles, "
+                f"{best.replicas} parser replica(s)")
+            res.wan_run = await bench.feed_run("pipeline-wan", range(block * 15, block * 15 + n), best.replicas)
+            log(f"  {res.wan_run.indexed}/{res.wan_run.expected} searchable in {res.wan_run.seconds:.1f} s: "
+                f"{res.wan_run.rate:.1f} docs/s")
+        finally:
+            bench.site.article_delay_s = 0.0
 
     if cfg.burst:
         log(f"burst: {cfg.burst} entries at once, {best.replicas} parser replica(s)")

@@ -7,6 +7,7 @@ that is the moment the pipeline could first know about it, and where feed-to-sea
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections import defaultdict
@@ -32,6 +33,9 @@ class BenchSite:
         self.first_served: dict[int, float] = {}  # article -> first feed response that listed it
         self.article_requests = 0
         self.feed_requests = 0
+        # Seconds each article response waits before it is sent: a news site's answer time over the internet
+        # (loopback answers in a millisecond, which hides what a sequential fetch loop pays per article).
+        self.article_delay_s = 0.0
 
     # -- addresses ---------------------------------------------------------------------------------
     @property
@@ -99,6 +103,8 @@ class BenchSite:
         if request.match_info["slug"] != page.slug:
             return web.Response(status=404)
         self.article_requests += 1
+        if self.article_delay_s > 0:
+            await asyncio.sleep(self.article_delay_s)
         return web.Response(body=variant(page, i), content_type="text/html", charset="utf-8")
 
     async def _feed(self, request: web.Request) -> web.Response:
