@@ -183,7 +183,7 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
     log(f"naive sequential pipeline: {cfg.naive_articles} articles")
     res.naive = await bench.naive(range(block * 11, block * 11 + cfg.naive_articles))
     log(f"  {res.naive['docs']} documents in {res.naive['seconds']:.1f} s: "
-        f"{res.naive['docs'] / res.naive['seconds']:.1f} docs/s")
+        f"{report.naive_rate(res.naive):.1f} docs/s")
 
     if cfg.wan_delay_s > 0 and cfg.wan_articles:
         bench.site.article_delay_s = cfg.wan_delay_s
@@ -193,7 +193,7 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
             res.wan_naive = await bench.naive(range(block * 14, block * 14 + n), index="bench-naive-wan")
             res.wan_naive["delay_s"] = cfg.wan_delay_s
             log(f"  {res.wan_naive['docs']} documents in {res.wan_naive['seconds']:.1f} s: "
-                f"{res.wan_naive['docs'] / res.wan_naive['seconds']:.1f} docs/s")
+                f"{report.naive_rate(res.wan_naive):.1f} docs/s")
             log(f"with {cfg.wan_delay_s:.2f} s per article response: pipeline, {n} articles, "
                 f"{best.replicas} parser replica(s)")
             res.wan_run = await bench.feed_run("pipeline-wan", range(block * 15, block * 15 + n), best.replicas)

@@ -31,17 +31,22 @@ def best(res: Any) -> RunResult | None:
     return max(res.runs, key=lambda r: r.rate) if res.runs else None
 
 
+def naive_rate(n: dict[str, Any] | None) -> float | None:
+    """Documents/s of a naive loop's result (the JSON line benchmarks/pipeline/naive.py prints)."""
+    return n["docs"] / n["seconds"] if n and n["seconds"] else None
+
+
 def ratios(res: Any) -> dict[str, float | None]:
     b = best(res)
-    naive_rate = res.naive["docs"] / res.naive["seconds"] if res.naive and res.naive["seconds"] else None
+    naive = naive_rate(res.naive)
+    wan_naive = naive_rate(res.wan_naive)
     return {
         "pipeline_vs_limit": b.rate / res.limit_plain.rate if b and res.limit_plain else None,
         "pipeline_vs_own_extraction": b.rate / res.limit_ours.rate if b and res.limit_ours else None,
         "steady_vs_limit": b.steady_rate / res.limit_plain.rate if b and res.limit_plain else None,
-        "pipeline_vs_naive": b.rate / naive_rate if b and naive_rate else None,
-        "naive_rate": naive_rate,
-        "wan_pipeline_vs_naive": (res.wan_run.rate * res.wan_naive["seconds"] / res.wan_naive["docs"]
-                                  if res.wan_run and res.wan_naive and res.wan_naive["docs"] else None),
+        "pipeline_vs_naive": b.rate / naive if b and naive else None,
+        "naive_rate": naive,
+        "wan_pipeline_vs_naive": res.wan_run.rate / wan_naive if res.wan_run and wan_naive else None,
     }
 
 
@@ -75,28 +80,27 @@ def throughput_table(res: Any) -> list[str]:
         L = res.limit_ours
         rows.append(f"| limit: the parser's own extraction (`extract_payload`), {L.workers} processes | - |"
                     f" {L.pages} pages | {f(L.seconds)} | **{f(L.rate)}** | - | - | - |")
+    def run_row(name: str, r: RunResult) -> str:
+        return (f"| {name} | {r.replicas} | {r.indexed}/{r.expected} | {f(r.seconds)} | **{f(r.rate)}** |"
+                f" {f(r.steady_rate)} | {f(p(r.latencies, .5), 2)} / {f(p(r.latencies, .95), 2)} /"
+                f" {f(p(r.latencies, .99), 2)} | {sum(r.dead_letters.values())} |")
+
     for r in [*res.runs, *([res.paced] if res.paced else [])]:
-        name = f"pipeline, paced at {f(r.target_rate)}/s" if r.target_rate else "pipeline, all published at once"
-        rows.append(
-            f"| {name} | {r.replicas} | {r.indexed}/{r.expected} | {f(r.seconds)} | **{f(r.rate)}** |"
-            f" {f(r.steady_rate)} | {f(p(r.latencies, .5), 2)} / {f(p(r.latencies, .95), 2)} /"
-            f" {f(p(r.latencies, .99), 2)} | {sum(r.dead_letters.values())} |")
+        rows.append(run_row(f"pipeline, paced at {f(r.target_rate)}/s" if r.target_rate
+                            else "pipeline, all published at once", r))
     if res.naive:
         n = res.naive
         rows.append(f"| naive sequential (feedparser, urllib, trafilatura, one index call per document) | - |"
-                    f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(n['docs'] / n['seconds'])}** |"
+                    f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(naive_rate(n))}** |"
                     f" - | - | - |")
     wn, wr = res.wan_naive, res.wan_run
     if wn:
         rows.append(f"| naive sequential, the site answering each article after {wn['delay_s']:.2f} s | - |"
-                    f" {wn['searchable']}/{wn['docs']} | {f(wn['seconds'])} | **{f(wn['docs'] / wn['seconds'])}** |"
+                    f" {wn['searchable']}/{wn['docs']} | {f(wn['seconds'])} | **{f(naive_rate(wn))}** |"
                     f" - | - | - |")
     if wn and wr:
-        rows.append(
-            f"| pipeline, all published at once, the site answering each article after {wn['delay_s']:.2f} s |"
-            f" {wr.replicas} | {wr.indexed}/{wr.expected} | {f(wr.seconds)} | **{f(wr.rate)}** | {f(wr.steady_rate)} |"
-            f" {f(p(wr.latencies, .5), 2)} / {f(p(wr.latencies, .95), 2)} / {f(p(wr.latencies, .99), 2)} |"
-            f" {sum(wr.dead_letters.values())} |")
+        rows.append(run_row(f"pipeline, all published at once, the site answering each article after"
+                            f" {wn['delay_s']:.2f} s", wr))
     if res.burst:
         b = res.burst
         rows.append(f"| burst: {b.expected} entries written to news.entries at once | {b.replicas} |"
@@ -233,7 +237,7 @@ def plots(res: Any, out: Path) -> dict[str, Path]:
         if res.limit_ours:
             lines.append((res.limit_ours.rate, "the parser's own extraction, all cores", "#e1812c", "--"))
         if res.naive:
-            lines.append((res.naive["docs"] / res.naive["seconds"], "naive sequential pipeline", "#3a923a", "-."))
+            lines.append((naive_rate(res.naive), "naive sequential pipeline", "#3a923a", "-."))
         for y, label, color, style in lines:
             ax.axhline(y, color=color, linestyle=style, label=f"{label} ({y:.1f})")
         ax.set_xlabel("parser replicas")
@@ -487,7 +491,7 @@ def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -
         reach = ""
     if res.wan_naive and res.wan_run:
         wan = (f": with the site answering each article after {res.wan_naive['delay_s']:.2f} s, the naive loop"
-               f" managed {f(res.wan_naive['docs'] / res.wan_naive['seconds'])} documents/s and the pipeline"
+               f" managed {f(naive_rate(res.wan_naive))} documents/s and the pipeline"
                f" {f(res.wan_run.rate)} ({f(r['wan_pipeline_vs_naive'], 2)} x, same settings,"
                f" {res.wan_run.expected} articles each).")
     else:
