@@ -118,8 +118,14 @@ def plain_meta(html: str, url: str) -> dict[str, Any]:
     date = None
     if d.get("date"):
         date = datetime.fromisoformat(d["date"]).replace(tzinfo=UTC)
-    return {"text": d.get("text") or "", "title": d.get("title"), "authors": authors, "date": date,
-            "date_has_time": False, "captions": []}
+    return {
+        "text": d.get("text") or "",
+        "title": d.get("title"),
+        "authors": authors,
+        "date": date,
+        "date_has_time": False,
+        "captions": [],
+    }
 
 
 def timed(run: Run, fn: Callable[[str, str], dict[str, Any]], html: str, url: str) -> dict[str, Any]:
@@ -235,8 +241,10 @@ def main() -> int:
                 score_meta(run, r, out, out["text"])
         n = len(fu)
         print(f"\n## fundus-parser ({n} pages, many languages): body text, metadata, captions\n")
-        print("| extractor | text P | R | F1 | title exact | authors exact | date day | date ±60s"
-              " | captions found | captions leaked into text | pages/s/core |")
+        print(
+            "| extractor | text P | R | F1 | title exact | authors exact | date day | date ±60s"
+            " | captions found | captions leaked into text | pages/s/core |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for run in (us2, trm):
             inst = f"{run.instant_ok / run.date_n:.0%}" if run.name == "newsflow" else "n/a (day only)"

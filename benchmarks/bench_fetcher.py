@@ -44,8 +44,9 @@ def serve(port: int, n_feeds: int, changing: float, ready: multiprocessing.synch
             f"<guid>{i}-{v}</guid><description>Story number {v} of feed {i}.</description></item>"
             for v in range(max(0, version - 20), version + 1)
         )
-        return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {i}</title>'
-                f"{items}</channel></rss>").encode()
+        return (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {i}</title>{items}</channel></rss>'
+        ).encode()
 
     async def feed(request: web.Request) -> web.Response:
         i = int(request.match_info["i"])
@@ -109,11 +110,15 @@ async def bench(redis_url: str, port: int, args: argparse.Namespace) -> None:
 
     http = HttpClient(settings)
     poller = Poller(redis, http, settings, publish)
-    print(f"fetcher benchmark: {args.feeds} feeds on {HOSTS} loopback hosts, {args.changing:.0%} changing per "
-          f"round, poll concurrency {args.concurrency} (4 per host, no per-host delay),"
-          f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'round':>5} {'polls':>6} {'304':>6} {'200':>6} {'entries':>8} {'wall s':>7} {'polls/s':>8} "
-          f"{'CPU ms/poll':>12} {'polls/CPU-s':>13}")
+    print(
+        f"fetcher benchmark: {args.feeds} feeds on {HOSTS} loopback hosts, {args.changing:.0%} changing per "
+        f"round, poll concurrency {args.concurrency} (4 per host, no per-host delay),"
+        f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'round':>5} {'polls':>6} {'304':>6} {'200':>6} {'entries':>8} {'wall s':>7} {'polls/s':>8} "
+        f"{'CPU ms/poll':>12} {'polls/CPU-s':>13}"
+    )
     for rnd in range(args.rounds + 1):
         if rnd:
             await redis.zadd(streams.FEEDS_DUE_KEY, dict.fromkeys(urls, 0))
@@ -137,8 +142,10 @@ async def bench(redis_url: str, port: int, args: argparse.Namespace) -> None:
         entries = await redis.xlen(streams.ENTRIES) - entries_before
         assert polls == len(feeds), polls
         label = "first" if rnd == 0 else str(rnd)
-        print(f"{label:>5} {polls:>6} {not_modified:>6} {full:>6} {entries:>8} {wall:>7.2f} {polls / wall:>8.0f} "
-              f"{cpu * 1000 / polls:>12.2f} {polls / cpu:>13.0f}")
+        print(
+            f"{label:>5} {polls:>6} {not_modified:>6} {full:>6} {entries:>8} {wall:>7.2f} {polls / wall:>8.0f} "
+            f"{cpu * 1000 / polls:>12.2f} {polls / cpu:>13.0f}"
+        )
     # polls/s is wall-clock and shares the machine with the feed server, Redis and anything else
     # running; CPU per poll is what the poller itself costs.
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
@@ -167,8 +174,9 @@ def main() -> None:
     redis_url = os.environ.get("NEWSFLOW_REDIS_URL")
     if not redis_url:
         tmp = tempfile.mkdtemp(prefix="bench-fetcher-redis-")
-        out = subprocess.run([str(ROOT / "scripts/redis.sh"), "start", "--dir", tmp],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [str(ROOT / "scripts/redis.sh"), "start", "--dir", tmp], check=True, capture_output=True, text=True
+        )
         redis_url = out.stdout.strip().splitlines()[-1]
     try:
         asyncio.run(bench(redis_url, port, args))

@@ -40,19 +40,71 @@ ROOT = Path(__file__).resolve().parents[1]
 EVAL = ROOT.parent / "shared" / "eval"
 
 VOCAB = [
-    "attack", "rocket", "airport", "militia", "council", "budget", "storm", "flood", "market", "drone", "port",
-    "minister", "election", "court", "police", "fire", "bridge", "harbour", "school", "hospital", "government",
-    "president", "border", "army", "protest", "company", "bank", "energy", "oil", "gas", "price", "inflation",
-    "vaccine", "virus", "climate", "football", "strike", "union",
+    "attack",
+    "rocket",
+    "airport",
+    "militia",
+    "council",
+    "budget",
+    "storm",
+    "flood",
+    "market",
+    "drone",
+    "port",
+    "minister",
+    "election",
+    "court",
+    "police",
+    "fire",
+    "bridge",
+    "harbour",
+    "school",
+    "hospital",
+    "government",
+    "president",
+    "border",
+    "army",
+    "protest",
+    "company",
+    "bank",
+    "energy",
+    "oil",
+    "gas",
+    "price",
+    "inflation",
+    "vaccine",
+    "virus",
+    "climate",
+    "football",
+    "strike",
+    "union",
 ]
-COUNTRY_LANG = {"at": "de", "de": "de", "ch": "de", "fr": "fr", "es": "es", "ru": "ru", "us": "en", "uk": "en",
-                "gb": "en", "au": "en", "ca": "en", "in": "en", "ie": "en", "nz": "en", "mx": "es", "ar": "es"}
+COUNTRY_LANG = {
+    "at": "de",
+    "de": "de",
+    "ch": "de",
+    "fr": "fr",
+    "es": "es",
+    "ru": "ru",
+    "us": "en",
+    "uk": "en",
+    "gb": "en",
+    "au": "en",
+    "ca": "en",
+    "in": "en",
+    "ie": "en",
+    "nz": "en",
+    "mx": "es",
+    "ar": "es",
+}
 
 
 def load_bodies() -> tuple[list[tuple[str, str | None]], str]:
     bodies: list[tuple[str, str | None]] = []
-    for folder, lang_of in (("scrapinghub", lambda _id: "en"),
-                            ("fundus-parser", lambda i: COUNTRY_LANG.get(i.split("_", 1)[0]))):
+    for folder, lang_of in (
+        ("scrapinghub", lambda _id: "en"),
+        ("fundus-parser", lambda i: COUNTRY_LANG.get(i.split("_", 1)[0])),
+    ):
         f = EVAL / folder / "truth.jsonl"
         if not f.exists():
             continue
@@ -79,11 +131,18 @@ def articles(n: int, bodies: list[tuple[str, str | None]], tag: str) -> Iterator
         text = f"Dispatch {tag}-{i}. {text}"
         url = f"https://bench{i % 40}.example.org/{tag}/article-{i}"
         yield ParsedArticle(
-            article_id=article_id(url), url=url, domain=url.split("/")[2], title=text.split(".", 1)[0][:120],
-            text=text, language=lang, word_count=len(text.split()),
+            article_id=article_id(url),
+            url=url,
+            domain=url.split("/")[2],
+            title=text.split(".", 1)[0][:120],
+            text=text,
+            language=lang,
+            word_count=len(text.split()),
             content_hash=hashlib.sha256(text.encode()).hexdigest(),
             simhash=hashlib.sha256(f"{tag}{i}".encode()).hexdigest()[:16],
-            published_at=now - timedelta(minutes=30), discovered_at=now, parsed_at=now,
+            published_at=now - timedelta(minutes=30),
+            discovered_at=now,
+            parsed_at=now,
         )
 
 
@@ -94,14 +153,21 @@ def start_servers(tmp: Path) -> tuple[str, str, list[list[str]]]:
     if not redis_url:
         d = tmp / "redis"
         d.mkdir()
-        out = subprocess.run(["scripts/redis.sh", "start", "--dir", str(d)], cwd=ROOT, check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            ["scripts/redis.sh", "start", "--dir", str(d)], cwd=ROOT, check=True, capture_output=True, text=True
+        )
         redis_url = out.stdout.strip().splitlines()[-1]
         stops.append(["scripts/redis.sh", "stop", "--dir", str(d)])
     if not es_url:
         d = tmp / "es"
-        out = subprocess.run(["scripts/elasticsearch.sh", "start", "--home", str(d)], cwd=ROOT, check=True,
-                             capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            ["scripts/elasticsearch.sh", "start", "--home", str(d)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         es_url = out.stdout.strip().splitlines()[-1]
         stops.append(["scripts/elasticsearch.sh", "stop", "--home", str(d)])
     return redis_url, es_url, stops
@@ -128,8 +194,20 @@ async def run_service(settings: Any, redis: Any, es: Any, arts: list[Any], rate:
     await wipe(es, redis)
     await ensure_index(es, settings)
     store = RuleStore(es)
-    for i, q in enumerate(['"rocket attack"', "drone AND militia*", "storm OR flood", "election~1", "market*",
-                           "minister AND resign*", '"prime minister"', "court AND ruling", "police", "ceasefire"]):
+    for i, q in enumerate(
+        [
+            '"rocket attack"',
+            "drone AND militia*",
+            "storm OR flood",
+            "election~1",
+            "market*",
+            "minister AND resign*",
+            '"prime minister"',
+            "court AND ruling",
+            "police",
+            "ceasefire",
+        ]
+    ):
         await store.add(Rule(name=f"r{i}", query=q, channels=[]))
     before = _phase_totals()
     svc = build(settings)
@@ -178,11 +256,17 @@ async def run_service(settings: Any, redis: Any, es: Any, arts: list[Any], rate:
     found = (await es.search(index="news", query={"ids": {"values": [probe.article_id]}}))["hits"]["total"]["value"]
     after = _phase_totals()
     return {
-        "bulk_s": after["bulk"] - before["bulk"], "rules_s": after["rules"] - before["rules"],
-        "documents": count, "spot_check_found": found == 1,
-        "docs_per_s": len(arts) / (finished - started), "wall_s": finished - started,
-        "p50_s": pct(lat, 50), "p95_s": pct(lat, 95), "max_s": max(lat),
-        "batches": len(batches), "mean_batch": statistics.mean(batches),
+        "bulk_s": after["bulk"] - before["bulk"],
+        "rules_s": after["rules"] - before["rules"],
+        "documents": count,
+        "spot_check_found": found == 1,
+        "docs_per_s": len(arts) / (finished - started),
+        "wall_s": finished - started,
+        "p50_s": pct(lat, 50),
+        "p95_s": pct(lat, 95),
+        "max_s": max(lat),
+        "batches": len(batches),
+        "mean_batch": statistics.mean(batches),
     }
 
 
@@ -202,8 +286,15 @@ def rule_queries(n: int, seed: int = 11) -> list[str]:
     out = []
     for i in range(n):
         a, b, c = rnd.sample(VOCAB, 3)
-        out.append([f'"{a} {b}"', f"{a} AND {b}* AND {c}", f"{a} {b}~1 {c}", f"({a} OR {b}) AND {c}",
-                    f"{a} AND {b} AND NOT {c}"][i % 5])
+        out.append(
+            [
+                f'"{a} {b}"',
+                f"{a} AND {b}* AND {c}",
+                f"{a} {b}~1 {c}",
+                f"({a} OR {b}) AND {c}",
+                f"{a} AND {b} AND NOT {c}",
+            ][i % 5]
+        )
     return out
 
 
@@ -235,10 +326,16 @@ async def rule_cost(settings: Any, es: Any, arts: list[Any], n_rules: int, batch
         out = await engine.evaluate(rules, part)
         eval_s.append(time.perf_counter() - t)
         fired.append(sum(len(v) for v in out.values()))
-    return {"rules": len(rules), "batch": batch, "rounds": rounds,
-            "msearch_p50_ms": 1000 * pct(match_s, 50), "msearch_p95_ms": 1000 * pct(match_s, 95),
-            "evaluate_p50_ms": 1000 * pct(eval_s, 50), "evaluate_p95_ms": 1000 * pct(eval_s, 95),
-            "alerts_per_batch": statistics.mean(fired)}
+    return {
+        "rules": len(rules),
+        "batch": batch,
+        "rounds": rounds,
+        "msearch_p50_ms": 1000 * pct(match_s, 50),
+        "msearch_p95_ms": 1000 * pct(match_s, 95),
+        "evaluate_p50_ms": 1000 * pct(eval_s, 50),
+        "evaluate_p95_ms": 1000 * pct(eval_s, 95),
+        "alerts_per_batch": statistics.mean(fired),
+    }
 
 
 def main(args: argparse.Namespace) -> None:
@@ -257,16 +354,23 @@ def main(args: argparse.Namespace) -> None:
                     subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
 
 
-async def bench(args: argparse.Namespace, bodies: list[tuple[str, str | None]], source: str, redis_url: str,
-                es_url: str) -> dict[str, Any]:
+async def bench(
+    args: argparse.Namespace, bodies: list[tuple[str, str | None]], source: str, redis_url: str, es_url: str
+) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     from newsflow_indexer.es import make_client
     from newsflow_indexer.settings import IndexerSettings
 
-    settings = IndexerSettings(redis_url=redis_url, elasticsearch_url=es_url, batch_size=args.batch,
-                               batch_linger_s=1.0, metrics_port=0, metrics_host="127.0.0.1",
-                               rules_refresh_s=60)
+    settings = IndexerSettings(
+        redis_url=redis_url,
+        elasticsearch_url=es_url,
+        batch_size=args.batch,
+        batch_linger_s=1.0,
+        metrics_port=0,
+        metrics_host="127.0.0.1",
+        rules_refresh_s=60,
+    )
     es = make_client(settings, request_timeout=120)
     redis = aioredis.Redis.from_url(redis_url)
     try:
@@ -287,35 +391,47 @@ async def bench(args: argparse.Namespace, bodies: list[tuple[str, str | None]], 
         for n in args.rules:
             c = await rule_cost(settings, es, arts2, n, 500, rounds)
             results[f"rules_{n}"] = c
-            print(f"{n} rules x batch of 500: _msearch p50 {c['msearch_p50_ms']:.0f} ms "
-                  f"p95 {c['msearch_p95_ms']:.0f} ms; with alert records p50 {c['evaluate_p50_ms']:.0f} ms "
-                  f"p95 {c['evaluate_p95_ms']:.0f} ms; {c['alerts_per_batch']:.0f} alerts per batch")
+            print(
+                f"{n} rules x batch of 500: _msearch p50 {c['msearch_p50_ms']:.0f} ms "
+                f"p95 {c['msearch_p95_ms']:.0f} ms; with alert records p50 {c['evaluate_p50_ms']:.0f} ms "
+                f"p95 {c['evaluate_p95_ms']:.0f} ms; {c['alerts_per_batch']:.0f} alerts per batch"
+            )
         return results
     finally:
         await es.close()
         await redis.aclose()
 
 
-async def _service_runs(args: argparse.Namespace, settings: Any, redis: Any, es: Any,
-                        bodies: list[tuple[str, str | None]], results: dict[str, Any]) -> list[Any]:
+async def _service_runs(
+    args: argparse.Namespace,
+    settings: Any,
+    redis: Any,
+    es: Any,
+    bodies: list[tuple[str, str | None]],
+    results: dict[str, Any],
+) -> list[Any]:
     arts = list(articles(args.articles, bodies, "backlog"))
     mb = sum(len(a.model_dump_json()) for a in arts) / 1e6
     print(f"{len(arts)} articles, {mb:.1f} MB of JSON, batch_size {args.batch}, linger 1 s")
     r = await run_service(settings, redis, es, arts, rate=0)
     results["backlog"] = r
-    print(f"backlog (all at once): {r['docs_per_s']:.0f} docs/s, {r['wall_s']:.1f} s, "
-          f"latency p50 {r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s (queueing included), "
-          f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
-          f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s")
+    print(
+        f"backlog (all at once): {r['docs_per_s']:.0f} docs/s, {r['wall_s']:.1f} s, "
+        f"latency p50 {r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s (queueing included), "
+        f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
+        f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s"
+    )
     arts2 = list(articles(args.articles, bodies, "steady"))
     # Latency means something only below capacity: by default, half the backlog throughput.
     rate = args.rate or results["backlog"]["docs_per_s"] / 2
     r = await run_service(settings, redis, es, arts2, rate=rate)
     results["steady"] = {**r, "rate": rate}
-    print(f"steady {rate:.0f}/s: {r['docs_per_s']:.0f} docs/s, ingest-to-searchable p50 "
-          f"{r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s max {r['max_s']:.2f} s, "
-          f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
-          f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s")
+    print(
+        f"steady {rate:.0f}/s: {r['docs_per_s']:.0f} docs/s, ingest-to-searchable p50 "
+        f"{r['p50_s']:.2f} s p95 {r['p95_s']:.2f} s max {r['max_s']:.2f} s, "
+        f"{r['documents']} documents, mean batch {r['mean_batch']:.0f}; "
+        f"bulk writes {r['bulk_s']:.1f} s, rule evaluation {r['rules_s']:.1f} s"
+    )
     return arts2
 
 
@@ -323,11 +439,15 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--articles", type=int, default=5000)
     p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--rate", type=float, default=0.0,
-                   help="articles/s of the steady run (default: half the backlog throughput)")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="articles/s of the steady run (default: half the backlog throughput)"
+    )
     p.add_argument("--rules", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--rounds", type=int, default=10, help="batches of 500 per rule-count measurement")
     p.add_argument("--json", help="also write the figures to this file")
-    p.add_argument("--rules-only", action="store_true",
-                   help="index the articles with the bulk writer and measure only rule evaluation")
+    p.add_argument(
+        "--rules-only",
+        action="store_true",
+        help="index the articles with the bulk writer and measure only rule evaluation",
+    )
     main(p.parse_args())

@@ -102,8 +102,13 @@ def machine() -> dict[str, str]:
             if line.startswith("MemTotal"):
                 mem_kb = int(line.split()[1])
     cores = len(os.sched_getaffinity(0))
-    return {"nproc": str(cores), "cpu": model, "memory": f"{mem_kb / 2**20:.1f} GiB",
-            "python": platform.python_version(), "os": f"{platform.system()} {platform.release()}"}
+    return {
+        "nproc": str(cores),
+        "cpu": model,
+        "memory": f"{mem_kb / 2**20:.1f} GiB",
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
 
 
 def log(msg: str) -> None:
@@ -115,13 +120,21 @@ def parse_args(argv: list[str] | None) -> Config:
     ap.add_argument("--quick", action="store_true", help="small sizes, a few minutes; writes under .state/bench")
     ap.add_argument("--articles", type=int, help="articles per pipeline run (default 2000; quick 300)")
     ap.add_argument("--naive-articles", type=int, help="articles for the naive pipeline (default: --articles)")
-    ap.add_argument("--report-only", type=Path, metavar="RESULTS",
-                    help="render the report and plots again from a saved results.pickle, measuring nothing")
+    ap.add_argument(
+        "--report-only",
+        type=Path,
+        metavar="RESULTS",
+        help="render the report and plots again from a saved results.pickle, measuring nothing",
+    )
     ap.add_argument("--burst", type=int, help="entries in the burst (default 10000; quick 1500; 0 skips)")
     ap.add_argument("--paced-seconds", type=float, help="length of the paced latency run (default 60; quick 20)")
-    ap.add_argument("--wan-delay", type=float, default=0.2,
-                    help="seconds the site waits before each article response in the extra naive-against-pipeline"
-                         " pair, as a news site over the internet does (default 0.2; 0 skips the pair)")
+    ap.add_argument(
+        "--wan-delay",
+        type=float,
+        default=0.2,
+        help="seconds the site waits before each article response in the extra naive-against-pipeline"
+        " pair, as a news site over the internet does (default 0.2; 0 skips the pair)",
+    )
     ap.add_argument("--wan-articles", type=int, help="articles in each run of that pair (default 500; quick 100)")
     ap.add_argument("--replicas", default="1,2", help="parser replica counts to run (default 1,2)")
     ap.add_argument("--no-newsplease", action="store_true", help="skip news-please (needs the package index)")
@@ -170,8 +183,10 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
     for k, r in enumerate(cfg.replicas):
         log(f"pipeline: {cfg.articles} articles, {r} parser replica(s)")
         run = await bench.feed_run(f"pipeline-{r}", range(block * (k + 1), block * (k + 1) + cfg.articles), r)
-        log(f"  {run.indexed}/{run.expected} searchable in {run.seconds:.1f} s: {run.rate:.1f} docs/s "
-            f"(steady {run.steady_rate:.1f}); p95 latency {report.p(run.latencies, 0.95):.2f} s")
+        log(
+            f"  {run.indexed}/{run.expected} searchable in {run.seconds:.1f} s: {run.rate:.1f} docs/s "
+            f"(steady {run.steady_rate:.1f}); p95 latency {report.p(run.latencies, 0.95):.2f} s"
+        )
         res.runs.append(run)
     best = max(res.runs, key=lambda x: x.rate)
     rate = best.rate / 2
@@ -182,8 +197,7 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
 
     log(f"naive sequential pipeline: {cfg.naive_articles} articles")
     res.naive = await bench.naive(range(block * 11, block * 11 + cfg.naive_articles))
-    log(f"  {res.naive['docs']} documents in {res.naive['seconds']:.1f} s: "
-        f"{report.naive_rate(res.naive):.1f} docs/s")
+    log(f"  {res.naive['docs']} documents in {res.naive['seconds']:.1f} s: {report.naive_rate(res.naive):.1f} docs/s")
 
     if cfg.wan_delay_s > 0 and cfg.wan_articles:
         bench.site.article_delay_s = cfg.wan_delay_s
@@ -192,13 +206,19 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
             log(f"with {cfg.wan_delay_s:.2f} s per article response: naive sequential pipeline, {n} articles")
             res.wan_naive = await bench.naive(range(block * 14, block * 14 + n), index="bench-naive-wan")
             res.wan_naive["delay_s"] = cfg.wan_delay_s
-            log(f"  {res.wan_naive['docs']} documents in {res.wan_naive['seconds']:.1f} s: "
-                f"{report.naive_rate(res.wan_naive):.1f} docs/s")
-            log(f"with {cfg.wan_delay_s:.2f} s per article response: pipeline, {n} articles, "
-                f"{best.replicas} parser replica(s)")
+            log(
+                f"  {res.wan_naive['docs']} documents in {res.wan_naive['seconds']:.1f} s: "
+                f"{report.naive_rate(res.wan_naive):.1f} docs/s"
+            )
+            log(
+                f"with {cfg.wan_delay_s:.2f} s per article response: pipeline, {n} articles, "
+                f"{best.replicas} parser replica(s)"
+            )
             res.wan_run = await bench.feed_run("pipeline-wan", range(block * 15, block * 15 + n), best.replicas)
-            log(f"  {res.wan_run.indexed}/{res.wan_run.expected} searchable in {res.wan_run.seconds:.1f} s: "
-                f"{res.wan_run.rate:.1f} docs/s")
+            log(
+                f"  {res.wan_run.indexed}/{res.wan_run.expected} searchable in {res.wan_run.seconds:.1f} s: "
+                f"{res.wan_run.rate:.1f} docs/s"
+            )
         finally:
             bench.site.article_delay_s = 0.0
 
@@ -209,8 +229,13 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
 
     log(f"profile: py-spy on every service for {cfg.profile_s:.0f} s, {cfg.profile_articles} articles, 1 replica")
     prof_dir = bench.log_dir.parent / "profiles"
-    res.profiled = await bench.feed_run("profile", range(block * 13, block * 13 + cfg.profile_articles), 1,
-                                        profile_s=cfg.profile_s, profile_dir=prof_dir)
+    res.profiled = await bench.feed_run(
+        "profile",
+        range(block * 13, block * 13 + cfg.profile_articles),
+        1,
+        profile_s=cfg.profile_s,
+        profile_dir=prof_dir,
+    )
     res.profiles = [read_profile(svc, path) for svc, path in sorted(res.profiled.profile.items())]
 
 
@@ -225,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot
         import psutil  # noqa: F401
     except ImportError as e:
-        print(f"run_all: {e.name} missing: run `uv sync --frozen --all-packages --group bench` (make bench does)",
-              file=sys.stderr)
+        print(
+            f"run_all: {e.name} missing: run `uv sync --frozen --all-packages --group bench` (make bench does)",
+            file=sys.stderr,
+        )
         return 2
     if cfg.report_only:
         res, saved_cfg = pickle.loads(cfg.report_only.read_bytes())
@@ -236,8 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"report: {cfg.out} (from {cfg.report_only})")
         return 0
     args = sys.argv[1:] if argv is None else argv
-    res = Results(machine=machine(), started=time.time(), load_before=os.getloadavg(),
-                  command=" ".join(["benchmarks/run_all.py", *args]) if args else "make bench")
+    res = Results(
+        machine=machine(),
+        started=time.time(),
+        load_before=os.getloadavg(),
+        command=" ".join(["benchmarks/run_all.py", *args]) if args else "make bench",
+    )
     try:
         all_pages = load_pages(cfg.eval_dir)
     except EvalDataMissing as e:

@@ -95,11 +95,20 @@ class Config:
 
 def load_config(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(prog="make run", description="Run Newsflow locally (see the module docstring).")
-    p.add_argument("--until-done", "--headless", dest="until_done", action="store_true",
-                   help="exit once every demo article is indexed and the demo alert fired")
+    p.add_argument(
+        "--until-done",
+        "--headless",
+        dest="until_done",
+        action="store_true",
+        help="exit once every demo article is indexed and the demo alert fired",
+    )
     p.add_argument("--timeout", type=float, default=900.0, help="--until-done gives up after this many seconds")
-    p.add_argument("--articles", type=int, default=None,
-                   help="demo articles to serve (default 30, the hand-written ones; more are generated)")
+    p.add_argument(
+        "--articles",
+        type=int,
+        default=None,
+        help="demo articles to serve (default 30, the hand-written ones; more are generated)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of generated demo articles")
     p.add_argument("--state", type=Path, default=ROOT / ".state", help="state directory (default .state)")
     a = p.parse_args(argv)
@@ -168,14 +177,15 @@ def run_script(args: list[str], what: str, timeout: float = 900) -> str:
     try:
         # A session of its own: the server it leaves behind must not get the terminal's Ctrl-C before
         # the services have drained.
-        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                             start_new_session=True)
+        out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, start_new_session=True)
     except subprocess.TimeoutExpired:
         raise RunError(f"{what} did not start within {timeout:.0f} s") from None
     if out.returncode != 0:
         lines = [ln for ln in out.stderr.strip().splitlines() if ln.strip()]
-        reason = next((ln for ln in reversed(lines) if ln.startswith(("redis.sh:", "elasticsearch.sh:"))),
-                      lines[-1] if lines else f"exit code {out.returncode}")
+        reason = next(
+            (ln for ln in reversed(lines) if ln.startswith(("redis.sh:", "elasticsearch.sh:"))),
+            lines[-1] if lines else f"exit code {out.returncode}",
+        )
         raise RunError(f"{what} did not start: {reason}")
     return out.stdout.strip().splitlines()[-1]
 
@@ -211,19 +221,35 @@ class Servers:
                 raise RunError("redis-server is not installed: run `make setup` (or apt-get install redis-server)")
             say("starting Redis ...")
             self.redis_url = run_script(
-                ["scripts/redis.sh", "start", "--dir", str(self.cfg.state / "redis"),
-                 "--port", str(port_or_free(REDIS_DEFAULT_PORT))], "Redis", 60
+                [
+                    "scripts/redis.sh",
+                    "start",
+                    "--dir",
+                    str(self.cfg.state / "redis"),
+                    "--port",
+                    str(port_or_free(REDIS_DEFAULT_PORT)),
+                ],
+                "Redis",
+                60,
             )
             self.started.append("redis")
             say(f"  Redis ready at {self.redis_url} (data in {self.cfg.state / 'redis'})")
         if self.es_url is None:
             if not shutil.which("java"):
-                raise RunError("Java 17 is required for the local Elasticsearch node: "
-                               "apt-get install openjdk-17-jre-headless (or run `make setup` as root)")
+                raise RunError(
+                    "Java 17 is required for the local Elasticsearch node: "
+                    "apt-get install openjdk-17-jre-headless (or run `make setup` as root)"
+                )
             say("starting Elasticsearch (a minute on the first run) ...")
             self.es_url = run_script(
-                ["scripts/elasticsearch.sh", "start", "--home", str(self.cfg.state / "elasticsearch"),
-                 "--port", str(port_or_free(ES_DEFAULT_PORT))],
+                [
+                    "scripts/elasticsearch.sh",
+                    "start",
+                    "--home",
+                    str(self.cfg.state / "elasticsearch"),
+                    "--port",
+                    str(port_or_free(ES_DEFAULT_PORT)),
+                ],
                 "Elasticsearch",
             )
             self.started.append("elasticsearch")
@@ -232,12 +258,22 @@ class Servers:
     def stop(self) -> None:
         if "elasticsearch" in self.started:
             say("stopping Elasticsearch ...")
-            subprocess.run(["scripts/elasticsearch.sh", "stop", "--home", str(self.cfg.state / "elasticsearch")],
-                           cwd=ROOT, capture_output=True, timeout=60, check=False)
+            subprocess.run(
+                ["scripts/elasticsearch.sh", "stop", "--home", str(self.cfg.state / "elasticsearch")],
+                cwd=ROOT,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         if "redis" in self.started:
             say("stopping Redis ...")
-            subprocess.run(["scripts/redis.sh", "stop", "--dir", str(self.cfg.state / "redis")],
-                           cwd=ROOT, capture_output=True, timeout=30, check=False)
+            subprocess.run(
+                ["scripts/redis.sh", "stop", "--dir", str(self.cfg.state / "redis")],
+                cwd=ROOT,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
         self.started.clear()
 
 
@@ -261,16 +297,23 @@ async def check_reachable(redis_url: str, es_url: str) -> None:
     try:
         await es.cluster.health(wait_for_status="yellow", timeout="10s")
     except Exception as e:
-        raise RunError(f"cannot reach Elasticsearch at {es_url} ({first_error(e)}); "
-                       "check NEWSFLOW_ELASTICSEARCH_URL") from None
+        raise RunError(
+            f"cannot reach Elasticsearch at {es_url} ({first_error(e)}); check NEWSFLOW_ELASTICSEARCH_URL"
+        ) from None
     finally:
         await es.close()
 
 
 def newsflow_init(env: dict[str, str]) -> None:
     say("newsflow init: consumer groups and index templates ...")
-    out = subprocess.run([str(VENV_BIN / "newsflow"), "init", "--wait", "60"], env=env, capture_output=True,
-                         text=True, timeout=180, check=False)
+    out = subprocess.run(
+        [str(VENV_BIN / "newsflow"), "init", "--wait", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if out.returncode != 0:
         lines = [ln for ln in (out.stderr + out.stdout).strip().splitlines() if ln.strip()]
         raise RunError(f"newsflow init failed: {lines[-1] if lines else f'exit code {out.returncode}'}")
@@ -395,7 +438,8 @@ def progress_line(p: Progress, n_demo: int | None) -> str:
     indexed = f"{p.indexed_demo}/{n_demo}" if n_demo else str(p.indexed_total)
     parts = [
         f"feeds {p.feeds} (polled {p.polls}x, {p.not_modified} not modified"
-        + (f", {p.failing_feeds} failing" if p.failing_feeds else "") + ")",
+        + (f", {p.failing_feeds} failing" if p.failing_feeds else "")
+        + ")",
         f"found {p.entries}",
         f"fetched {p.fetched}",
         f"parsed {p.parsed}",
@@ -414,15 +458,23 @@ def rich_table(p: Progress, n_demo: int | None, elapsed: float, done: bool) -> A
     t.add_column(style="bold")
     t.add_column(justify="right")
     t.add_column(style="dim")
-    t.add_row("feeds polled", str(p.polls), f"{p.feeds} feeds, {p.not_modified} answered 304 Not Modified"
-              + (f", {p.failing_feeds} failing" if p.failing_feeds else ""))
+    t.add_row(
+        "feeds polled",
+        str(p.polls),
+        f"{p.feeds} feeds, {p.not_modified} answered 304 Not Modified"
+        + (f", {p.failing_feeds} failing" if p.failing_feeds else ""),
+    )
     t.add_row("articles found", str(p.entries), "news.entries")
     t.add_row("pages fetched", str(p.fetched), "news.raw")
     t.add_row("articles parsed", str(p.parsed), "news.parsed")
-    t.add_row("indexed", f"{p.indexed_demo} / {n_demo}" if n_demo else str(p.indexed_total),
-              f"{p.indexed_total} documents in the 'news' alias")
-    t.add_row("alerts fired", str(p.alerts if n_demo else p.alerts_total),
-              f"rule {DEMO_RULE!r}" if n_demo else "all rules")
+    t.add_row(
+        "indexed",
+        f"{p.indexed_demo} / {n_demo}" if n_demo else str(p.indexed_total),
+        f"{p.indexed_total} documents in the 'news' alias",
+    )
+    t.add_row(
+        "alerts fired", str(p.alerts if n_demo else p.alerts_total), f"rule {DEMO_RULE!r}" if n_demo else "all rules"
+    )
     t.add_row("dead letters", str(p.dead_letters), "newsflow dlq list" if p.dead_letters else "")
     t.add_row("in flight", str(p.lag), "entries waiting or being processed")
     if done:
@@ -521,8 +573,10 @@ class LocalRun:
                 f"free port {port}, or delete {self.cfg.state / 'demo' / 'port'} to pick another "
                 "(articles are then indexed again under new URLs)"
             ) from None
-        say(f"demo feed server: {len(self.demo.corpus)} sample articles at {self.demo.base_url}/ "
-            f"({len(self.demo.feed_urls)} feeds: RSS, Atom, JSON Feed)")
+        say(
+            f"demo feed server: {len(self.demo.corpus)} sample articles at {self.demo.base_url}/ "
+            f"({len(self.demo.feed_urls)} feeds: RSS, Atom, JSON Feed)"
+        )
         return [article_id(canonicalize(u)) for u in self.demo.article_urls]
 
     async def register_feeds(self, redis_url: str) -> None:
@@ -583,8 +637,10 @@ class LocalRun:
                         say(f"  unreachable: {err}")
                 if dead := [proc for proc in self.pipeline if not proc.running]:
                     proc = dead[0]
-                    raise RunError(f"{proc.name} exited with code {proc.proc.returncode}; "
-                                   f"see {proc.log_path} (last line: {proc.tail(1)[:300]})")
+                    raise RunError(
+                        f"{proc.name} exited with code {proc.proc.returncode}; "
+                        f"see {proc.log_path} (last line: {proc.tail(1)[:300]})"
+                    )
                 if done and done_at is None:
                     done_at = elapsed
                     if live is not None:
@@ -603,8 +659,10 @@ class LocalRun:
                     return 0 if p.alerts == 1 else 1
                 if cfg.until_done and elapsed > cfg.timeout_s:
                     say("RESULT " + json.dumps({**p.as_dict(), "articles": n_demo, "seconds": round(elapsed, 1)}))
-                    raise RunError(f"not done after {cfg.timeout_s:.0f} s: {progress_line(p, n_demo)} "
-                                   f"(logs in {cfg.state / 'logs'})")
+                    raise RunError(
+                        f"not done after {cfg.timeout_s:.0f} s: {progress_line(p, n_demo)} "
+                        f"(logs in {cfg.state / 'logs'})"
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), 1.0)
                 if self.stop.is_set():
@@ -621,17 +679,21 @@ class LocalRun:
         nf = str(VENV_BIN / "newsflow")
         rel = os.path.relpath(nf, Path.cwd()) if str(nf).startswith(str(Path.cwd())) else nf
         say("")
-        say(f"Newsflow is running: {p.indexed_demo or p.indexed_total} articles searchable after {elapsed:.0f} s, "
-            f"{p.alerts} alert(s) for {DEMO_RULE!r}.")
+        say(
+            f"Newsflow is running: {p.indexed_demo or p.indexed_total} articles searchable after {elapsed:.0f} s, "
+            f"{p.alerts} alert(s) for {DEMO_RULE!r}."
+        )
         say(f"  Elasticsearch: {es_url}/news/_search")
-        say(f"  Search:        {rel} search \"rocket attack\"")
+        say(f'  Search:        {rel} search "rocket attack"')
         say(f"  Status:        {rel} status")
         say(f"  Logs:          {self.cfg.state / 'logs'}")
         defaults = CommonSettings.model_fields
         if (self.servers.redis_url, es_url) != (defaults["redis_url"].default, defaults["elasticsearch_url"].default):
             env_file = self.cfg.state / "env"
-            say(f"  (in another terminal, first: source {os.path.relpath(env_file)}  -- the servers are not "
-                "on their usual ports)")
+            say(
+                f"  (in another terminal, first: source {os.path.relpath(env_file)}  -- the servers are not "
+                "on their usual ports)"
+            )
         if not self.cfg.until_done:
             say("Press Ctrl-C to stop everything.")
         say("")

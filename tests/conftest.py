@@ -84,9 +84,7 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 async def _wipe_es(client: AsyncElasticsearch) -> None:
     # Only what tests create: data streams and system indices are not touched.
-    await client.options(ignore_status=404).indices.delete(
-        index="*", expand_wildcards="open,closed,hidden"
-    )
+    await client.options(ignore_status=404).indices.delete(index="*", expand_wildcards="open,closed,hidden")
     templates = await client.indices.get_index_template()
     for t in templates.get("index_templates", []):
         await client.indices.delete_index_template(name=t["name"])

@@ -49,11 +49,17 @@ def _payload(i: int) -> str | None:
 
     page = _PAGES[i % len(_PAGES)]
     url = url_for(page, i)
-    entry = FeedEntry(url=url, link=url, article_id=article_id(url), feed_url=f"{LOOPBACK}/feeds/0.xml",
-                      title=f"{page.slug.replace('-', ' ')} ({i})")
+    entry = FeedEntry(
+        url=url,
+        link=url,
+        article_id=article_id(url),
+        feed_url=f"{LOOPBACK}/feeds/0.xml",
+        title=f"{page.slug.replace('-', ' ')} ({i})",
+    )
     try:
-        return extract_payload(variant(page, i).decode("utf-8"), url, entry.model_dump(mode="json"), url,
-                               MIN_ARTICLE_WORDS)
+        return extract_payload(
+            variant(page, i).decode("utf-8"), url, entry.model_dump(mode="json"), url, MIN_ARTICLE_WORDS
+        )
     except ExtractionError:
         return None
 
@@ -91,8 +97,9 @@ class PoolResult:
         return 1000 * self.cpu_seconds / self.pages if self.pages else 0.0
 
 
-def run_pool(name: str, fn: Callable[[int], tuple[int, float]], pages: list[BasePage], numbers: Sequence[int],
-             workers: int) -> tuple[PoolResult, list[int]]:
+def run_pool(
+    name: str, fn: Callable[[int], tuple[int, float]], pages: list[BasePage], numbers: Sequence[int], workers: int
+) -> tuple[PoolResult, list[int]]:
     """fn over `numbers` on `workers` processes; workers are started and warmed up before the clock starts."""
     with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(pages,)) as pool:
         list(pool.map(fn, range(workers * 2)))  # imports and first-call caches, outside the timing
@@ -100,5 +107,4 @@ def run_pool(name: str, fn: Callable[[int], tuple[int, float]], pages: list[Base
         out = list(pool.map(fn, numbers, chunksize=4))
         took = time.perf_counter() - t0
     sizes = [n for n, _ in out]
-    return PoolResult(name, len(numbers), took, workers, sum(1 for v in sizes if v <= 0),
-                      sum(c for _, c in out)), sizes
+    return PoolResult(name, len(numbers), took, workers, sum(1 for v in sizes if v <= 0), sum(c for _, c in out)), sizes

@@ -44,10 +44,17 @@ def main() -> int:
                 html = r.read().decode("utf-8", errors="replace")
             text = trafilatura.extract(html, url=e.link) or ""
             empty += not text
-            es.index(index=args.index, id=hashlib.sha256(e.link.encode()).hexdigest()[:32], document={
-                "url": e.link, "title": e.get("title"), "published": e.get("published"), "text": text,
-                "indexed_at": datetime.now(UTC).isoformat(),
-            })
+            es.index(
+                index=args.index,
+                id=hashlib.sha256(e.link.encode()).hexdigest()[:32],
+                document={
+                    "url": e.link,
+                    "title": e.get("title"),
+                    "published": e.get("published"),
+                    "text": text,
+                    "indexed_at": datetime.now(UTC).isoformat(),
+                },
+            )
             docs += 1
     es.indices.refresh(index=args.index)
     took = time.time() - t0

@@ -65,9 +65,10 @@ def measure(pages: list[BasePage], eval_dir: Path, limit: int = 0, with_newsplea
         except ExtractionError:
             return ""
 
-    for name, fn in (("trafilatura.extract (plain)", lambda p: trafilatura.extract(p.html.decode("utf-8"),
-                                                                                   url=p.url) or ""),
-                     ("Newsflow parser (extract)", ours)):
+    for name, fn in (
+        ("trafilatura.extract (plain)", lambda p: trafilatura.extract(p.html.decode("utf-8"), url=p.url) or ""),
+        ("Newsflow parser (extract)", ours),
+    ):
         fn(sh[0])
         t0 = time.process_time()  # CPU time: fair to every extractor on a machine busy with other work
         texts = [fn(p) for p in sh]
@@ -84,9 +85,21 @@ def newsplease(sh: list[BasePage], truth: list[str], eval_dir: Path, limit: int)
         return Quality("news-please", 0, None, note="not measured: uv not found")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "np.jsonl"
-        cmd = [uv, "run", "--isolated", "--no-project", "--python", "3.11", "--with", NEWSPLEASE, "python",
-               str(ROOT / "benchmarks" / "pipeline" / "newsplease_worker.py"), str(eval_dir / "scrapinghub"),
-               str(out), str(limit or 0)]
+        cmd = [
+            uv,
+            "run",
+            "--isolated",
+            "--no-project",
+            "--python",
+            "3.11",
+            "--with",
+            NEWSPLEASE,
+            "python",
+            str(ROOT / "benchmarks" / "pipeline" / "newsplease_worker.py"),
+            str(eval_dir / "scrapinghub"),
+            str(out),
+            str(limit or 0),
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
         if r.returncode != 0 or not out.exists():
             return Quality("news-please", 0, None, note=f"not measured: {r.stderr.strip()[-300:]}")

@@ -63,56 +63,79 @@ def cpu_ceiling(r: RunResult, cores: int) -> float | None:
 def burst_max_process_mb(res: Any) -> float | None:
     if not res.burst:
         return None
-    return max((v for k, v in res.burst.peak_process_mb.items() if k in ("fetcher", "parser", "indexer")),
-               default=None)
+    return max((v for k, v in res.burst.peak_process_mb.items() if k in ("fetcher", "parser", "indexer")), default=None)
 
 
 # -- tables ------------------------------------------------------------------------------------------
 
+
 def throughput_table(res: Any) -> list[str]:
-    rows = ["| run | parser replicas | documents searchable | seconds | documents/s | steady documents/s (10-90 %)"
-            " | latency p50 / p95 / p99 (s) | dead letters |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| run | parser replicas | documents searchable | seconds | documents/s | steady documents/s (10-90 %)"
+        " | latency p50 / p95 / p99 (s) | dead letters |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     if res.limit_plain:
         L = res.limit_plain
-        rows.append(f"| limit: plain `trafilatura.extract`, {L.workers} processes | - | {L.pages} pages |"
-                    f" {f(L.seconds)} | **{f(L.rate)}** | - | - | - |")
+        rows.append(
+            f"| limit: plain `trafilatura.extract`, {L.workers} processes | - | {L.pages} pages |"
+            f" {f(L.seconds)} | **{f(L.rate)}** | - | - | - |"
+        )
     if res.limit_ours:
         L = res.limit_ours
-        rows.append(f"| limit: the parser's own extraction (`extract_payload`), {L.workers} processes | - |"
-                    f" {L.pages} pages | {f(L.seconds)} | **{f(L.rate)}** | - | - | - |")
+        rows.append(
+            f"| limit: the parser's own extraction (`extract_payload`), {L.workers} processes | - |"
+            f" {L.pages} pages | {f(L.seconds)} | **{f(L.rate)}** | - | - | - |"
+        )
+
     def run_row(name: str, r: RunResult) -> str:
-        return (f"| {name} | {r.replicas} | {r.indexed}/{r.expected} | {f(r.seconds)} | **{f(r.rate)}** |"
-                f" {f(r.steady_rate)} | {f(p(r.latencies, .5), 2)} / {f(p(r.latencies, .95), 2)} /"
-                f" {f(p(r.latencies, .99), 2)} | {sum(r.dead_letters.values())} |")
+        return (
+            f"| {name} | {r.replicas} | {r.indexed}/{r.expected} | {f(r.seconds)} | **{f(r.rate)}** |"
+            f" {f(r.steady_rate)} | {f(p(r.latencies, 0.5), 2)} / {f(p(r.latencies, 0.95), 2)} /"
+            f" {f(p(r.latencies, 0.99), 2)} | {sum(r.dead_letters.values())} |"
+        )
 
     for r in [*res.runs, *([res.paced] if res.paced else [])]:
-        rows.append(run_row(f"pipeline, paced at {f(r.target_rate)}/s" if r.target_rate
-                            else "pipeline, all published at once", r))
+        rows.append(
+            run_row(
+                f"pipeline, paced at {f(r.target_rate)}/s" if r.target_rate else "pipeline, all published at once", r
+            )
+        )
     if res.naive:
         n = res.naive
-        rows.append(f"| naive sequential (feedparser, urllib, trafilatura, one index call per document) | - |"
-                    f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(naive_rate(n))}** |"
-                    f" - | - | - |")
+        rows.append(
+            f"| naive sequential (feedparser, urllib, trafilatura, one index call per document) | - |"
+            f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(naive_rate(n))}** |"
+            f" - | - | - |"
+        )
     wn, wr = res.wan_naive, res.wan_run
     if wn:
-        rows.append(f"| naive sequential, the site answering each article after {wn['delay_s']:.2f} s | - |"
-                    f" {wn['searchable']}/{wn['docs']} | {f(wn['seconds'])} | **{f(naive_rate(wn))}** |"
-                    f" - | - | - |")
+        rows.append(
+            f"| naive sequential, the site answering each article after {wn['delay_s']:.2f} s | - |"
+            f" {wn['searchable']}/{wn['docs']} | {f(wn['seconds'])} | **{f(naive_rate(wn))}** |"
+            f" - | - | - |"
+        )
     if wn and wr:
-        rows.append(run_row(f"pipeline, all published at once, the site answering each article after"
-                            f" {wn['delay_s']:.2f} s", wr))
+        rows.append(
+            run_row(f"pipeline, all published at once, the site answering each article after {wn['delay_s']:.2f} s", wr)
+        )
     if res.burst:
         b = res.burst
-        rows.append(f"| burst: {b.expected} entries written to news.entries at once | {b.replicas} |"
-                    f" {b.indexed}/{b.expected} | {f(b.seconds)} (drain) | **{f(b.rate)}** | {f(b.steady_rate)} |"
-                    f" - | {sum(b.dead_letters.values())} |")
+        rows.append(
+            f"| burst: {b.expected} entries written to news.entries at once | {b.replicas} |"
+            f" {b.indexed}/{b.expected} | {f(b.seconds)} (drain) | **{f(b.rate)}** | {f(b.steady_rate)} |"
+            f" - | {sum(b.dead_letters.values())} |"
+        )
     return rows
 
 
 def resources_table(res: Any) -> list[str]:
     runs = [*res.runs, *([res.paced] if res.paced else []), *([res.burst] if res.burst else [])]
-    head = "| run | " + " | ".join(f"{s} CPU s / peak MB (largest process; all)" for s in SERVICES) + \
-           " | Redis used_memory peak MB |"
+    head = (
+        "| run | "
+        + " | ".join(f"{s} CPU s / peak MB (largest process; all)" for s in SERVICES)
+        + " | Redis used_memory peak MB |"
+    )
     rows = [head, "|---|" + "---|" * (len(SERVICES) + 1)]
     for r in runs:
         cells = []
@@ -127,27 +150,38 @@ def resources_table(res: Any) -> list[str]:
 
 def cpu_table(res: Any) -> list[str]:
     cores = int(res.machine.get("nproc", "1"))
-    rows = ["| what | " + " | ".join(SERVICES) + " | total CPU ms per document | ceiling on "
-            f"{cores} cores (documents/s) | share of wall time the {cores} cores gave the run |",
-            "|---|" + "---|" * (len(SERVICES) + 3)]
+    rows = [
+        "| what | " + " | ".join(SERVICES) + " | total CPU ms per document | ceiling on "
+        f"{cores} cores (documents/s) | share of wall time the {cores} cores gave the run |",
+        "|---|" + "---|" * (len(SERVICES) + 3),
+    ]
     for r in [*res.runs, *([res.burst] if res.burst else [])]:
         per = cpu_ms_per_doc(r)
         total = sum(per.values())
         busy = sum(r.cpu.values()) / (r.seconds * cores) if r.seconds else None
-        rows.append(f"| {r.label} | " + " | ".join(f(per.get(svc), 0) for svc in SERVICES)
-                    + f" | **{f(total, 0)}** | {f(cpu_ceiling(r, cores))} | {f(100 * busy if busy else None, 0)} % |")
+        rows.append(
+            f"| {r.label} | "
+            + " | ".join(f(per.get(svc), 0) for svc in SERVICES)
+            + f" | **{f(total, 0)}** | {f(cpu_ceiling(r, cores))} | {f(100 * busy if busy else None, 0)} % |"
+        )
     n = res.naive
     if n and n.get("docs"):
         es_ms = 1000 * n["es_cpu_seconds"] / n["docs"] if "es_cpu_seconds" in n else None
         own = 1000 * n.get("cpu_seconds", 0.0) / n["docs"]
         total = own + (es_ms or 0.0)
         cells = {"parser": f"{f(own, 0)} (all of it, one process)", "elasticsearch": f(es_ms, 0)}
-        rows.append("| naive sequential | " + " | ".join(cells.get(svc, "-") for svc in SERVICES)
-                    + f" | **{f(total, 0)}** | {f(1000 * cores / total if total else None)} | - |")
+        rows.append(
+            "| naive sequential | "
+            + " | ".join(cells.get(svc, "-") for svc in SERVICES)
+            + f" | **{f(total, 0)}** | {f(1000 * cores / total if total else None)} | - |"
+        )
     for L in (res.limit_plain, res.limit_ours):
         if L:
-            rows.append(f"| limit: {L.name} (extraction only) | " + " | ".join("-" for _ in SERVICES)
-                        + f" | **{f(L.cpu_ms, 0)}** | {f(1000 * cores / L.cpu_ms if L.cpu_ms else None)} | - |")
+            rows.append(
+                f"| limit: {L.name} (extraction only) | "
+                + " | ".join("-" for _ in SERVICES)
+                + f" | **{f(L.cpu_ms, 0)}** | {f(1000 * cores / L.cpu_ms if L.cpu_ms else None)} | - |"
+            )
     return rows
 
 
@@ -163,7 +197,7 @@ def quality_table(res: Any) -> list[str]:
 
 def targets_table(res: Any) -> list[str]:
     r = ratios(res)
-    paced95 = p(res.paced.latencies, .95) if res.paced and res.paced.latencies else None
+    paced95 = p(res.paced.latencies, 0.95) if res.paced and res.paced.latencies else None
     burst_mb = burst_max_process_mb(res)
     lost = (res.burst.expected - res.burst.indexed) if res.burst else None
     rows = ["| target | measured | verdict |", "|---|---|---|"]
@@ -172,28 +206,41 @@ def targets_table(res: Any) -> list[str]:
     if b and res.limit_plain and res.limit_plain.cpu_ms:
         ceil = cpu_ceiling(b, cores)
         v0 = ceil / (1000 * cores / res.limit_plain.cpu_ms) if ceil else None
-        rows.append(f"| (CPU cost, less dependent on other load) pipeline ceiling / extraction ceiling | {f(v0, 2)} x |"
-                    f" {verdict(None if v0 is None else v0 >= 0.8)} |")
+        rows.append(
+            f"| (CPU cost, less dependent on other load) pipeline ceiling / extraction ceiling | {f(v0, 2)} x |"
+            f" {verdict(None if v0 is None else v0 >= 0.8)} |"
+        )
     v = r["pipeline_vs_limit"]
-    rows.append(f"| pipeline >= 0.8 x the limit (plain trafilatura on all cores) | {f(v, 2)} x"
-                f" (steady part: {f(r['steady_vs_limit'], 2)} x) | {verdict(None if v is None else v >= 0.8)} |")
+    rows.append(
+        f"| pipeline >= 0.8 x the limit (plain trafilatura on all cores) | {f(v, 2)} x"
+        f" (steady part: {f(r['steady_vs_limit'], 2)} x) | {verdict(None if v is None else v >= 0.8)} |"
+    )
     v2 = r["pipeline_vs_own_extraction"]
     rows.append(f"| (for reading) pipeline / the parser's own extraction on all cores | {f(v2, 2)} x | - |")
     v3 = r["pipeline_vs_naive"]
-    rows.append(f"| pipeline >= 3 x the naive sequential pipeline | {f(v3, 2)} x |"
-                f" {verdict(None if v3 is None else v3 >= 3)} |")
+    rows.append(
+        f"| pipeline >= 3 x the naive sequential pipeline | {f(v3, 2)} x | {verdict(None if v3 is None else v3 >= 3)} |"
+    )
     if res.wan_naive and res.wan_run:
         v4 = r["wan_pipeline_vs_naive"]
-        rows.append(f"| (the same, the site answering each article after {res.wan_naive['delay_s']:.2f} s, as a news"
-                    f" site over the internet does) | {f(v4, 2)} x | {verdict(None if v4 is None else v4 >= 3)} |")
-    rows.append(f"| latency p95 < 2 s at half the maximum throughput | {f(paced95, 2)} s |"
-                f" {verdict(None if paced95 is None else paced95 < 2)} |")
-    rows.append(f"| every Newsflow process < {RSS_TARGET_MB} MB resident during the burst |"
-                f" largest {f(burst_mb, 0)} MB |"
-                f" {verdict(None if burst_mb is None else burst_mb < RSS_TARGET_MB)} |")
-    rows.append(f"| burst: nothing lost | {lost if lost is not None else '-'} missing,"
-                f" {sum(res.burst.dead_letters.values()) if res.burst else '-'} dead letters |"
-                f" {verdict(None if lost is None else lost == 0)} |")
+        rows.append(
+            f"| (the same, the site answering each article after {res.wan_naive['delay_s']:.2f} s, as a news"
+            f" site over the internet does) | {f(v4, 2)} x | {verdict(None if v4 is None else v4 >= 3)} |"
+        )
+    rows.append(
+        f"| latency p95 < 2 s at half the maximum throughput | {f(paced95, 2)} s |"
+        f" {verdict(None if paced95 is None else paced95 < 2)} |"
+    )
+    rows.append(
+        f"| every Newsflow process < {RSS_TARGET_MB} MB resident during the burst |"
+        f" largest {f(burst_mb, 0)} MB |"
+        f" {verdict(None if burst_mb is None else burst_mb < RSS_TARGET_MB)} |"
+    )
+    rows.append(
+        f"| burst: nothing lost | {lost if lost is not None else '-'} missing,"
+        f" {sum(res.burst.dead_letters.values()) if res.burst else '-'} dead letters |"
+        f" {verdict(None if lost is None else lost == 0)} |"
+    )
     return rows
 
 
@@ -206,14 +253,17 @@ def profile_section(res: Any) -> list[str]:
         lf = ", ".join(f"`{k}` {v:.0%}" for k, v in prof.share(prof.by_leaf, 5))
         pj = ", ".join(f"`{k}` {v:.0%}" for k, v in prof.share(prof.project_inclusive, 5))
         procs = ", ".join(f"{k} {v / prof.samples:.0%}" for k, v in prof.by_process.most_common())
-        out += [f"- **{prof.service}** ({prof.samples} on-CPU samples; {procs}):",
-                f"  - by package (self time): {pk}",
-                f"  - hottest functions (self time): {lf}",
-                f"  - project code on the stack (inclusive): {pj or '-'}"]
+        out += [
+            f"- **{prof.service}** ({prof.samples} on-CPU samples; {procs}):",
+            f"  - by package (self time): {pk}",
+            f"  - hottest functions (self time): {lf}",
+            f"  - project code on the stack (inclusive): {pj or '-'}",
+        ]
     return out
 
 
 # -- plots -------------------------------------------------------------------------------------------
+
 
 def plots(res: Any, out: Path) -> dict[str, Path]:
     import matplotlib
@@ -228,8 +278,13 @@ def plots(res: Any, out: Path) -> dict[str, Path]:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         xs = [r.replicas for r in res.runs]
         ax.bar([str(x) for x in xs], [r.rate for r in res.runs], color="#3b75af", label="pipeline (all at once)")
-        ax.plot([str(x) for x in xs], [r.steady_rate for r in res.runs], "o", color="#1b3b5a",
-                label="pipeline, steady part (10-90 %)")
+        ax.plot(
+            [str(x) for x in xs],
+            [r.steady_rate for r in res.runs],
+            "o",
+            color="#1b3b5a",
+            label="pipeline, steady part (10-90 %)",
+        )
         lines = []
         if res.limit_plain:
             lines.append((res.limit_plain.rate, "limit: plain trafilatura, all cores", "#c03d3e", "-"))
@@ -257,7 +312,7 @@ def plots(res: Any, out: Path) -> dict[str, Path]:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
         name, vals = series[0]
         a1.hist(vals, bins=40, color="#3b75af")
-        for q, st in ((.5, "-"), (.95, "--"), (.99, ":")):
+        for q, st in ((0.5, "-"), (0.95, "--"), (0.99, ":")):
             a1.axvline(p(vals, q), color="#c03d3e", linestyle=st, label=f"p{int(q * 100)} {p(vals, q):.2f} s")
         a1.axvline(2.0, color="black", linewidth=0.8, label="target p95 2 s")
         a1.set_title(f"Feed-to-searchable latency, {name}")
@@ -293,8 +348,11 @@ def plots(res: Any, out: Path) -> dict[str, Path]:
         if res.burst.backlog:
             t0 = s.t0
             for stream in ("news.entries", "news.raw", "news.parsed"):
-                a2.plot([t - t0 for t, _ in res.burst.backlog], [b.get(stream, 0) for _, b in res.burst.backlog],
-                        label=f"{stream} backlog")
+                a2.plot(
+                    [t - t0 for t, _ in res.burst.backlog],
+                    [b.get(stream, 0) for _, b in res.burst.backlog],
+                    label=f"{stream} backlog",
+                )
         a2.set_xlabel("seconds since the entries were written")
         a2.set_ylabel("entries not yet processed")
         a2.legend(fontsize=7)
@@ -307,9 +365,21 @@ def plots(res: Any, out: Path) -> dict[str, Path]:
 
 # -- the documents -----------------------------------------------------------------------------------
 
+
 def console(res: Any) -> str:
-    return "\n".join([*throughput_table(res), "", *targets_table(res), "", *cpu_table(res), "",
-                      *quality_table(res), "", *resources_table(res)])
+    return "\n".join(
+        [
+            *throughput_table(res),
+            "",
+            *targets_table(res),
+            "",
+            *cpu_table(res),
+            "",
+            *quality_table(res),
+            "",
+            *resources_table(res),
+        ]
+    )
 
 
 def render(res: Any, cfg: Any) -> str:
@@ -321,92 +391,141 @@ def render(res: Any, cfg: Any) -> str:
     b = best(res)
     rel = {k: Path("perf") / v.name if cfg.plots.parent == cfg.out.parent else v for k, v in made.items()}
     L = []
-    L += ["# Performance", "",
-          "Produced by `benchmarks/run_all.py` (`make bench`); every figure and plot below comes from one run of it.",
-          "Do not edit by hand: run it again.", "",
-          "## The machine and the run", "",
-          f"- {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory')} memory, Python {m.get('python')},"
-          f" {m.get('os')}.",
-          f"- Run {when}, {took:.0f} minutes, as `{res.command}`. Load average (1/5/15 min) before:"
-          f" {' / '.join(f'{x:.2f}' for x in res.load_before)};"
-          f" after: {' / '.join(f'{x:.2f}' for x in res.load_after)}."
-          " Everything (the three services, Redis, the Elasticsearch node, the loopback site and this script)"
-          " shares these cores.",
-          f"- Pages: {res.pages_total} labelled pages from `../shared/eval` (scrapinghub 181, fundus-parser 258);"
-          f" {res.pages_used} that the parser accepts as articles are served as distinct copies (a path and a marker"
-          f" paragraph per copy) by a loopback site with {20} RSS feeds; {len(res.rejected)} rejected"
-          f" (too little text: {', '.join(res.rejected[:6])}{' ...' if len(res.rejected) > 6 else ''}).",
-          f"- Sizes: {cfg.articles} articles per pipeline run, {cfg.naive_articles} for the naive pipeline, a burst of"
-          f" {cfg.burst} entries, a paced run of {cfg.paced_s:.0f} s"
-          + (f", and {res.wan_run.expected} articles each for the naive pipeline and the pipeline with the site"
-             f" answering every article after {res.wan_naive['delay_s']:.2f} s (`--wan-delay`)"
-             if res.wan_run and res.wan_naive else "")
-          + " (`make bench` defaults: 2000, 2000, 10,000, 60 s and 500 at 0.2 s, about 25 minutes on an otherwise"
-          " idle 2-core machine).",
-          "- Latency is measured per document: from the moment the site first served its item in a feed"
-          " to the moment a search finds it (the benchmark searches every 0.25 s, so figures are up to 0.25 s late).",
-          "- Services run as separate processes (`newsflow_cli.processes.Pipeline`) with the end-to-end tests'"
-          " settings (feeds polled every 1 s, no politeness delay to the loopback host), each parser replica with"
-          " one extraction worker per core; Redis and Elasticsearch as started by `scripts/`.", ""]
-    L += ["## How to run it", "",
-          "- `make bench` (syncs the `bench` dependency group, then runs `benchmarks/run_all.py`; extra flags in"
-          " `BENCH_ARGS`, e.g. `make bench BENCH_ARGS='--articles 1500 --burst 4000'`).",
-          "- `.venv/bin/python benchmarks/run_all.py --quick`: small sizes, a few minutes, writes"
-          " `.state/bench/PERFORMANCE.md` instead of this file.",
-          "- Redis and Elasticsearch are started with `scripts/redis.sh` and `scripts/elasticsearch.sh` and stopped at"
-          " the end, unless `NEWSFLOW_REDIS_URL` / `NEWSFLOW_ELASTICSEARCH_URL` point at running ones (then their"
-          " processes are not sampled). The pages come from `../shared/eval` (`--eval-dir`); without them the"
-          " script stops with a message and measures nothing.",
-          "- Each run saves its figures (`.state/bench-*/results.pickle`, beside the services' logs and the py-spy"
-          " profiles); `--report-only FILE` draws this report and the plots again from them.", ""]
-    L += ["## Throughput and latency", "",
-          "Each run starts fresh services on an empty Redis and index, pushes 20 warm-up articles through them"
-          " (not counted), then measures. Documents/s counts from the first measured feed item served to the last"
-          " document searchable.", "", *throughput_table(res), ""]
+    L += [
+        "# Performance",
+        "",
+        "Produced by `benchmarks/run_all.py` (`make bench`); every figure and plot below comes from one run of it.",
+        "Do not edit by hand: run it again.",
+        "",
+        "## The machine and the run",
+        "",
+        f"- {m.get('nproc')} cores ({m.get('cpu')}), {m.get('memory')} memory, Python {m.get('python')},"
+        f" {m.get('os')}.",
+        f"- Run {when}, {took:.0f} minutes, as `{res.command}`. Load average (1/5/15 min) before:"
+        f" {' / '.join(f'{x:.2f}' for x in res.load_before)};"
+        f" after: {' / '.join(f'{x:.2f}' for x in res.load_after)}."
+        " Everything (the three services, Redis, the Elasticsearch node, the loopback site and this script)"
+        " shares these cores.",
+        f"- Pages: {res.pages_total} labelled pages from `../shared/eval` (scrapinghub 181, fundus-parser 258);"
+        f" {res.pages_used} that the parser accepts as articles are served as distinct copies (a path and a marker"
+        f" paragraph per copy) by a loopback site with {20} RSS feeds; {len(res.rejected)} rejected"
+        f" (too little text: {', '.join(res.rejected[:6])}{' ...' if len(res.rejected) > 6 else ''}).",
+        f"- Sizes: {cfg.articles} articles per pipeline run, {cfg.naive_articles} for the naive pipeline, a burst of"
+        f" {cfg.burst} entries, a paced run of {cfg.paced_s:.0f} s"
+        + (
+            f", and {res.wan_run.expected} articles each for the naive pipeline and the pipeline with the site"
+            f" answering every article after {res.wan_naive['delay_s']:.2f} s (`--wan-delay`)"
+            if res.wan_run and res.wan_naive
+            else ""
+        )
+        + " (`make bench` defaults: 2000, 2000, 10,000, 60 s and 500 at 0.2 s, about 25 minutes on an otherwise"
+        " idle 2-core machine).",
+        "- Latency is measured per document: from the moment the site first served its item in a feed"
+        " to the moment a search finds it (the benchmark searches every 0.25 s, so figures are up to 0.25 s late).",
+        "- Services run as separate processes (`newsflow_cli.processes.Pipeline`) with the end-to-end tests'"
+        " settings (feeds polled every 1 s, no politeness delay to the loopback host), each parser replica with"
+        " one extraction worker per core; Redis and Elasticsearch as started by `scripts/`.",
+        "",
+    ]
+    L += [
+        "## How to run it",
+        "",
+        "- `make bench` (syncs the `bench` dependency group, then runs `benchmarks/run_all.py`; extra flags in"
+        " `BENCH_ARGS`, e.g. `make bench BENCH_ARGS='--articles 1500 --burst 4000'`).",
+        "- `.venv/bin/python benchmarks/run_all.py --quick`: small sizes, a few minutes, writes"
+        " `.state/bench/PERFORMANCE.md` instead of this file.",
+        "- Redis and Elasticsearch are started with `scripts/redis.sh` and `scripts/elasticsearch.sh` and stopped at"
+        " the end, unless `NEWSFLOW_REDIS_URL` / `NEWSFLOW_ELASTICSEARCH_URL` point at running ones (then their"
+        " processes are not sampled). The pages come from `../shared/eval` (`--eval-dir`); without them the"
+        " script stops with a message and measures nothing.",
+        "- Each run saves its figures (`.state/bench-*/results.pickle`, beside the services' logs and the py-spy"
+        " profiles); `--report-only FILE` draws this report and the plots again from them.",
+        "",
+    ]
+    L += [
+        "## Throughput and latency",
+        "",
+        "Each run starts fresh services on an empty Redis and index, pushes 20 warm-up articles through them"
+        " (not counted), then measures. Documents/s counts from the first measured feed item served to the last"
+        " document searchable.",
+        "",
+        *throughput_table(res),
+        "",
+    ]
     colds = [r for r in [*res.runs, res.paced, res.burst, res.profiled] if r is not None and r.cold_first_s]
     if colds:
-        L += ["Cold start (the warm-up of each run, fresh processes): first document searchable "
-              + ", ".join(f"{f(r.cold_first_s)} s" for r in colds)
-              + " after its feed item was served; all 20 warm-up documents "
-              + ", ".join(f"{f(r.cold_all_s)} s" for r in colds) + ".", ""]
+        L += [
+            "Cold start (the warm-up of each run, fresh processes): first document searchable "
+            + ", ".join(f"{f(r.cold_first_s)} s" for r in colds)
+            + " after its feed item was served; all 20 warm-up documents "
+            + ", ".join(f"{f(r.cold_all_s)} s" for r in colds)
+            + ".",
+            "",
+        ]
     if "throughput" in rel:
         L += [f"![throughput against parser replicas]({rel['throughput']})", ""]
     if "latency" in rel:
         L += [f"![latency distribution]({rel['latency']})", ""]
     L += ["## Targets and ratios", "", *targets_table(res), ""]
-    L += ["## Extraction: Newsflow's parser, plain trafilatura, news-please", "",
-          f"scrapinghub ({res.quality[0].pages if res.quality else 0} pages), one page at a time, CPU time,"
-          " the benchmark's official metric (4-token shingles over `\\w+`, per-page P/R averaged, F1 of the"
-          " averages; scorer from `benchmarks/bench_extraction.py`). news-please runs in its own throwaway"
-          " environment (`uv run --isolated --with news-please==1.6.16`): its dependencies pin"
-          " python-dateutil < 3 and must not bend the workspace's lock.", "", *quality_table(res), ""]
-    L += ["## CPU cost per document", "",
-          "CPU milliseconds each part spends per document searchable (services with their children, Redis,"
-          " the Elasticsearch node), and the throughput that cost allows when the cores do nothing else: a"
-          " figure other load on the machine does not move, unlike documents/s.", "", *cpu_table(res), ""]
-    L += ["## Resources per service", "",
-          "CPU seconds over the run (each service's processes with their children: the parser's extraction"
-          " workers included) and peak resident memory: the largest single process (what the 300 MB target is"
-          " about), and the sum over the service's processes, which counts pages they share (the parser's"
-          " workers are forked from one forkserver) once per process. The Elasticsearch node is a JVM with a"
-          " 512 MB heap, not a Newsflow process.", "",
-          *resources_table(res), ""]
+    L += [
+        "## Extraction: Newsflow's parser, plain trafilatura, news-please",
+        "",
+        f"scrapinghub ({res.quality[0].pages if res.quality else 0} pages), one page at a time, CPU time,"
+        " the benchmark's official metric (4-token shingles over `\\w+`, per-page P/R averaged, F1 of the"
+        " averages; scorer from `benchmarks/bench_extraction.py`). news-please runs in its own throwaway"
+        " environment (`uv run --isolated --with news-please==1.6.16`): its dependencies pin"
+        " python-dateutil < 3 and must not bend the workspace's lock.",
+        "",
+        *quality_table(res),
+        "",
+    ]
+    L += [
+        "## CPU cost per document",
+        "",
+        "CPU milliseconds each part spends per document searchable (services with their children, Redis,"
+        " the Elasticsearch node), and the throughput that cost allows when the cores do nothing else: a"
+        " figure other load on the machine does not move, unlike documents/s.",
+        "",
+        *cpu_table(res),
+        "",
+    ]
+    L += [
+        "## Resources per service",
+        "",
+        "CPU seconds over the run (each service's processes with their children: the parser's extraction"
+        " workers included) and peak resident memory: the largest single process (what the 300 MB target is"
+        " about), and the sum over the service's processes, which counts pages they share (the parser's"
+        " workers are forked from one forkserver) once per process. The Elasticsearch node is a JVM with a"
+        " 512 MB heap, not a Newsflow process.",
+        "",
+        *resources_table(res),
+        "",
+    ]
     if res.burst:
         bb = res.burst
-        L += ["## Burst", "",
-              f"{bb.expected} `FeedEntry` messages written straight to `news.entries` at once (pointing at the"
-              f" loopback site), {bb.replicas} parser replica(s), backpressure at the default"
-              " `NEWSFLOW_BACKPRESSURE_MAX_LAG` (2000 unprocessed entries per output stream):"
-              f" {bb.indexed}/{bb.expected} searchable after {f(bb.seconds)} s ({f(bb.rate)} documents/s),"
-              f" {sum(bb.dead_letters.values())} dead letters. Largest Newsflow process:"
-              f" {f(burst_max_process_mb(res), 0)} MB; Redis used_memory peaked at {f(bb.redis_peak_mb)} MB"
-              f" (sampled every 0.5 s; INFO used_memory_peak {f(bb.redis_info_peak_mb)} MB).", ""]
+        L += [
+            "## Burst",
+            "",
+            f"{bb.expected} `FeedEntry` messages written straight to `news.entries` at once (pointing at the"
+            f" loopback site), {bb.replicas} parser replica(s), backpressure at the default"
+            " `NEWSFLOW_BACKPRESSURE_MAX_LAG` (2000 unprocessed entries per output stream):"
+            f" {bb.indexed}/{bb.expected} searchable after {f(bb.seconds)} s ({f(bb.rate)} documents/s),"
+            f" {sum(bb.dead_letters.values())} dead letters. Largest Newsflow process:"
+            f" {f(burst_max_process_mb(res), 0)} MB; Redis used_memory peaked at {f(bb.redis_peak_mb)} MB"
+            f" (sampled every 0.5 s; INFO used_memory_peak {f(bb.redis_info_peak_mb)} MB).",
+            "",
+        ]
         if "burst" in rel:
             L += [f"![burst memory and backlog]({rel['burst']})", ""]
-    L += ["## Where the time goes (profile)", "",
-          f"py-spy ({'`py-spy record --subprocesses`' } on the parser, so its extraction workers are included) on"
-          f" every service for {cfg.profile_s:.0f} s of a {cfg.profile_articles}-article run with one parser replica:",
-          "", *profile_section(res), ""]
+    L += [
+        "## Where the time goes (profile)",
+        "",
+        f"py-spy ({'`py-spy record --subprocesses`'} on the parser, so its extraction workers are included) on"
+        f" every service for {cfg.profile_s:.0f} s of a {cfg.profile_articles}-article run with one parser replica:",
+        "",
+        *profile_section(res),
+        "",
+    ]
     L += bottleneck_text(res, r, b)
     return "\n".join(L) + "\n"
 
@@ -431,24 +550,28 @@ def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -
     workers_share = None
     if "parser" in prof and prof["parser"].samples:
         workers_share = prof["parser"].by_process.get("extraction workers", 0) / prof["parser"].samples
-    paced95 = p(res.paced.latencies, .95) if res.paced and res.paced.latencies else None
+    paced95 = p(res.paced.latencies, 0.95) if res.paced and res.paced.latencies else None
     naive = res.naive or {}
     naive_ms = None
     if naive.get("docs"):
         naive_ms = 1000 * (naive.get("cpu_seconds", 0.0) + naive.get("es_cpu_seconds", 0.0)) / naive["docs"]
     cold = [x.cold_first_s for x in [*res.runs, res.paced, res.burst] if x is not None and x.cold_first_s]
-    limit_vs_naive = (res.limit_plain.rate / r["naive_rate"]
-                      if res.limit_plain and r.get("naive_rate") else None)
+    limit_vs_naive = res.limit_plain.rate / r["naive_rate"] if res.limit_plain and r.get("naive_rate") else None
 
     ranked = sorted(per.items(), key=lambda kv: -kv[1])
-    out = ["## The bottleneck", "",
-           f"**CPU, shared by everything.** In the best run ({b.replicas} parser replica(s)) the CPU went to {shares}"
-           f" ({total_cpu:.0f} CPU s in {b.seconds:.0f} s; the {cores} cores gave the pipeline"
-           f" {total_cpu / max(b.seconds, 1e-9) / cores:.0%} of their time, the rest went to other work on the"
-           " machine, which is why documents/s is read together with the CPU cost per document above).", "",
-           f"Per document searchable the pipeline spends **{f(total, 0)} ms of CPU**"
-           f" ({', '.join(f'{k} {f(v, 0)}' for k, v in ranked)}), where plain `trafilatura.extract` spends"
-           f" {f(plain, 0)} ms per page. By part:", ""]
+    out = [
+        "## The bottleneck",
+        "",
+        f"**CPU, shared by everything.** In the best run ({b.replicas} parser replica(s)) the CPU went to {shares}"
+        f" ({total_cpu:.0f} CPU s in {b.seconds:.0f} s; the {cores} cores gave the pipeline"
+        f" {total_cpu / max(b.seconds, 1e-9) / cores:.0%} of their time, the rest went to other work on the"
+        " machine, which is why documents/s is read together with the CPU cost per document above).",
+        "",
+        f"Per document searchable the pipeline spends **{f(total, 0)} ms of CPU**"
+        f" ({', '.join(f'{k} {f(v, 0)}' for k, v in ranked)}), where plain `trafilatura.extract` spends"
+        f" {f(plain, 0)} ms per page. By part:",
+        "",
+    ]
     cap = plain / ours if plain and ours else None
     out.append(
         f"1. **The parser: {f(parser, 0)} ms per document** ({parser / total:.0%}), the largest part. Its extraction"
@@ -462,14 +585,23 @@ def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -
         " averages above; the CPU-cost ratio is the steadier one.) The rest of the parser's time is the service"
         " around extraction: decoding the `RawPage` (JSON, base64, zlib), handing the HTML to a worker process"
         " and the result back, and the stream runtime"
-        + (f"; the profile puts {workers_share:.0%} of the parser's samples in the extraction workers."
-           if workers_share is not None else "."))
+        + (
+            f"; the profile puts {workers_share:.0%} of the parser's samples in the extraction workers."
+            if workers_share is not None
+            else "."
+        )
+    )
     out.append(
         f"2. **The fetcher: {f(fetcher, 0)} ms per document**"
-        + (f", {with_html:.0%} of its samples in `RawPage.with_html`: zlib (level 1) plus base64 of every page"
-           " (about 260 KB of HTML on average here)." if with_html else ".")
+        + (
+            f", {with_html:.0%} of its samples in `RawPage.with_html`: zlib (level 1) plus base64 of every page"
+            " (about 260 KB of HTML on average here)."
+            if with_html
+            else "."
+        )
         + " It also polls every feed each second in these runs (the end-to-end tests' settings), which costs"
-        " per second, not per document.")
+        " per second, not per document."
+    )
     one = next((x for x in res.runs if x.replicas == 1), None)
     es1 = cpu_ms_per_doc(one).get("elasticsearch") if one else None
     out.append(
@@ -478,58 +610,77 @@ def bottleneck_text(res: Any, r: dict[str, float | None], b: RunResult | None) -
         " (`NEWSFLOW_BULK_REFRESH=true`) and answers"
         " the benchmark's polling searches; its cost per document falls as bulks grow"
         f" ({f(es1, 0)} ms in the 1-replica run, {f(burst_es, 0)} ms in the burst). It shares the same cores here;"
-        " on a deployment where it has its own machine this part leaves the pipeline's budget.")
+        " on a deployment where it has its own machine this part leaves the pipeline's budget."
+    )
     if limit_vs_naive is not None and limit_vs_naive < 3:
-        reach = (" On loopback the 3 x target cannot be met on this machine by any pipeline: the limit itself (plain"
-                 f" extraction alone on both cores, nothing else) is only {f(limit_vs_naive, 2)} x the naive loop"
-                 " in this run, which already keeps one core busy while Elasticsearch uses the other.")
+        reach = (
+            " On loopback the 3 x target cannot be met on this machine by any pipeline: the limit itself (plain"
+            f" extraction alone on both cores, nothing else) is only {f(limit_vs_naive, 2)} x the naive loop"
+            " in this run, which already keeps one core busy while Elasticsearch uses the other."
+        )
     elif limit_vs_naive is not None:
-        reach = (f" The limit (plain extraction alone on both cores) is {f(limit_vs_naive, 2)} x the naive loop in"
-                 " this run, which already keeps one core busy while Elasticsearch uses the other: on loopback the"
-                 f" 3 x target asks the pipeline for {f(3 / limit_vs_naive, 2)} of the limit.")
+        reach = (
+            f" The limit (plain extraction alone on both cores) is {f(limit_vs_naive, 2)} x the naive loop in"
+            " this run, which already keeps one core busy while Elasticsearch uses the other: on loopback the"
+            f" 3 x target asks the pipeline for {f(3 / limit_vs_naive, 2)} of the limit."
+        )
     else:
         reach = ""
     if res.wan_naive and res.wan_run:
-        wan = (f": with the site answering each article after {res.wan_naive['delay_s']:.2f} s, the naive loop"
-               f" managed {f(naive_rate(res.wan_naive))} documents/s and the pipeline"
-               f" {f(res.wan_run.rate)} ({f(r['wan_pipeline_vs_naive'], 2)} x, same settings,"
-               f" {res.wan_run.expected} articles each).")
+        wan = (
+            f": with the site answering each article after {res.wan_naive['delay_s']:.2f} s, the naive loop"
+            f" managed {f(naive_rate(res.wan_naive))} documents/s and the pipeline"
+            f" {f(res.wan_run.rate)} ({f(r['wan_pipeline_vs_naive'], 2)} x, same settings,"
+            f" {res.wan_run.expected} articles each)."
+        )
     else:
         wan = " (not measured in this run)."
-    out += ["",
-            f"**The naive pipeline** spends {f(naive_ms, 0)} ms of CPU per document (its own process plus the"
-            " Elasticsearch node): plain extraction, no streams, no compression, no metadata or captions, and an"
-            " index with the default mapping (no language analysis, no refresh waits): less work per document"
-            f" than the pipeline's {f(total, 0)} ms." + reach
-            + " On loopback the naive loop never waits for the network; news sites answer in 100-500 ms, which a"
-            " sequential fetch pays per article and Newsflow's concurrent fetcher overlaps" + wan
-            + " Newsflow's replicas only pay off when there are cores (or machines) to spread them over, and it"
-            " buys at-least-once delivery, backpressure, dead letters, captions, metadata and language-aware"
-            " search, none of which the naive loop has.", ""]
+    out += [
+        "",
+        f"**The naive pipeline** spends {f(naive_ms, 0)} ms of CPU per document (its own process plus the"
+        " Elasticsearch node): plain extraction, no streams, no compression, no metadata or captions, and an"
+        " index with the default mapping (no language analysis, no refresh waits): less work per document"
+        f" than the pipeline's {f(total, 0)} ms."
+        + reach
+        + " On loopback the naive loop never waits for the network; news sites answer in 100-500 ms, which a"
+        " sequential fetch pays per article and Newsflow's concurrent fetcher overlaps"
+        + wan
+        + " Newsflow's replicas only pay off when there are cores (or machines) to spread them over, and it"
+        " buys at-least-once delivery, backpressure, dead letters, captions, metadata and language-aware"
+        " search, none of which the naive loop has.",
+        "",
+    ]
     if paced95 is not None:
-        out += [f"**Latency** at half the best rate: p95 {paced95:.2f} s. A document waits in the indexer for up to"
-                " `NEWSFLOW_BATCH_LINGER_S` (0.2 s) while a bulk fills, then for its bulk, which refreshes the"
-                " index at once (`NEWSFLOW_BULK_REFRESH=true`). The earlier defaults, a 1 s linger and"
-                " `refresh=wait_for` (each bulk waits for the scheduled 1 s refresh, and the next batch waits"
-                " behind it), gave p95 3.2-3.4 s. Two experiments of three runs each at 13 documents/s (2 parser"
-                " replicas, 390-520 documents a run, `benchmarks/bench_latency.py`): 1 s linger + wait_for"
-                " p95 3.42 s, 0.2 s + wait_for 2.14 s, 0 s + wait_for 2.32 s; then 0.2 s + true 1.22 s,"
-                " 0.1 s + true 0.72 s, 0.2 s + wait_for 2.38 s. The stages of the 0.2 s + wait_for run (p50 / p95):"
-                " feed served to entry 0.01 / 0.03 s, to page downloaded 0.03 / 0.13 s, to parsed 0.09 / 0.37 s,"
-                " to the bulk written 0.61 / 1.10 s, then the refresh and this benchmark's 0.25 s polling.", "",
-                "**What the latency defaults cost at saturation**: small bulks refreshed one by one cost"
-                " Elasticsearch more CPU per document, which on shared cores is taken from the parser. One run of"
-                " each, side by side, 1,200 documents paced at 40/s (above what the machine sustains), 2 parser"
-                " replicas (`benchmarks/bench_latency.py 40 30 2 ...`): the defaults (0.2 s + true) 20.8 and 20.8"
-                " documents/s, Elasticsearch 24 and 18 ms of CPU per document; 0.2 s + wait_for 21.7 documents/s,"
-                " 19 ms; 1 s + wait_for 22.7 documents/s, 11 ms. A deployment that is bound by throughput rather"
-                " than latency gains about a tenth with `NEWSFLOW_BATCH_LINGER_S=1 NEWSFLOW_BULK_REFRESH=wait_for`,"
-                " at p95 latencies over 3 s at moderate load.", ""]
+        out += [
+            f"**Latency** at half the best rate: p95 {paced95:.2f} s. A document waits in the indexer for up to"
+            " `NEWSFLOW_BATCH_LINGER_S` (0.2 s) while a bulk fills, then for its bulk, which refreshes the"
+            " index at once (`NEWSFLOW_BULK_REFRESH=true`). The earlier defaults, a 1 s linger and"
+            " `refresh=wait_for` (each bulk waits for the scheduled 1 s refresh, and the next batch waits"
+            " behind it), gave p95 3.2-3.4 s. Two experiments of three runs each at 13 documents/s (2 parser"
+            " replicas, 390-520 documents a run, `benchmarks/bench_latency.py`): 1 s linger + wait_for"
+            " p95 3.42 s, 0.2 s + wait_for 2.14 s, 0 s + wait_for 2.32 s; then 0.2 s + true 1.22 s,"
+            " 0.1 s + true 0.72 s, 0.2 s + wait_for 2.38 s. The stages of the 0.2 s + wait_for run (p50 / p95):"
+            " feed served to entry 0.01 / 0.03 s, to page downloaded 0.03 / 0.13 s, to parsed 0.09 / 0.37 s,"
+            " to the bulk written 0.61 / 1.10 s, then the refresh and this benchmark's 0.25 s polling.",
+            "",
+            "**What the latency defaults cost at saturation**: small bulks refreshed one by one cost"
+            " Elasticsearch more CPU per document, which on shared cores is taken from the parser. One run of"
+            " each, side by side, 1,200 documents paced at 40/s (above what the machine sustains), 2 parser"
+            " replicas (`benchmarks/bench_latency.py 40 30 2 ...`): the defaults (0.2 s + true) 20.8 and 20.8"
+            " documents/s, Elasticsearch 24 and 18 ms of CPU per document; 0.2 s + wait_for 21.7 documents/s,"
+            " 19 ms; 1 s + wait_for 22.7 documents/s, 11 ms. A deployment that is bound by throughput rather"
+            " than latency gains about a tenth with `NEWSFLOW_BATCH_LINGER_S=1 NEWSFLOW_BULK_REFRESH=wait_for`,"
+            " at p95 latencies over 3 s at moderate load.",
+            "",
+        ]
     if cold:
-        out += [f"**Cold start**: on fresh services the first document was searchable {f(min(cold))}-{f(max(cold))} s"
-                " after its item was served: the parser's pool (pebble) starts its worker processes on the first"
-                " page, and each loads trafilatura and the language model then. The measured runs start after a"
-                " warm-up for that reason.", ""]
+        out += [
+            f"**Cold start**: on fresh services the first document was searchable {f(min(cold))}-{f(max(cold))} s"
+            " after its item was served: the parser's pool (pebble) starts its worker processes on the first"
+            " page, and each loads trafilatura and the language model then. The measured runs start after a"
+            " warm-up for that reason.",
+            "",
+        ]
     return [*out, *NOTES]
 
 

@@ -101,8 +101,12 @@ class Bench:
         await self.es.close()
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        return {"NEWSFLOW_REDIS_URL": self.servers.redis_url, "NEWSFLOW_ELASTICSEARCH_URL": self.servers.es_url,
-                **ENV, **(extra or {})}
+        return {
+            "NEWSFLOW_REDIS_URL": self.servers.redis_url,
+            "NEWSFLOW_ELASTICSEARCH_URL": self.servers.es_url,
+            **ENV,
+            **(extra or {}),
+        }
 
     async def reset(self) -> None:
         """An empty Redis and an empty `news` index: every run starts from nothing."""
@@ -143,10 +147,17 @@ class Bench:
         return int((await self.redis.info("memory"))["used_memory_peak"]) / 2**20
 
     # -- watching Elasticsearch ---------------------------------------------------------------------
-    async def watch(self, ids: dict[str, int], expected: int, stall_s: float, deadline_s: float,
-                    backlog: list[tuple[float, dict[str, int]]] | None = None,
-                    reveal_done: asyncio.Event | None = None, every: float = POLL_S,
-                    quiet: bool = False) -> dict[int, float]:
+    async def watch(
+        self,
+        ids: dict[str, int],
+        expected: int,
+        stall_s: float,
+        deadline_s: float,
+        backlog: list[tuple[float, dict[str, int]]] | None = None,
+        reveal_done: asyncio.Event | None = None,
+        every: float = POLL_S,
+        quiet: bool = False,
+    ) -> dict[int, float]:
         """Search every POLL_S for documents that became searchable; their first sighting is their time.
 
         Searches only the last seconds of `indexed_at` (a date the indexer sets just before its bulk
@@ -161,7 +172,9 @@ class Bench:
             now = time.time()
             try:
                 res = await self.es.search(
-                    index="news", size=10_000, source=False,
+                    index="news",
+                    size=10_000,
+                    source=False,
                     docvalue_fields=[{"field": "indexed_at", "format": "epoch_millis"}],
                     query={"range": {"indexed_at": {"gte": int((watermark - 10) * 1000), "format": "epoch_millis"}}},
                 )
@@ -186,16 +199,22 @@ class Bench:
                     backlog.append((now, b))
                 if now >= next_print and not quiet:
                     next_print = now + 10
-                    print(f"  {now - started:5.0f} s: {len(seen)}/{expected} searchable; not yet processed: "
-                          + ", ".join(f"{k} {v}" for k, v in b.items()), flush=True)
+                    print(
+                        f"  {now - started:5.0f} s: {len(seen)}/{expected} searchable; not yet processed: "
+                        + ", ".join(f"{k} {v}" for k, v in b.items()),
+                        flush=True,
+                    )
                 next_backlog = now + 1.0
             if reveal_done is not None and not reveal_done.is_set():
                 last_progress = time.time()
             drained = bool(backlog_now) and not any(backlog_now.values())
             quiet = time.time() - last_progress
             if quiet > stall_s or (drained and quiet > 15) or time.time() - started > deadline_s:
-                print(f"  (stopped waiting: {len(seen)}/{expected} searchable, no progress for "
-                      f"{time.time() - last_progress:.0f} s)", flush=True)
+                print(
+                    f"  (stopped waiting: {len(seen)}/{expected} searchable, no progress for "
+                    f"{time.time() - last_progress:.0f} s)",
+                    flush=True,
+                )
                 break
             await asyncio.sleep(max(0.0, every - (time.time() - now)))
         return seen
@@ -231,8 +250,16 @@ class Bench:
         await self.settle(sampler)
 
     # -- the runs -----------------------------------------------------------------------------------
-    async def feed_run(self, label: str, numbers: range, replicas: int, *, rate: float | None = None,
-                       profile_s: float = 0.0, profile_dir: Path | None = None) -> RunResult:
+    async def feed_run(
+        self,
+        label: str,
+        numbers: range,
+        replicas: int,
+        *,
+        rate: float | None = None,
+        profile_s: float = 0.0,
+        profile_dir: Path | None = None,
+    ) -> RunResult:
         """`numbers` through the pipeline from the site's feeds: all published at once, or `rate` a second."""
         await self.reset()
         result = RunResult(label, replicas, len(numbers), target_rate=rate)
@@ -252,8 +279,14 @@ class Bench:
                 tasks.append(asyncio.create_task(self._pace(numbers, rate, reveal_done)))
             if profile_s > 0 and profile_dir is not None:
                 tasks.append(asyncio.create_task(self._profile(p, profile_s, profile_dir, result)))
-            seen = await self.watch(ids, len(numbers), stall_s=60, deadline_s=900, reveal_done=reveal_done,
-                                    every=POLL_S if rate is not None else 2 * POLL_S)
+            seen = await self.watch(
+                ids,
+                len(numbers),
+                stall_s=60,
+                deadline_s=900,
+                reveal_done=reveal_done,
+                every=POLL_S if rate is not None else 2 * POLL_S,
+            )
             sampler.stop()
             for t in tasks:
                 try:
@@ -313,12 +346,31 @@ class Bench:
             sp = p[svc][0]
             assert sp.proc is not None
             out = out_dir / f"{svc}.txt"
-            cmd = [spy, "record", "-p", str(sp.proc.pid), "-d", str(int(seconds)), "-r", "50", "-f", "raw",
-                   "-o", str(out), "--nonblocking", "--full-filenames"]
+            cmd = [
+                spy,
+                "record",
+                "-p",
+                str(sp.proc.pid),
+                "-d",
+                str(int(seconds)),
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+                "--nonblocking",
+                "--full-filenames",
+            ]
             if svc == "parser":
                 cmd.append("--subprocesses")
-            procs.append((svc, out, await asyncio.create_subprocess_exec(
-                *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+            procs.append(
+                (
+                    svc,
+                    out,
+                    await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+                )
+            )
         for svc, out, proc in procs:
             _, err = await proc.communicate()
             if proc.returncode == 0 and out.exists():
@@ -341,19 +393,26 @@ class Bench:
             t0 = time.time()
             for chunk in range(0, len(numbers), 1000):
                 pipe = self.redis.pipeline(transaction=False)
-                for i in numbers[chunk:chunk + 1000]:
+                for i in numbers[chunk : chunk + 1000]:
                     url = self.site.article_url(i)
                     canon = canonicalize(url)
-                    pipe.xadd(streams.ENTRIES, encode(FeedEntry(url=canon, link=url, article_id=article_id(canon),
-                                                                feed_url=feed, title=f"burst {i}")))
+                    pipe.xadd(
+                        streams.ENTRIES,
+                        encode(
+                            FeedEntry(
+                                url=canon, link=url, article_id=article_id(canon), feed_url=feed, title=f"burst {i}"
+                            )
+                        ),
+                    )
                 await pipe.execute()
             now = time.time()
             for i in numbers:
                 self.site.first_served[i] = t0
                 self.site.published_at[i] = t0
             print(f"  {len(numbers)} entries written in {now - t0:.1f} s", flush=True)
-            seen = await self.watch(ids, len(numbers), stall_s=120, deadline_s=1500, backlog=result.backlog,
-                                    every=2 * POLL_S)
+            seen = await self.watch(
+                ids, len(numbers), stall_s=120, deadline_s=1500, backlog=result.backlog, every=2 * POLL_S
+            )
             sampler.stop()
             result.dead_letters = await self.dead_letters()
             result.redis_info_peak_mb = await self.redis_info_peak_mb()
@@ -373,8 +432,18 @@ class Bench:
         self.site.publish(numbers)
         es_cpu0 = tree_cpu_seconds(self.servers.es_pid) if self.servers.es_pid else None
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "benchmarks.pipeline.naive", "--es", self.servers.es_url, "--index", index,
-            *self.site.feed_urls, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "benchmarks.pipeline.naive",
+            "--es",
+            self.servers.es_url,
+            "--index",
+            index,
+            *self.site.feed_urls,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await proc.communicate()
         if proc.returncode != 0:
             raise RuntimeError(f"naive pipeline failed: {err.decode(errors='replace')[-1500:]}")

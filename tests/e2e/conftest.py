@@ -45,8 +45,7 @@ FAST = {
 
 @pytest.fixture
 def pipeline_env(settings: CommonSettings) -> dict[str, str]:
-    return {"NEWSFLOW_REDIS_URL": settings.redis_url, "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
-            **FAST}
+    return {"NEWSFLOW_REDIS_URL": settings.redis_url, "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url, **FAST}
 
 
 @pytest.fixture
@@ -111,8 +110,9 @@ def log_dir(tmp_path: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
-async def running(env: dict[str, str], log_dir: Path, replicas: dict[str, int] | None = None
-                  ) -> AsyncIterator[Pipeline]:
+async def running(
+    env: dict[str, str], log_dir: Path, replicas: dict[str, int] | None = None
+) -> AsyncIterator[Pipeline]:
     """The pipeline's processes, started and stopped off the event loop: the demo feed server runs on
     this loop and must keep answering while processes start and stop."""
     p = Pipeline(env, log_dir, replicas)

@@ -93,8 +93,11 @@ async def _rules(es: AsyncElasticsearch) -> None:
 
 
 async def test_kill_9_each_service_in_turn_and_a_poison_message(
-    initialised: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch,
-    pipeline_env: dict[str, str], log_dir: Path,
+    initialised: CommonSettings,
+    redis: aioredis.Redis,
+    es: AsyncElasticsearch,
+    pipeline_env: dict[str, str],
+    log_dir: Path,
 ) -> None:
     seed = int(os.environ.get("NEWSFLOW_FAULT_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
@@ -102,8 +105,13 @@ async def test_kill_9_each_service_in_turn_and_a_poison_message(
     await _rules(es)
     async with DemoFeedServer(n_articles=N, seed=11) as srv, AlwaysFailing() as bad:
         poison_url = f"http://127.0.0.1:{bad.port}/always-503"
-        poison = FeedEntry(url=poison_url, link=poison_url, article_id=article_id(poison_url),
-                           feed_url=f"http://127.0.0.1:{bad.port}/feed", title="poison")
+        poison = FeedEntry(
+            url=poison_url,
+            link=poison_url,
+            article_id=article_id(poison_url),
+            feed_url=f"http://127.0.0.1:{bad.port}/feed",
+            title="poison",
+        )
         await redis.xadd(streams.ENTRIES, encode(poison))
         await add_feeds(redis, srv.feed_urls)
         async with running(pipeline_env, log_dir) as p:
@@ -119,8 +127,9 @@ async def test_kill_9_each_service_in_turn_and_a_poison_message(
             await wait_for(lambda: _dlq_has(redis, streams.ENTRIES, 1), within=60, what="the poison dead letter")
         await _assert_exactly_once(es, redis, srv)
 
-    (letter,) = [DeadLetter.model_validate_json(f[b"data"])
-                 for _, f in await redis.xrange(streams.dlq(streams.ENTRIES))]
+    (letter,) = [
+        DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(streams.ENTRIES))
+    ]
     assert FeedEntry.model_validate_json(letter.original["data"]).url == poison_url
     assert letter.reason == "max-deliveries" and letter.attempts == 3, letter
     assert "503" in letter.error
@@ -133,8 +142,13 @@ async def _dlq_has(redis: aioredis.Redis, stream: str, n: int) -> bool:
 
 
 async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
-    initialised: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch,
-    pipeline_env: dict[str, str], log_dir: Path, redis_dir: Path | None, redis_url: str,
+    initialised: CommonSettings,
+    redis: aioredis.Redis,
+    es: AsyncElasticsearch,
+    pipeline_env: dict[str, str],
+    log_dir: Path,
+    redis_dir: Path | None,
+    redis_url: str,
 ) -> None:
     if redis_dir is None:
         pytest.skip("restarts Redis: needs the suite's own Redis (NEWSFLOW_REDIS_URL is set)")
@@ -174,8 +188,13 @@ async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
 
 
 async def test_elasticsearch_stopped_for_30_seconds(
-    initialised: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch,
-    pipeline_env: dict[str, str], log_dir: Path, es_home: Path, es_url: str,
+    initialised: CommonSettings,
+    redis: aioredis.Redis,
+    es: AsyncElasticsearch,
+    pipeline_env: dict[str, str],
+    log_dir: Path,
+    es_home: Path,
+    es_url: str,
 ) -> None:
     if not (es_home / "node.pid").exists():
         pytest.skip("stops Elasticsearch: needs the suite's own node (NEWSFLOW_ELASTICSEARCH_URL is set)")

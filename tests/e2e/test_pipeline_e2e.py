@@ -23,8 +23,11 @@ N = 300
 
 
 async def test_300_articles_searchable_once_and_rule_fires_once(
-    initialised: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch,
-    pipeline_env: dict[str, str], log_dir: Path,
+    initialised: CommonSettings,
+    redis: aioredis.Redis,
+    es: AsyncElasticsearch,
+    pipeline_env: dict[str, str],
+    log_dir: Path,
 ) -> None:
     await add_rule(es, "rocket attack", '"rocket attack"')
     await add_rule(es, "chemical weapons", '"chemical weapons"')
@@ -38,8 +41,10 @@ async def test_300_articles_searchable_once_and_rule_fires_once(
             # Trimming policy: once every group has acknowledged everything, the streams empty out.
             await wait_for(lambda: _trimmed(redis), within=30, what="acknowledged entries trimmed")
         elapsed = time.monotonic() - started
-        print(f"\n{N} articles: last one searchable {took:.1f} s after the pipeline started "
-              f"({elapsed:.1f} s including start-up and shutdown)")
+        print(
+            f"\n{N} articles: last one searchable {took:.1f} s after the pipeline started "
+            f"({elapsed:.1f} s including start-up and shutdown)"
+        )
 
         assert await doc_count(es) == N
         expected_ids = {article_id(canonicalize(u)) for u in srv.article_urls}

@@ -71,8 +71,14 @@ class WebServer:
 
     # --- handler factories ------------------------------------------------------------------------
 
-    def static(self, path: str, body: bytes | str, content_type: str = "text/html", status: int = 200,
-               headers: dict[str, str] | None = None) -> None:
+    def static(
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str = "text/html",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body.encode("utf-8") if isinstance(body, str) else body
 
         async def h(_: web.Request) -> web.StreamResponse:
@@ -81,8 +87,11 @@ class WebServer:
         self.routes[path] = h
 
     def article(self, path: str, title: str = "An article") -> None:
-        self.static(path, f"<!doctype html><html><head><title>{title}</title></head>"
-                          f"<body><article><h1>{title}</h1><p>Body of {title}.</p></article></body></html>")
+        self.static(
+            path,
+            f"<!doctype html><html><head><title>{title}</title></head>"
+            f"<body><article><h1>{title}</h1><p>Body of {title}.</p></article></body></html>",
+        )
 
 
 def http_date(ts: float) -> str:
@@ -93,12 +102,14 @@ def rss(items: list[tuple[str, str]], title: str = "Test feed", extra_channel: s
     """An RSS 2.0 document with (link, title) items."""
     body = "".join(
         f"<item><title>{escape(t)}</title><link>{escape(link)}</link>"
-        f"<guid isPermaLink=\"false\">{escape(link)}</guid>"
+        f'<guid isPermaLink="false">{escape(link)}</guid>'
         f"<description>About {t}</description><pubDate>Mon, 02 Jun 2025 10:00:00 GMT</pubDate></item>"
         for link, t in items
     )
-    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
-            f"<link>http://example.invalid/</link>{extra_channel}{body}</channel></rss>")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{title}</title>'
+        f"<link>http://example.invalid/</link>{extra_channel}{body}</channel></rss>"
+    )
 
 
 def fetcher_settings(redis_url: str, **overrides: object) -> FetcherSettings:

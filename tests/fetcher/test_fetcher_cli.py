@@ -74,8 +74,15 @@ def test_list_shows_health(cli: CliRunner, redis_url: str) -> None:
     cli.invoke(app, ["feeds", "add", "https://sick.test/rss"])
     r = sync_redis.Redis.from_url(redis_url)
     state = json.loads(r.hget(streams.FEEDS_KEY, "https://sick.test/rss"))
-    state.update(consecutive_failures=7, unhealthy=True, last_error="timeout: no answer", last_error_at=1.7e9,
-                 current_interval_s=3600, items_seen=12, last_success_at=1.6e9)
+    state.update(
+        consecutive_failures=7,
+        unhealthy=True,
+        last_error="timeout: no answer",
+        last_error_at=1.7e9,
+        current_interval_s=3600,
+        items_seen=12,
+        last_success_at=1.6e9,
+    )
     r.hset(streams.FEEDS_KEY, "https://sick.test/rss", json.dumps(state))
     r.close()
     (row,) = rows(cli)

@@ -76,7 +76,7 @@ async def test_large_page_is_compressed_and_charset_from_meta(site: WebServer, d
     text = "Café crème à la Gare du Nord. " * 400  # > 4 KiB: compressed on the stream
     html = f'<html><head><meta charset="windows-1252"><title>Café</title></head><body><p>{text}</p></body></html>'
     site.static("/big", html.encode("cp1252"), "text/html")
-    (_, page), = await dl.handle(entry(site.url("/big")))
+    ((_, page),) = await dl.handle(entry(site.url("/big")))
     assert page.body_encoding == "zlib+base64"
     assert page.charset == "windows-1252" and page.charset_source == "meta"
     assert "Café crème à la Gare du Nord." in page.html()
@@ -184,7 +184,7 @@ async def test_500s_then_success(site: WebServer, dl: ArticleDownloader) -> None
         return web.Response(text="<html><body>finally</body></html>", content_type="text/html")
 
     site.routes["/flaky"] = flaky
-    (_, page), = await dl.handle(entry(site.url("/flaky")))
+    ((_, page),) = await dl.handle(entry(site.url("/flaky")))
     assert "finally" in page.html() and calls["n"] == 3
 
 
@@ -227,14 +227,15 @@ async def test_loopback_refused_when_not_allowed(redis: Any, redis_url: str, sit
 
 
 async def test_robots_txt_is_honoured_and_cached(site: WebServer, dl: ArticleDownloader) -> None:
-    site.static("/robots.txt", "User-agent: NewsflowBot\nDisallow: /private/\n\nUser-agent: *\nDisallow:\n",
-                "text/plain")
+    site.static(
+        "/robots.txt", "User-agent: NewsflowBot\nDisallow: /private/\n\nUser-agent: *\nDisallow:\n", "text/plain"
+    )
     site.article("/private/page")
     site.article("/public/page")
     with pytest.raises(PermanentError) as err:
         await dl.handle(entry(site.url("/private/page")))
     assert err.value.reason == "robots"
-    (_, page), = await dl.handle(entry(site.url("/public/page")))
+    ((_, page),) = await dl.handle(entry(site.url("/public/page")))
     assert page.status == 200
     assert site.count("/robots.txt") == 1 and site.count("/private/page") == 0
 
@@ -257,7 +258,7 @@ async def test_brotli_and_gzip_bodies_are_decoded(site: WebServer, dl: ArticleDo
     site.static("/br", brotli.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "br"})
     site.static("/gz", gzip.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "gzip"})
     for path in ("/br", "/gz"):
-        (_, page), = await dl.handle(entry(site.url(path)))
+        ((_, page),) = await dl.handle(entry(site.url(path)))
         assert "compressed story" in page.html() and page.charset_source == "header"
     accepted = site.hits_for("/br")[0].headers.get("Accept-Encoding", "")
     assert "br" in accepted and "gzip" in accepted

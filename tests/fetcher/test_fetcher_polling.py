@@ -127,8 +127,9 @@ JSON_FEED = {
             "authors": [{"name": "Sam Lee"}],
             "tags": ["flood", "infrastructure"],
             "image": "https://delta.test/levee.jpg",
-            "attachments": [{"url": "https://delta.test/report.pdf", "mime_type": "application/pdf",
-                             "title": "Inspection report"}],
+            "attachments": [
+                {"url": "https://delta.test/report.pdf", "mime_type": "application/pdf", "title": "Inspection report"}
+            ],
         },
         {"id": "no-link", "title": "An item without any URL"},
     ],
@@ -268,8 +269,7 @@ async def test_lying_etag_is_detected(site: WebServer, rig: Any) -> None:
     async def liar(request: web.Request) -> web.StreamResponse:
         if request.headers.get("If-None-Match") == '"forever"':
             return web.Response(status=304, headers={"ETag": '"forever"'})
-        return web.Response(text=rss(state["items"]), content_type="application/rss+xml",
-                            headers={"ETag": '"forever"'})
+        return web.Response(text=rss(state["items"]), content_type="application/rss+xml", headers={"ETag": '"forever"'})
 
     site.routes["/liar"] = liar
     await reg.add(site.url("/liar"))
@@ -375,9 +375,7 @@ async def test_same_article_in_three_feeds_is_published_once(site: WebServer, ri
     assert [e.url for e in sink.entries] == [base]
 
 
-async def test_feed_of_a_dead_poller_is_taken_over_after_its_lease(
-    site: WebServer, rig: Any, redis: Any
-) -> None:
+async def test_feed_of_a_dead_poller_is_taken_over_after_its_lease(site: WebServer, rig: Any, redis: Any) -> None:
     p, sink, reg = rig
     site.static("/orphan", rss([("http://o.test/1", "One")]), "application/rss+xml")
     await reg.add(site.url("/orphan"))
@@ -388,6 +386,7 @@ async def test_feed_of_a_dead_poller_is_taken_over_after_its_lease(
     stopping = asyncio.Event()
     runner = asyncio.create_task(p.run(stopping))
     try:
+
         async def polled() -> bool:
             info = await reg.get(url)
             return info is not None and info.state.polls == 1
@@ -433,6 +432,7 @@ async def test_entry_claimed_by_a_poller_that_died_is_published_by_the_next(
         stopping = asyncio.Event()
         runner = asyncio.create_task(live.run(stopping))
         try:
+
             async def published() -> bool:
                 return bool(live_sink.entries)
 
@@ -459,9 +459,7 @@ async def test_registry_reads_through_a_decoding_client(redis: Any, redis_url: s
         await text_client.aclose()
 
 
-async def test_unexpected_parser_failure_counts_against_the_feed(
-    site: WebServer, rig: Any, monkeypatch: Any
-) -> None:
+async def test_unexpected_parser_failure_counts_against_the_feed(site: WebServer, rig: Any, monkeypatch: Any) -> None:
     p, _sink, reg = rig
     site.static("/boom", rss([("http://b.test/1", "One")]), "application/rss+xml")
     await reg.add(site.url("/boom"))
@@ -476,9 +474,7 @@ async def test_unexpected_parser_failure_counts_against_the_feed(
     assert info is not None and info.state.consecutive_failures == 1 and info.due_at is not None
 
 
-async def test_entry_pending_in_a_dead_poller_is_not_hidden_behind_a_304(
-    site: WebServer, rig: Any, redis: Any
-) -> None:
+async def test_entry_pending_in_a_dead_poller_is_not_hidden_behind_a_304(site: WebServer, rig: Any, redis: Any) -> None:
     """Another poller claimed an article and died: this feed must not be marked read (validators, hash),
     or an honest 304 would hide the article until the next verification poll."""
     from newsflow_fetcher.seen import seen_key

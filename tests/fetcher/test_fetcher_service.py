@@ -92,16 +92,23 @@ async def test_service_end_to_end_with_hostile_articles(
 
     site.routes.update({"/slow": slow, "/endless": endless, "/loop-a": loop_a, "/loop-b": loop_b, "/flaky": flaky})
     site.static("/always-500", "no", "text/plain", status=500)
-    links = [site.url(p) for p in ("/good/0", "/good/1", "/good/2", "/flaky", "/doc.pdf", "/slow",
-                                    "/endless", "/loop-a", "/always-500")]
+    links = [
+        site.url(p)
+        for p in ("/good/0", "/good/1", "/good/2", "/flaky", "/doc.pdf", "/slow", "/endless", "/loop-a", "/always-500")
+    ]
     links.append("http://admin.internal.test/panel")
     site.static("/feed.xml", rss([(u, f"Item {n}") for n, u in enumerate(links)]), "application/rss+xml")
     feeds_file = tmp_path / "feeds.yaml"
     feeds_file.write_text(yaml.safe_dump([{"url": site.url("/feed.xml"), "title": "Hostile"}]))
 
     settings = fetcher_settings(
-        redis_url, feeds_file=feeds_file, total_timeout_s=1.0, read_timeout_s=0.5, download_retries=2,
-        max_body_bytes=512 * 1024, download_concurrency=8,
+        redis_url,
+        feeds_file=feeds_file,
+        total_timeout_s=1.0,
+        read_timeout_s=0.5,
+        download_retries=2,
+        max_body_bytes=512 * 1024,
+        download_concurrency=8,
     )
     svc = build_service(settings, resolver=fake_dns)
     stop = asyncio.Event()
@@ -178,15 +185,22 @@ async def test_two_replicas_share_50_feeds(site: WebServer, redis: Any, redis_ur
 
     interval = 2.0
     replicas = [
-        build_service(fetcher_settings(
-            redis_url, min_poll_interval_s=interval, max_poll_interval_s=interval * 2, poll_concurrency=8,
-            user_agent=f"NewsflowBot/0.1 (replica {name})", consumer_name=f"replica-{name}",
-        ))
+        build_service(
+            fetcher_settings(
+                redis_url,
+                min_poll_interval_s=interval,
+                max_poll_interval_s=interval * 2,
+                poll_concurrency=8,
+                user_agent=f"NewsflowBot/0.1 (replica {name})",
+                consumer_name=f"replica-{name}",
+            )
+        )
         for name in ("A", "B")
     ]
     stops = [asyncio.Event() for _ in replicas]
     tasks = [asyncio.create_task(s.serve(e)) for s, e in zip(replicas, stops, strict=True)]
     try:
+
         async def done() -> bool:
             if await redis.xlen(streams.RAW) < len(article_paths):
                 return False
@@ -241,12 +255,15 @@ async def test_real_entry_point_as_two_processes(site: WebServer, redis: Any, re
     ports = [free_port(), free_port()]
     procs = [
         await asyncio.create_subprocess_exec(
-            exe, env={**env, "NEWSFLOW_CONSUMER_NAME": f"proc-{n}", "NEWSFLOW_METRICS_PORT": str(ports[n])},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            exe,
+            env={**env, "NEWSFLOW_CONSUMER_NAME": f"proc-{n}", "NEWSFLOW_METRICS_PORT": str(ports[n])},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         for n in range(2)
     ]
     try:
+
         async def all_raw() -> bool:
             return await redis.xlen(streams.RAW) >= len(paths)
 
@@ -284,6 +301,7 @@ async def test_downloads_pause_under_backpressure_and_nothing_is_lost(
     stop = asyncio.Event()
     task = asyncio.create_task(svc.serve(stop))
     try:
+
         async def some_raw() -> bool:
             return await redis.xlen(streams.RAW) >= limit
 

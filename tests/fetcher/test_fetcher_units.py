@@ -64,8 +64,9 @@ def test_canonicalize_resolves_relative_links() -> None:
     assert canonicalize("//cdn.site.test/x", base) == "https://cdn.site.test/x"
 
 
-@pytest.mark.parametrize("bad", ["ftp://e.com/x", "mailto:a@b.c", "javascript:alert(1)", "https://", "no scheme",
-                                 "http://e.com:99999/"])
+@pytest.mark.parametrize(
+    "bad", ["ftp://e.com/x", "mailto:a@b.c", "javascript:alert(1)", "https://", "no scheme", "http://e.com:99999/"]
+)
 def test_canonicalize_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         canonicalize(bad)
@@ -85,8 +86,12 @@ _segment = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="/?#
 _param = st.tuples(
     st.sampled_from(["id", "page", "utm_source", "fbclid", "q", "a", "Z", "gclid", "x y"]),
     # Whitespace and controls would sit at the end of the URL, where (as in browsers) they are stripped.
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="&#=",
-                                   exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), max_size=6),
+    st.text(
+        alphabet=st.characters(
+            codec="utf-8", exclude_characters="&#=", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")
+        ),
+        max_size=6,
+    ),
 )
 
 
@@ -122,7 +127,7 @@ def test_parameter_order_does_not_matter(url: str, order: list[int]) -> None:
     base, _, query = url.partition("?")
     query = query.split("#")[0]
     params = [p for p in query.split("&") if p]
-    shuffled = [params[i] for i in order if i < len(params)] + params[len(order):]
+    shuffled = [params[i] for i in order if i < len(params)] + params[len(order) :]
     assert canonicalize(base + ("?" + "&".join(shuffled) if shuffled else "")) == canonicalize(
         base + ("?" + "&".join(params) if params else "")
     )
@@ -137,8 +142,12 @@ def test_json_feed_1_0_author_and_external_url() -> None:
         "title": "Old style",
         "author": {"name": "Feed Author"},
         "items": [
-            {"id": 17, "external_url": "https://elsewhere.test/x", "content_text": "Plain text body",
-             "date_published": "2024-02-29T23:59:59+01:00"},
+            {
+                "id": 17,
+                "external_url": "https://elsewhere.test/x",
+                "content_text": "Plain text body",
+                "date_published": "2024-02-29T23:59:59+01:00",
+            },
             {"id": "https://links.test/item", "content_html": "<p>only an id that is a URL</p>"},
         ],
     }
@@ -155,8 +164,15 @@ def test_json_feed_tolerates_wrong_types() -> None:
         "version": "https://jsonfeed.org/version/1.1",
         "items": [
             "not an object",
-            {"id": "a", "url": "https://t.test/a", "title": 42, "tags": ["ok", 7, None], "date_published": "yesterday",
-             "authors": "nobody", "attachments": [{"no": "url"}, {"url": "https://t.test/a.mp3"}]},
+            {
+                "id": "a",
+                "url": "https://t.test/a",
+                "title": 42,
+                "tags": ["ok", 7, None],
+                "date_published": "yesterday",
+                "authors": "nobody",
+                "attachments": [{"no": "url"}, {"url": "https://t.test/a.mp3"}],
+            },
         ],
     }
     feed = parse_json_feed(json.dumps(doc).encode())
@@ -168,9 +184,13 @@ def test_json_feed_tolerates_wrong_types() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", b'{"version": "https://example.com/other", "items": []}',
-     b'{"version": "https://jsonfeed.org/version/1.1"}',
-     b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "x"}]}'],
+    [
+        b"{not json",
+        b"[]",
+        b'{"version": "https://example.com/other", "items": []}',
+        b'{"version": "https://jsonfeed.org/version/1.1"}',
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": "x"}]}',
+    ],
 )
 def test_json_feed_errors(body: bytes) -> None:
     with pytest.raises(FeedParseError):
@@ -178,12 +198,29 @@ def test_json_feed_errors(body: bytes) -> None:
 
 
 _json_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20))
-_json_value = st.recursive(_json_scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c,
-                                                                                                 max_size=3),
-                           max_leaves=10)
+_json_value = st.recursive(
+    _json_scalar, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3), max_leaves=10
+)
 _item = st.dictionaries(
-    st.sampled_from(["id", "url", "external_url", "title", "summary", "content_text", "content_html", "image",
-                     "date_published", "date_modified", "authors", "author", "tags", "attachments", "language"]),
+    st.sampled_from(
+        [
+            "id",
+            "url",
+            "external_url",
+            "title",
+            "summary",
+            "content_text",
+            "content_html",
+            "image",
+            "date_published",
+            "date_modified",
+            "authors",
+            "author",
+            "tags",
+            "attachments",
+            "language",
+        ]
+    ),
     _json_value,
     max_size=8,
 )
@@ -319,8 +356,21 @@ def test_charset_detection_of_unlabelled_legacy_text() -> None:
 
 @pytest.mark.parametrize(
     "addr",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1",
-     "fe80::1", "fd00:ec2::254", "::ffff:10.0.0.1", "224.0.0.1", "192.0.2.10"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:10.0.0.1",
+        "224.0.0.1",
+        "192.0.2.10",
+    ],
 )
 def test_policy_refuses_non_public(addr: str) -> None:
     assert not AddressPolicy().permits(addr)
@@ -350,7 +400,8 @@ def test_opml_round_trip() -> None:
     rows = [{"url": "https://a.test/rss", "title": "A & B"}, {"url": "https://c.test/feed?x=1&y=2", "title": None}]
     back = parse_opml(write_opml(rows))
     assert [(r["url"], r["title"]) for r in back] == [
-        ("https://a.test/rss", "A & B"), ("https://c.test/feed?x=1&y=2", "https://c.test/feed?x=1&y=2")
+        ("https://a.test/rss", "A & B"),
+        ("https://c.test/feed?x=1&y=2", "https://c.test/feed?x=1&y=2"),
     ]
 
 

@@ -69,11 +69,17 @@ def test_canonicalize_returns_a_url_or_value_error_and_is_idempotent(url: str, b
 @given(
     host=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,20}(\.[A-Za-z]{2,6}){1,2}", fullmatch=True),
     path=st.lists(st.from_regex(r"[A-Za-z0-9._~%-]{1,12}", fullmatch=True), max_size=4),
-    params=st.lists(st.tuples(st.sampled_from(["utm_source", "fbclid", "gclid", "id", "page", "q"]),
-                              st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True)), max_size=5),
+    params=st.lists(
+        st.tuples(
+            st.sampled_from(["utm_source", "fbclid", "gclid", "id", "page", "q"]),
+            st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True),
+        ),
+        max_size=5,
+    ),
 )
-def test_tracking_parameters_never_survive_canonicalisation(host: str, path: list[str],
-                                                            params: list[tuple[str, str]]) -> None:
+def test_tracking_parameters_never_survive_canonicalisation(
+    host: str, path: list[str], params: list[tuple[str, str]]
+) -> None:
     query = "&".join(f"{k}={v}" for k, v in params)
     url = f"HTTP://{host.upper()}:80/{'/'.join(path)}" + (f"?{query}" if query else "") + "#frag"
     try:

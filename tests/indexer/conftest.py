@@ -83,8 +83,13 @@ def rocket_article(url: str = "https://news.example.org/politics/basra-port-stri
         section="Politics",
         authors=["Dana Whitfield"],
         feed_url="https://news.example.org/feed.xml",
-        captions=[Caption(text="Cranes at the port of Umm Qasr after the strike.",
-                          image_url="https://news.example.org/img/cranes.jpg", source="figcaption")],
+        captions=[
+            Caption(
+                text="Cranes at the port of Umm Qasr after the strike.",
+                image_url="https://news.example.org/img/cranes.jpg",
+                source="figcaption",
+            )
+        ],
         **kw,
     )
 

@@ -85,12 +85,19 @@ async def test_syndicated_copies_alert_once_with_the_copies_attached(
     await ix.rules.add(Rule(name="rocket", query="rocket attack"))
     await ix.rules.add(Rule(name="port", query="Qasr"))
     t = datetime.now(UTC) - timedelta(hours=1)
-    original = make_article("https://wire.example.com/story/1", ROCKET_TEXT, simhash="0f0f0f0f12345678",
-                            published_at=t)
-    copy_a = make_article("https://paper-a.example.net/world/port", ROCKET_TEXT + "\nCopyright Paper A.",
-                          simhash="0f0f0f0f12345678", published_at=t + timedelta(minutes=20))
-    copy_b = make_article("https://paper-b.example.net/p/77", ROCKET_TEXT, simhash="0f0f0f0f12345678",
-                          published_at=t + timedelta(minutes=40))
+    original = make_article("https://wire.example.com/story/1", ROCKET_TEXT, simhash="0f0f0f0f12345678", published_at=t)
+    copy_a = make_article(
+        "https://paper-a.example.net/world/port",
+        ROCKET_TEXT + "\nCopyright Paper A.",
+        simhash="0f0f0f0f12345678",
+        published_at=t + timedelta(minutes=20),
+    )
+    copy_b = make_article(
+        "https://paper-b.example.net/p/77",
+        ROCKET_TEXT,
+        simhash="0f0f0f0f12345678",
+        published_at=t + timedelta(minutes=40),
+    )
     fired = alerts_of(await ix.handle_batch([copy_a, original]))
     assert sorted(a.rule_name for a in fired) == ["port", "rocket"]
     assert {a.url for a in fired} == {original.url}  # the earliest publication alerts
@@ -108,8 +115,9 @@ async def test_rule_filters_and_a_broken_rule_do_not_stop_the_others(
 ) -> None:
     ix = Indexer(ready_es, idx_settings)
     await ix.rules.add(Rule(name="fr-only", query="rocket", filters={"language": ["fr"]}))
-    await ix.rules.add(Rule(name="this-domain", query="rocket", filters={"domain": "news.example.org",
-                                                                          "section": "Politics"}))
+    await ix.rules.add(
+        Rule(name="this-domain", query="rocket", filters={"domain": "news.example.org", "section": "Politics"})
+    )
     await ix.rules.add(Rule(name="other-feed", query="rocket", filters={"feed": "https://elsewhere.example/rss"}))
     # Saved around validation, as a hand-edited index could hold it: Elasticsearch refuses it at evaluation.
     await ix.rules.add(Rule(name="broken", query="rocket AND ("), validate=False)
@@ -124,12 +132,18 @@ async def test_webhooks_json_and_slack_delivered_failures_recorded_without_block
     stopping = asyncio.Event()
     runner = asyncio.create_task(dispatcher.run(stopping))
     ix = Indexer(ready_es, idx_settings, dispatcher)
-    await ix.rules.add(Rule(name="rocket", query="rocket attack", channels=[
-        Channel(type="webhook", url=f"{webhook.url}/json"),
-        Channel(type="webhook", url=f"{webhook.url}/slack", slack=True),
-        Channel(type="webhook", url=f"{webhook.url}/fail"),
-        Channel(type="log"),
-    ]))
+    await ix.rules.add(
+        Rule(
+            name="rocket",
+            query="rocket attack",
+            channels=[
+                Channel(type="webhook", url=f"{webhook.url}/json"),
+                Channel(type="webhook", url=f"{webhook.url}/slack", slack=True),
+                Channel(type="webhook", url=f"{webhook.url}/fail"),
+                Channel(type="log"),
+            ],
+        )
+    )
     art = rocket_article()
     try:
         fired = alerts_of(await ix.handle_batch([art]))
@@ -164,8 +178,13 @@ async def test_unreachable_webhook_times_out_and_is_recorded(
     stopping = asyncio.Event()
     runner = asyncio.create_task(dispatcher.run(stopping))
     ix = Indexer(ready_es, idx_settings, dispatcher)
-    await ix.rules.add(Rule(name="rocket", query="rocket attack",
-                            channels=[Channel(type="webhook", url=f"http://127.0.0.1:{port}/hook")]))
+    await ix.rules.add(
+        Rule(
+            name="rocket",
+            query="rocket attack",
+            channels=[Channel(type="webhook", url=f"http://127.0.0.1:{port}/hook")],
+        )
+    )
     try:
         (alert,) = alerts_of(await ix.handle_batch([rocket_article()]))
         await asyncio.wait_for(dispatcher.drain(), 20)

@@ -107,8 +107,11 @@ async def test_arabic_article_found_by_another_inflection_only_through_its_stemm
 
 async def test_search_filters_since_and_language(ready_es: AsyncElasticsearch, idx_settings: IndexerSettings) -> None:
     ix = Indexer(ready_es, idx_settings)
-    old = make_article("https://old.example.org/a", "An old rocket attack report from the archive.",
-                       published_at=datetime.now(UTC) - timedelta(days=30))
+    old = make_article(
+        "https://old.example.org/a",
+        "An old rocket attack report from the archive.",
+        published_at=datetime.now(UTC) - timedelta(days=30),
+    )
     new = rocket_article()
     await ix.handle_batch([old, new])
     assert {h.url for h in (await search(ready_es, "rocket attack")).hits} == {old.url, new.url}
@@ -123,8 +126,17 @@ async def test_rules_cli_add_list_remove_and_refuse_a_broken_query(
     ready_es: AsyncElasticsearch, idx_settings: IndexerSettings, tmp_path: Path
 ) -> None:
     url = idx_settings.elasticsearch_url
-    out = cli("rules", "add", "drones", "drone AND militia*", "--lang", "en",
-              "--slack", "http://127.0.0.1:9/hook", env_url=url)
+    out = cli(
+        "rules",
+        "add",
+        "drones",
+        "drone AND militia*",
+        "--lang",
+        "en",
+        "--slack",
+        "http://127.0.0.1:9/hook",
+        env_url=url,
+    )
     assert out.returncode == 0 and "added rule 'drones'" in out.stdout, out.stderr
     bad = cli("rules", "add", "broken", "rocket AND (", env_url=url)
     assert bad.returncode == 1 and "invalid query" in bad.stderr

@@ -117,9 +117,11 @@ async def test_service_indexes_alerts_and_dead_letters_a_mapping_failure(
     tmp_path: Path, redis: aioredis.Redis, es: AsyncElasticsearch, redis_url: str, es_url: str
 ) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text('rules:\n  - name: rocket attack\n    query: \'"rocket attack"\'\n    channels: [log]\n')
-    good = [make_article(f"https://site.example.org/story/{i}", f"Council meeting number {i} about parks.")
-            for i in range(20)]
+    rules.write_text("rules:\n  - name: rocket attack\n    query: '\"rocket attack\"'\n    channels: [log]\n")
+    good = [
+        make_article(f"https://site.example.org/story/{i}", f"Council meeting number {i} about parks.")
+        for i in range(20)
+    ]
     rocket = rocket_article()
     # word_count does not fit the integer field: Elasticsearch refuses this one document with 400.
     bad = make_article("https://site.example.org/broken", "A perfectly fine text.", word_count=2**40)
@@ -141,8 +143,13 @@ async def test_elasticsearch_down_30s_mid_stream_all_500_indexed_none_twice(
 ) -> None:
     n = 500
     port = es_url.rsplit(":", 1)[1]
-    articles = [make_article(f"https://wire.example.com/item/{i}", f"Item {i}: a short dispatch about rocket "
-                             f"attack number {i} near the border.") for i in range(n)]
+    articles = [
+        make_article(
+            f"https://wire.example.com/item/{i}",
+            f"Item {i}: a short dispatch about rocket attack number {i} near the border.",
+        )
+        for i in range(n)
+    ]
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - name: dispatch\n    query: dispatch AND border\n")
 
@@ -152,8 +159,13 @@ async def test_elasticsearch_down_30s_mid_stream_all_500_indexed_none_twice(
             await asyncio.sleep(0.7)
 
     def sh(*args: str) -> None:
-        subprocess.run(["scripts/elasticsearch.sh", *args, "--home", str(es_home)], cwd=ROOT, check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            ["scripts/elasticsearch.sh", *args, "--home", str(es_home)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     async with indexer_process(tmp_path, redis_url, es_url, NEWSFLOW_RULES_FILE=str(rules)) as mport:
         feeding = asyncio.create_task(producer())

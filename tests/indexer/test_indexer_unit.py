@@ -79,14 +79,17 @@ def test_query_uses_stemmed_fields_of_the_filtered_language_and_ands_words() -> 
     fields = build_query("x", present_languages=["ar", "en"])["bool"]["must"][0]["query_string"]["fields"]
     assert {f for f in fields if f.startswith("text_")} == {"text_en", "text_ar"}
     fields = build_query("x", {"language": ["en", "fr"]}, present_languages=["ar", "en"])["bool"]["must"][0][
-        "query_string"]["fields"]
+        "query_string"
+    ]["fields"]
     assert {f for f in fields if f.startswith("text")} == {"text", "text_en"}
     with pytest.raises(ValueError, match="unknown filter"):
         build_query("x", {"author": "me"})
 
 
-@pytest.mark.parametrize(("value", "want"), [("7d", "now-7d"), ("12h", "now-12h"), ("2w", "now-2w"),
-                                             ("2026-01-01", "2026-01-01"), (None, None)])
+@pytest.mark.parametrize(
+    ("value", "want"),
+    [("7d", "now-7d"), ("12h", "now-12h"), ("2w", "now-2w"), ("2026-01-01", "2026-01-01"), (None, None)],
+)
 def test_parse_since(value: str | None, want: str | None) -> None:
     assert parse_since(value) == want
 
@@ -110,8 +113,10 @@ def test_rules_yaml_shorthand_and_the_repository_files(tmp_path: Path) -> None:
     r1, r2 = load_rules_file(f)
     assert r1.filters.language == ["en"] and r1.filters.domain == ["a.example", "b.example"]
     assert [(c.type, c.url, c.slack) for c in r1.channels] == [
-        ("log", None, False), ("webhook", "https://hooks.example/x", False),
-        ("webhook", "https://hooks.slack.example/y", True)]
+        ("log", None, False),
+        ("webhook", "https://hooks.example/x", False),
+        ("webhook", "https://hooks.slack.example/y", True),
+    ]
     assert [c.type for c in r2.channels] == ["log"]  # the default channel
     for name in ("rules.yaml", "rules.yaml.example"):
         assert load_rules_file(ROOT / name), name
@@ -145,9 +150,18 @@ def test_ids_are_stable_and_distinct() -> None:
 
 
 def test_slack_payload_is_only_text_and_json_payload_is_the_alert() -> None:
-    alert = Alert(alert_id="a1", rule_id="r", rule_name="rocket", query="rocket attack", article_id="x",
-                  url="https://n.example/a", title="Port | strike", published_at=datetime(2026, 1, 1, tzinfo=UTC),
-                  snippet="a «rocket attack» on", duplicates=["https://copy.example/a"])
+    alert = Alert(
+        alert_id="a1",
+        rule_id="r",
+        rule_name="rocket",
+        query="rocket attack",
+        article_id="x",
+        url="https://n.example/a",
+        title="Port | strike",
+        published_at=datetime(2026, 1, 1, tzinfo=UTC),
+        snippet="a «rocket attack» on",
+        duplicates=["https://copy.example/a"],
+    )
     slack = payload(alert, Channel(type="webhook", url="https://h.example", slack=True))
     assert list(slack) == ["text"]
     assert "<https://n.example/a|Port / strike>" in slack["text"] and "*rocket attack*" in slack["text"]

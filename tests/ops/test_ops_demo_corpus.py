@@ -93,11 +93,22 @@ def test_article_page_has_the_chrome_and_the_metadata() -> None:
         assert doc.xpath("//img[@alt=$c]", c=fig.caption)
         assert fig.caption in doc.xpath("string(//figcaption[.//span[@class='caption'][.=$c]])", c=fig.caption)
     text = doc.text_content()
-    for chrome in ("Do you like this article?", "0 Comment(s)", "Comment Policy", "* Denotes Required Field",
-                   "1500 / 1500", "Accept all", "Share this article", "Related stories", "All rights reserved"):
+    for chrome in (
+        "Do you like this article?",
+        "0 Comment(s)",
+        "Comment Policy",
+        "* Denotes Required Field",
+        "1500 / 1500",
+        "Accept all",
+        "Share this article",
+        "Related stories",
+        "All rights reserved",
+    ):
         assert chrome in text
     assert [h.text_content() for h in doc.xpath("//article//h2")] == [
-        "Militias go their own way", "A widening gap", "Election aftermath"
+        "Militias go their own way",
+        "A widening gap",
+        "Election aftermath",
     ]
 
 

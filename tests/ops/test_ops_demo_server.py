@@ -107,8 +107,15 @@ def _free_port() -> int:
 async def test_module_entry_point_serves_until_terminated() -> None:
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "newsflow_cli.demo.server", "--port", str(port), "--articles", "40",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "newsflow_cli.demo.server",
+        "--port",
+        str(port),
+        "--articles",
+        "40",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
@@ -125,8 +132,16 @@ async def test_module_entry_point_serves_until_terminated() -> None:
 async def test_demo_serve_command_serves_until_terminated() -> None:
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from newsflow_cli.demo.cli import app; app()", "serve", "--port", str(port),
-        "--articles", "35", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-c",
+        "from newsflow_cli.demo.cli import app; app()",
+        "serve",
+        "--port",
+        str(port),
+        "--articles",
+        "35",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None

@@ -28,13 +28,25 @@ VENV_BIN = Path(sys.executable).parent
 
 
 async def run_local(state: Path, settings: CommonSettings, *args: str) -> tuple[int, str, dict[str, Any]]:
-    env = {**os.environ, "NEWSFLOW_REDIS_URL": settings.redis_url,
-           "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url}
+    env = {
+        **os.environ,
+        "NEWSFLOW_REDIS_URL": settings.redis_url,
+        "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
+    }
     env.pop("NEWSFLOW_FEEDS_FILE", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "scripts" / "run_local.py"), "--until-done", "--timeout", "240",
-        "--state", str(state), *args,
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        sys.executable,
+        str(ROOT / "scripts" / "run_local.py"),
+        "--until-done",
+        "--timeout",
+        "240",
+        "--state",
+        str(state),
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     text = out.decode()
@@ -47,10 +59,19 @@ async def demo_alerts(redis: aioredis.Redis) -> list[dict[str, Any]]:
 
 
 def status_json(settings: CommonSettings) -> dict[str, Any]:
-    env = {**os.environ, "NEWSFLOW_REDIS_URL": settings.redis_url,
-           "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url}
-    out = subprocess.run([str(VENV_BIN / "newsflow"), "status", "--json"], env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
+    env = {
+        **os.environ,
+        "NEWSFLOW_REDIS_URL": settings.redis_url,
+        "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
+    }
+    out = subprocess.run(
+        [str(VENV_BIN / "newsflow"), "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -109,10 +130,14 @@ async def test_make_run_headless_indexes_every_demo_article_and_alerts_once(
 
 
 def test_status_reports_unreachable_servers_in_one_line_each(settings: CommonSettings) -> None:
-    env = {**os.environ, "NEWSFLOW_REDIS_URL": "redis://127.0.0.1:1/0",
-           "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url}
-    out = subprocess.run([str(VENV_BIN / "newsflow"), "status"], env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
+    env = {
+        **os.environ,
+        "NEWSFLOW_REDIS_URL": "redis://127.0.0.1:1/0",
+        "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
+    }
+    out = subprocess.run(
+        [str(VENV_BIN / "newsflow"), "status"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stdout + out.stderr
     assert "Redis at redis://127.0.0.1:1/0 is unreachable" in " ".join(out.stdout.split())
@@ -130,13 +155,21 @@ def test_make_run_config_errors_are_one_line(tmp_path: Path) -> None:
         ({"NEWSFLOW_RULES_FILE": str(bad_rules)}, f"bad rules file {bad_rules}"),
         ({"NEWSFLOW_RULES_FILE": str(tmp_path / "missing.yaml")}, "not found"),
         ({"NEWSFLOW_FEEDS_FILE": str(bad_feeds)}, f"bad feeds file {bad_feeds}: "),
-        ({"NEWSFLOW_REDIS_URL": "redis://127.0.0.1:1/0", "NEWSFLOW_ELASTICSEARCH_URL": "http://127.0.0.1:1"},
-         "cannot reach Redis at redis://127.0.0.1:1/0"),
+        (
+            {"NEWSFLOW_REDIS_URL": "redis://127.0.0.1:1/0", "NEWSFLOW_ELASTICSEARCH_URL": "http://127.0.0.1:1"},
+            "cannot reach Redis at redis://127.0.0.1:1/0",
+        ),
     ]
     for extra, expected in cases:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")} | extra
-        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_local.py"), "--state", str(tmp_path)],
-                             env=env, capture_output=True, text=True, timeout=120, check=False)
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "run_local.py"), "--state", str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert out.returncode == 1, (extra, out.stdout, out.stderr)
         assert "Traceback" not in out.stderr, out.stderr
         (line,) = [ln for ln in out.stderr.splitlines() if ln.startswith("make run: ")]

@@ -17,7 +17,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parser"
 
 def test_parse_a_file_prints_the_article() -> None:
     result = CliRunner().invoke(
-        app, ["parse", str(FIXTURES / "cms_politics.html"), "--url", "https://coastline-monitor.example/a?utm_source=rss"]
+        app,
+        ["parse", str(FIXTURES / "cms_politics.html"), "--url", "https://coastline-monitor.example/a?utm_source=rss"],
     )
     assert result.exit_code == 0, result.output
     article = json.loads(result.stdout)

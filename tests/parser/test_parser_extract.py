@@ -97,7 +97,7 @@ def test_cms_page_modelled_on_the_seed_article() -> None:
     # the section label, headline and byline are page furniture, not body
     assert not a.text.startswith(("Politics", "With harbour blockade", "By "))
     assert a.text.startswith("The River Brigade's refusal to lift its blockade")
-    assert a.text.rstrip().endswith("even when it arrives in a mortar tube.\"")
+    assert a.text.rstrip().endswith('even when it arrives in a mortar tube."')
     # sub-headings sit between the paragraphs they belong to, in order
     text = a.text
     assert text.index("four shells landed".capitalize()) < text.index("Commanders go their own way")
@@ -191,8 +191,14 @@ def test_persian_page_without_a_declared_language_is_detected() -> None:
 def test_comments_and_related_links_stay_out() -> None:
     a = page("comments_related.html")
     assert_no_chrome(a)
-    for comment in ("walked home from the late shift", "Who is going to ride these", "riverside_resident",
-                    "Tram extension to the airport", "New cycle lanes", "Water main bursts"):
+    for comment in (
+        "walked home from the late shift",
+        "Who is going to ride these",
+        "riverside_resident",
+        "Tram extension to the airport",
+        "New cycle lanes",
+        "Water main bursts",
+    ):
         assert comment not in a.text
     assert a.authors == ["Hannah Kowalski", "Ben Achebe"]
     assert "3 hours ago" not in a.text and "Updated" not in a.text
@@ -216,8 +222,13 @@ def test_feed_entry_fills_what_the_page_lacks() -> None:
         authors=["By Parisa Karimi"],
         published_at=datetime(2024, 1, 2, 3, 4, tzinfo=UTC),
         tags=["culture"],
-        media=[MediaItem(url="https://news.example/library.jpg", caption="The reading room after the restoration",
-                         credit="City archive")],
+        media=[
+            MediaItem(
+                url="https://news.example/library.jpg",
+                caption="The reading room after the restoration",
+                credit="City archive",
+            )
+        ],
     )
     a = page("persian_nolang.html", url, entry)
     assert a.title == "بازگشایی کتابخانه قدیمی شهر پس از سه سال مرمت"  # the page's own title wins
@@ -234,8 +245,13 @@ def test_feed_entry_fills_what_the_page_lacks() -> None:
 def test_feed_caption_equal_to_page_caption_is_kept_once() -> None:
     url = "https://news.example/gallery"
     cap = "Families watch from the sea wall as the beams sweep across the bay"
-    entry = FeedEntry(url=url, link=url, article_id="x", feed_url="https://news.example/feed.xml",
-                      media=[MediaItem(url="https://img.harbourgazette.example/gallery/lamps-3.jpg", caption=cap)])
+    entry = FeedEntry(
+        url=url,
+        link=url,
+        article_id="x",
+        feed_url="https://news.example/feed.xml",
+        media=[MediaItem(url="https://img.harbourgazette.example/gallery/lamps-3.jpg", caption=cap)],
+    )
     a = page("gallery.html", url, entry)
     assert [key(c.text) for c in a.captions].count(key(cap)) == 1
 

@@ -53,8 +53,7 @@ async def wait_for(redis: aioredis.Redis, parsed: int, dead: int, proc: subproce
         assert proc.poll() is None, f"parser exited with {proc.returncode}:\n{tail(log)}"
         await asyncio.sleep(0.1)
     raise AssertionError(
-        f"parsed={await redis.xlen(streams.PARSED)} dead={await redis.xlen(streams.dlq(streams.RAW))}\n"
-        + tail(log)
+        f"parsed={await redis.xlen(streams.PARSED)} dead={await redis.xlen(streams.dlq(streams.RAW))}\n" + tail(log)
     )
 
 
@@ -65,8 +64,11 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
     huge = "<html><body><article>" + para * (20_000_000 // len(para) + 1) + "</article></body></html>"
     row = "<div class='row'><p>Paragraph {i} of a very long page that keeps going with words for the test.</p></div>"
     slow = "<html><body><article>" + "".join(row.format(i=i) for i in range(50_000)) + "</article></body></html>"
-    good = [raw_page("seed-like", fixture("cms_politics.html")), raw_page("gallery", fixture("gallery.html")),
-            raw_page("arabic", fixture("arabic.html"))]
+    good = [
+        raw_page("seed-like", fixture("cms_politics.html")),
+        raw_page("gallery", fixture("gallery.html")),
+        raw_page("arabic", fixture("arabic.html")),
+    ]
     bad = {
         "broken-html": raw_page("broken", fixture("broken.html")),
         "no-content": raw_page("empty", fixture("empty.html")),

@@ -69,7 +69,13 @@ def test_clean_title_and_language_code() -> None:
     assert clean_title("Metro Daily - Budget talks resume", "Metro Daily") == "Budget talks resume"
     assert clean_title("Budget talks resume", None) == "Budget talks resume"
     assert [language_code(v) for v in ("en-US", "pt_BR", "AR", "und", "", None, "x-klingon")] == [
-        "en", "pt", "ar", None, None, None, None
+        "en",
+        "pt",
+        "ar",
+        None,
+        None,
+        None,
+        None,
     ]
 
 
@@ -87,14 +93,25 @@ def test_split_credit(caption: str, text: str, credit: str | None) -> None:
 
 
 def test_chrome_lines() -> None:
-    for line in ("Do you like this article?", "0 Comment(s)", "Comment Policy", "* Denotes Required Field",
-                 "1500 / 1500", "Share this article", "Related Articles", "© 2024 Metro Daily",
-                 "Copyright 2024 Valley Ledger Media. All rights reserved.", "Advertisement",
-                 "Sign up for our free newsletter to get the news in your inbox"):
+    for line in (
+        "Do you like this article?",
+        "0 Comment(s)",
+        "Comment Policy",
+        "* Denotes Required Field",
+        "1500 / 1500",
+        "Share this article",
+        "Related Articles",
+        "© 2024 Metro Daily",
+        "Copyright 2024 Valley Ledger Media. All rights reserved.",
+        "Advertisement",
+        "Sign up for our free newsletter to get the news in your inbox",
+    ):
         assert is_chrome_line(line), line
-    for line in ("The council shared the costs with the province.",
-                 "Comments from residents were mostly positive, the mayor said on Tuesday.",
-                 "He accepted all cookies offered at the bake sale, the volunteers joked."):
+    for line in (
+        "The council shared the costs with the province.",
+        "Comments from residents were mostly positive, the mayor said on Tuesday.",
+        "He accepted all cookies offered at the bake sale, the volunteers joked.",
+    ):
         assert not is_chrome_line(line), line
     lines = ["Long paragraph " * 10, "Another long paragraph " * 10, "Related Articles", "Teaser one", "Teaser two"]
     assert terminal_index(lines) == 2

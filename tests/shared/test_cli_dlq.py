@@ -31,8 +31,14 @@ async def test_dead_letters_listed_replayed_and_dropped(redis: aioredis.Redis, r
     for n, reason in enumerate(["not-html", "http-404", "not-html"]):
         url = f"http://example.test/{n}"
         e = FeedEntry(url=url, link=url, article_id=article_id(url), feed_url="http://example.test/f")
-        await ctx.dead_letter(streams.ENTRIES, {k.decode(): v for k, v in encode(e).items()}, reason,
-                              RuntimeError(f"failure {n}"), attempts=2, message_id=f"1-{n}")
+        await ctx.dead_letter(
+            streams.ENTRIES,
+            {k.decode(): v for k, v in encode(e).items()},
+            reason,
+            RuntimeError(f"failure {n}"),
+            attempts=2,
+            message_id=f"1-{n}",
+        )
 
     listed = cli(redis_url, "dlq", "list", "news.entries", "--json")
     assert listed.returncode == 0, listed.stderr

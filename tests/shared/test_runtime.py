@@ -40,9 +40,16 @@ def entry(n: int) -> FeedEntry:
 
 
 def settings_for(redis_url: str, **kw: Any) -> CommonSettings:
-    base: dict[str, Any] = dict(redis_url=redis_url, claim_idle_ms=300, claim_interval_s=0.2, max_deliveries=3,
-                                graceful_timeout_s=5, metrics_host="127.0.0.1", metrics_port=0,
-                                stream_trim_interval_s=0.5)
+    base: dict[str, Any] = dict(
+        redis_url=redis_url,
+        claim_idle_ms=300,
+        claim_interval_s=0.2,
+        max_deliveries=3,
+        graceful_timeout_s=5,
+        metrics_host="127.0.0.1",
+        metrics_port=0,
+        stream_trim_interval_s=0.5,
+    )
     base.update(kw)
     return CommonSettings(**base)
 
@@ -247,11 +254,21 @@ async def test_redis_restart_consumer_reconnects_with_groups_intact(
         await redis.xadd(IN, encode(entry(1)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
         await asyncio.sleep(1.1)  # appendfsync everysec
-        await asyncio.to_thread(subprocess.run, ["scripts/redis.sh", "stop", "--dir", str(redis_dir)],
-                                cwd=ROOT, check=True, capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run,
+            ["scripts/redis.sh", "stop", "--dir", str(redis_dir)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         await asyncio.sleep(1.5)
-        await asyncio.to_thread(subprocess.run, ["scripts/redis.sh", "start", "--dir", str(redis_dir),
-                                                 "--port", port], cwd=ROOT, check=True, capture_output=True)
+        await asyncio.to_thread(
+            subprocess.run,
+            ["scripts/redis.sh", "start", "--dir", str(redis_dir), "--port", port],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         assert await _group_exists(redis, IN, "g")  # AOF kept the group
         await redis.xadd(IN, encode(entry(2)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 2), within=30)
@@ -278,15 +295,23 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
     from newsflow_shared.runtime import ServiceContext
 
     ctx = ServiceContext("t", settings_for(redis_url), redis)
-    alert = Alert(alert_id="a1", rule_id="r", rule_name="rocket attack", query='"rocket attack"',
-                  article_id="x", url="http://example.test/x")
+    alert = Alert(
+        alert_id="a1",
+        rule_id="r",
+        rule_name="rocket attack",
+        query='"rocket attack"',
+        article_id="x",
+        url="http://example.test/x",
+    )
     first = await ctx.publish(streams.ALERTS, alert)
     # A redelivered batch, or a client retrying after a reply lost in a Redis restart, publishes again.
     again = await ctx.publish(streams.ALERTS, alert.model_copy(update={"snippet": "other"}))
     other = await ctx.publish(streams.ALERTS, alert.model_copy(update={"alert_id": "a2"}))
     assert first and not again and other
     assert [Alert.model_validate_json(f[b"data"]).alert_id for _, f in await redis.xrange(streams.ALERTS)] == [
-        "a1", "a2"]
+        "a1",
+        "a2",
+    ]
     # Plain messages have no key: every publish appends.
     await ctx.publish(OUT, entry(1))
     await ctx.publish(OUT, entry(1))
@@ -294,10 +319,17 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
 
 
 def test_a_service_with_a_bad_setting_exits_with_one_line_naming_the_variable() -> None:
-    for service, env in (("parser", {"NEWSFLOW_REDIS_URL": "http://not-redis"}),
-                         ("fetcher", {"NEWSFLOW_MIN_POLL_INTERVAL_S": "-1"})):
-        out = subprocess.run([str(ROOT / ".venv" / "bin" / f"newsflow-{service}")], env={**os.environ, **env},
-                             capture_output=True, text=True, timeout=60)
+    for service, env in (
+        ("parser", {"NEWSFLOW_REDIS_URL": "http://not-redis"}),
+        ("fetcher", {"NEWSFLOW_MIN_POLL_INTERVAL_S": "-1"}),
+    ):
+        out = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / f"newsflow-{service}")],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 2
         (line,) = out.stderr.strip().splitlines()
         assert line.startswith(f"newsflow-{service}: bad configuration: {next(iter(env))}")

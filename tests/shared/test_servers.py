@@ -36,9 +36,7 @@ async def test_elasticsearch_node_hunspell_stemming_and_search(es: AsyncElastics
                 },
             },
             "mappings": {
-                "properties": {
-                    "text": {"type": "text", "fields": {"en": {"type": "text", "analyzer": "en"}}}
-                }
+                "properties": {"text": {"type": "text", "fields": {"en": {"type": "text", "analyzer": "en"}}}}
             },
         },
     )

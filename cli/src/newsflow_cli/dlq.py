@@ -62,8 +62,16 @@ def list_(
             url = json.loads(d.original.get("data", "{}")).get("url", "")
         except (ValueError, AttributeError):
             url = ""
-        table.add_row(mid, d.stream, d.reason, str(d.attempts), d.service,
-                      d.last_failure_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), url, d.error[:160])
+        table.add_row(
+            mid,
+            d.stream,
+            d.reason,
+            str(d.attempts),
+            d.service,
+            d.last_failure_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            url,
+            d.error[:160],
+        )
     Console().print(table)
 
 
@@ -71,9 +79,11 @@ async def _replay(name: str, ids: list[str], all_: bool, reason: str | None) -> 
     redis = make_redis(load_settings().redis_url)
     replayed = skipped = 0
     try:
-        entries = await redis.xrange(name) if all_ or reason else [
-            e for mid in ids for e in await redis.xrange(name, min=mid, max=mid)
-        ]
+        entries = (
+            await redis.xrange(name)
+            if all_ or reason
+            else [e for mid in ids for e in await redis.xrange(name, min=mid, max=mid)]
+        )
         for mid, fields in entries:
             d = DeadLetter.model_validate_json(fields[b"data"])
             if reason and d.reason != reason:

@@ -21,8 +21,7 @@ def version() -> None:
     from importlib.metadata import version as v
 
     typer.echo(
-        f"newsflow {v('newsflow-shared')} "
-        f"(elasticsearch client {v('elasticsearch')}, faststream {v('faststream')})"
+        f"newsflow {v('newsflow-shared')} (elasticsearch client {v('elasticsearch')}, faststream {v('faststream')})"
     )
 
 

@@ -63,7 +63,10 @@ class ServiceProcess:
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(
-            [venv_bin(f"newsflow-{self.service}")], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [venv_bin(f"newsflow-{self.service}")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
@@ -86,8 +89,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode if self.proc else '?'}: "
-                                   f"{self.tail()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode if self.proc else '?'}: {self.tail()}"
+                )
             try:
                 if self.get("/health")[0] == 200:
                     return

@@ -43,8 +43,9 @@ def add(
     webhook: list[str] = typer.Option([], "--webhook", help="POST the alert as JSON to this URL"),
     slack: list[str] = typer.Option([], "--slack", help="POST a Slack-compatible {text} payload to this URL"),
     log: bool = typer.Option(True, "--log/--no-log", help="also write the alert to the indexer's log"),
-    file: Path | None = typer.Option(None, "--file", "-f", exists=True, dir_okay=False,
-                                     help="add every rule of a rules.yaml instead"),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", exists=True, dir_okay=False, help="add every rule of a rules.yaml instead"
+    ),
 ) -> None:
     """Add or replace a rule (or all the rules of a rules.yaml with --file)."""
     from pydantic import ValidationError
@@ -59,8 +60,14 @@ def add(
             channels += [Channel(type="webhook", url=u, slack=True) for u in slack]
             if log:
                 channels.append(Channel(type="log"))
-            rules = [Rule(name=name, query=query, channels=channels,
-                          filters=RuleFilters(language=lang, feed=feed, domain=domain, section=section))]
+            rules = [
+                Rule(
+                    name=name,
+                    query=query,
+                    channels=channels,
+                    filters=RuleFilters(language=lang, feed=feed, domain=domain, section=section),
+                )
+            ]
         else:
             fail("give NAME and QUERY, or --file rules.yaml")
             return
@@ -100,8 +107,13 @@ def list_(json_out: bool = typer.Option(False, "--json", help="one JSON object p
         table.add_column(col, overflow="fold")
     for r in rules:
         filters = ", ".join(f"{k}={'|'.join(v)}" for k, v in r.filters.as_dict().items())
-        table.add_row(escape(r.name), escape(r.query), escape(filters),
-                      escape(", ".join(c.label() for c in r.channels)), "yes" if r.enabled else "no")
+        table.add_row(
+            escape(r.name),
+            escape(r.query),
+            escape(filters),
+            escape(", ".join(c.label() for c in r.channels)),
+            "yes" if r.enabled else "no",
+        )
     Console().print(table)
 
 
@@ -133,8 +145,9 @@ def test(
         rule = await store.get(rule_or_query)
         query, filters = (rule.query, rule.filters.as_dict()) if rule else (rule_or_query, {})
         try:
-            res = await run_search(es, query, since=since, size=size, alias=settings.index_alias,
-                                   filters=filters, newest_first=True)
+            res = await run_search(
+                es, query, since=since, size=size, alias=settings.index_alias, filters=filters, newest_first=True
+            )
         except BadRequestError as e:
             fail(f"Elasticsearch refused the query {query!r}: {e.message}")
         return rule, query, res

@@ -26,8 +26,9 @@ async def _search(query: str, since: str | None, lang: str | None, size: int, ne
     settings = indexer_settings(load_settings())
     es = make_client(settings)
     try:
-        return await run_search(es, query, since=since, lang=lang, size=size, alias=settings.index_alias,
-                                newest_first=newest)
+        return await run_search(
+            es, query, since=since, lang=lang, size=size, alias=settings.index_alias, newest_first=newest
+        )
     except NotFoundError:
         fail(f"no index {settings.index_alias!r} yet: run `newsflow init` first")
     except BadRequestError as e:

@@ -43,8 +43,11 @@ async def _stream_info(r: Any, name: str, now_ms: int) -> dict[str, Any]:
     if not await r.exists(name):
         return out
     info = await r.xinfo_stream(name)
-    out.update(exists=True, length=int(info.get("length", 0)),
-               entries_added=int(info.get("entries-added", info.get("length", 0))))
+    out.update(
+        exists=True,
+        length=int(info.get("length", 0)),
+        entries_added=int(info.get("entries-added", info.get("length", 0))),
+    )
     for g in await r.xinfo_groups(name):
         gname = g["name"]
         pending = int(g.get("pending") or 0)
@@ -64,15 +67,17 @@ async def _stream_info(r: Any, name: str, now_ms: int) -> dict[str, Any]:
             }
             for c in await r.xinfo_consumers(name, gname)
         ]
-        out["groups"].append({
-            "group": gname,
-            "pending": pending,
-            # None when Redis cannot tell (after a trim or deletion); the entries are still tracked.
-            "lag": None if lag is None else int(lag),
-            "oldest_pending_age_s": None if oldest_age is None else round(oldest_age, 1),
-            "last_delivered_id": g.get("last-delivered-id"),
-            "consumers": consumers,
-        })
+        out["groups"].append(
+            {
+                "group": gname,
+                "pending": pending,
+                # None when Redis cannot tell (after a trim or deletion); the entries are still tracked.
+                "lag": None if lag is None else int(lag),
+                "oldest_pending_age_s": None if oldest_age is None else round(oldest_age, 1),
+                "last_delivered_id": g.get("last-delivered-id"),
+                "consumers": consumers,
+            }
+        )
     return out
 
 
@@ -92,8 +97,14 @@ def _classify_feeds(infos: list[Any], now: float) -> dict[str, Any]:
             "last_success_age_s": None if st.last_success_at is None else round(now - st.last_success_at, 1),
         }
         if st.consecutive_failures or st.unhealthy:
-            failing.append({**entry, "consecutive_failures": st.consecutive_failures, "unhealthy": st.unhealthy,
-                            "last_error": st.last_error})
+            failing.append(
+                {
+                    **entry,
+                    "consecutive_failures": st.consecutive_failures,
+                    "unhealthy": st.unhealthy,
+                    "last_error": st.last_error,
+                }
+            )
         elif overdue:
             slow.append({**entry, "overdue_s": round(now - f.due_at, 1)})
         else:
@@ -117,8 +128,7 @@ async def _redis_part(settings: CommonSettings, report: dict[str, Any]) -> None:
 
     from newsflow_fetcher.registry import FeedRegistry
 
-    r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3,
-                                socket_timeout=5)
+    r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=5)
     try:
         await r.ping()
         report["redis"]["ok"] = True
@@ -135,8 +145,9 @@ async def _redis_part(settings: CommonSettings, report: dict[str, Any]) -> None:
     except Exception as e:
         report["redis"]["ok"] = False
         report["redis"]["error"] = _short(e)
-        report["errors"].append(f"Redis at {settings.redis_url} is unreachable ({_short(e)}); "
-                                "is it running? Set NEWSFLOW_REDIS_URL.")
+        report["errors"].append(
+            f"Redis at {settings.redis_url} is unreachable ({_short(e)}); is it running? Set NEWSFLOW_REDIS_URL."
+        )
     finally:
         await r.aclose()
 
@@ -149,8 +160,14 @@ async def _alerts_from_stream(r: Any, report: dict[str, Any]) -> None:
             a = json.loads(fields["data"])
         except (KeyError, ValueError):
             continue
-        last.append({"rule": a.get("rule_name"), "title": a.get("title"), "url": a.get("url"),
-                     "matched_at": a.get("matched_at")})
+        last.append(
+            {
+                "rule": a.get("rule_name"),
+                "title": a.get("title"),
+                "url": a.get("url"),
+                "matched_at": a.get("matched_at"),
+            }
+        )
     report["alerts"].update(source="stream", last=last, total=None)
 
 
@@ -172,28 +189,47 @@ async def _es_part(settings: CommonSettings, report: dict[str, Any]) -> None:
         if "_all" in stats:
             part["size_bytes"] = int(stats["_all"]["primaries"]["store"]["size_in_bytes"])
             part["indices"] = sorted(stats.get("indices", {}))
-        rules = await RuleStore(es, index=s.rules_index, news_alias=s.index_alias).all() \
-            if await es.indices.exists(index=s.rules_index) else []
-        report["rules"] = {"count": len(rules), "enabled": sum(r.enabled for r in rules),
-                           "names": [r.name for r in rules][:50]}
+        rules = (
+            await RuleStore(es, index=s.rules_index, news_alias=s.index_alias).all()
+            if await es.indices.exists(index=s.rules_index)
+            else []
+        )
+        report["rules"] = {
+            "count": len(rules),
+            "enabled": sum(r.enabled for r in rules),
+            "names": [r.name for r in rules][:50],
+        }
         if await es.indices.exists(index=s.alerts_index):
             # One "fingerprint" record per fired alert (one per rule and story); see newsflow_indexer.alerts.
             fired = {"bool": {"filter": [{"term": {"kind": "fingerprint"}}, {"term": {"fired": True}}]}}
             total = await es.count(index=s.alerts_index, query=fired)
-            hits = await es.search(index=s.alerts_index, query=fired, size=LAST_ALERTS,
-                                   sort=[{"created_at": "desc"}], source=["alert", "rule_name", "url", "created_at"])
+            hits = await es.search(
+                index=s.alerts_index,
+                query=fired,
+                size=LAST_ALERTS,
+                sort=[{"created_at": "desc"}],
+                source=["alert", "rule_name", "url", "created_at"],
+            )
             last = []
             for h in hits["hits"]["hits"]:
                 src = h["_source"]
                 a = src.get("alert") or {}
-                last.append({"rule": src.get("rule_name"), "title": a.get("title"), "url": src.get("url"),
-                             "matched_at": a.get("matched_at") or src.get("created_at")})
+                last.append(
+                    {
+                        "rule": src.get("rule_name"),
+                        "title": a.get("title"),
+                        "url": src.get("url"),
+                        "matched_at": a.get("matched_at") or src.get("created_at"),
+                    }
+                )
             report["alerts"].update(source="elasticsearch", total=int(total["count"]), last=last)
     except Exception as e:
         part["ok"] = False
         part["error"] = _short(e)
-        report["errors"].append(f"Elasticsearch at {settings.elasticsearch_url} is unreachable or failing "
-                                f"({_short(e)}); is it running? Set NEWSFLOW_ELASTICSEARCH_URL.")
+        report["errors"].append(
+            f"Elasticsearch at {settings.elasticsearch_url} is unreachable or failing "
+            f"({_short(e)}); is it running? Set NEWSFLOW_ELASTICSEARCH_URL."
+        )
     finally:
         await es.close()
 
@@ -206,8 +242,15 @@ async def collect(settings: CommonSettings) -> dict[str, Any]:
         "streams": [],
         "dead_letters": {"total": None, "streams": {}},
         "feeds": None,
-        "elasticsearch": {"url": settings.elasticsearch_url, "ok": None, "error": None, "status": None,
-                          "documents": None, "size_bytes": None, "indices": []},
+        "elasticsearch": {
+            "url": settings.elasticsearch_url,
+            "ok": None,
+            "error": None,
+            "status": None,
+            "documents": None,
+            "size_bytes": None,
+            "indices": [],
+        },
         "rules": None,
         "alerts": {"source": None, "total": None, "last": []},
         "errors": [],
@@ -255,12 +298,20 @@ def render(report: dict[str, Any]) -> None:
     if report["streams"]:
         t = Table(title="Streams", title_justify="left")
         for col in ("stream", "length", "added", "group", "pending", "lag", "oldest", "consumers"):
-            t.add_column(col, justify="left" if col in ("stream", "group") else "right", no_wrap=True,
-                         min_width={"stream": 12, "group": 14}.get(col))
+            t.add_column(
+                col,
+                justify="left" if col in ("stream", "group") else "right",
+                no_wrap=True,
+                min_width={"stream": 12, "group": 14}.get(col),
+            )
         consumers = Table(title="Consumers", title_justify="left")
         for col in ("stream", "group", "consumer", "pending", "idle"):
-            consumers.add_column(col, justify="right" if col in ("pending", "idle") else "left",
-                                 no_wrap=col != "consumer", overflow="fold")
+            consumers.add_column(
+                col,
+                justify="right" if col in ("pending", "idle") else "left",
+                no_wrap=col != "consumer",
+                overflow="fold",
+            )
         for s in report["streams"]:
             groups = s["groups"] or [None]
             for i, g in enumerate(groups):
@@ -270,13 +321,24 @@ def render(report: dict[str, Any]) -> None:
                 if g is None:
                     # A pipeline stream without its group lost entries' tracking (run `newsflow init`);
                     # news.alerts has none by design: its readers are outside Newsflow.
-                    label = "[red]missing: newsflow init[/red]" if s["stream"] in streams.GROUPS \
+                    label = (
+                        "[red]missing: newsflow init[/red]"
+                        if s["stream"] in streams.GROUPS
                         else "[dim]none (external)[/dim]"
+                    )
                     t.add_row(name, length, added, label, "", "", "", "")
                     continue
                 lag = "?" if g["lag"] is None else str(g["lag"])
-                t.add_row(name, length, added, g["group"], str(g["pending"]), lag,
-                          _age(g["oldest_pending_age_s"]), str(len(g["consumers"])))
+                t.add_row(
+                    name,
+                    length,
+                    added,
+                    g["group"],
+                    str(g["pending"]),
+                    lag,
+                    _age(g["oldest_pending_age_s"]),
+                    str(len(g["consumers"])),
+                )
                 for c in g["consumers"]:
                     consumers.add_row(s["stream"], g["group"], c["name"], str(c["pending"]), _age(c["idle_s"]))
         con.print(t)
@@ -300,11 +362,13 @@ def render(report: dict[str, Any]) -> None:
             highlight=False,
         )
         for feed in f["failing_feeds"][:10]:
-            con.print(f"  [red]failing[/red] {feed['url']}: {feed['consecutive_failures']} failures, "
-                      f"last error: {feed['last_error']}", highlight=False)
+            con.print(
+                f"  [red]failing[/red] {feed['url']}: {feed['consecutive_failures']} failures, "
+                f"last error: {feed['last_error']}",
+                highlight=False,
+            )
         for feed in f["slow_feeds"][:10]:
-            con.print(f"  [yellow]slow[/yellow] {feed['url']}: overdue by {_age(feed['overdue_s'])}",
-                      highlight=False)
+            con.print(f"  [yellow]slow[/yellow] {feed['url']}: overdue by {_age(feed['overdue_s'])}", highlight=False)
 
     es = report["elasticsearch"]
     if es["ok"]:
@@ -317,8 +381,11 @@ def render(report: dict[str, Any]) -> None:
         )
     rules = report["rules"]
     if rules is not None:
-        con.print(f"[bold]Rules:[/bold] {rules['count']} ({rules['enabled']} enabled)"
-                  + (f": {', '.join(rules['names'][:10])}" if rules["names"] else ""), highlight=False)
+        con.print(
+            f"[bold]Rules:[/bold] {rules['count']} ({rules['enabled']} enabled)"
+            + (f": {', '.join(rules['names'][:10])}" if rules["names"] else ""),
+            highlight=False,
+        )
     al = report["alerts"]
     if al["source"] is not None:
         total = "recent ones from news.alerts" if al["total"] is None else f"{al['total']} fired"
@@ -328,8 +395,12 @@ def render(report: dict[str, Any]) -> None:
             for col in ("matched", "rule", "title", "url"):
                 t.add_column(col, overflow="fold")
             for a in al["last"]:
-                t.add_row(str(a.get("matched_at") or "")[:19].replace("T", " "), a.get("rule") or "",
-                          a.get("title") or "", a.get("url") or "")
+                t.add_row(
+                    str(a.get("matched_at") or "")[:19].replace("T", " "),
+                    a.get("rule") or "",
+                    a.get("title") or "",
+                    a.get("url") or "",
+                )
             con.print(t)
 
 

@@ -438,8 +438,13 @@ class _Stage:
             await self._record_failure(mid, result)
             metrics.MESSAGES.labels(svc, stream, "retry").inc()
             etype, etext = _describe(result)
-            log.warning("handler failed, will retry after %d ms: %s: %s",
-                        self.svc.settings.claim_idle_ms, etype, etext, extra=where)
+            log.warning(
+                "handler failed, will retry after %d ms: %s: %s",
+                self.svc.settings.claim_idle_ms,
+                etype,
+                etext,
+                extra=where,
+            )
             return
         try:
             for out_stream, out in result or ():
@@ -483,8 +488,16 @@ class _Stage:
             if exc is None:
                 etype, etext = info["type"], info["error"]
         await self.ctx.dead_letter(
-            self.c.stream, fields, reason, exc, attempts=attempts, group=self.c.group,
-            message_id=_text(mid), first_failure_at=first, error_type=etype, error=etext,
+            self.c.stream,
+            fields,
+            reason,
+            exc,
+            attempts=attempts,
+            group=self.c.group,
+            message_id=_text(mid),
+            first_failure_at=first,
+            error_type=etype,
+            error=etext,
         )
         await self.ctx.redis.xack(self.c.stream, self.c.group, mid)
         await self.ctx.redis.hdel(self.failures_key, mid)
@@ -499,9 +512,7 @@ class _Stage:
             while True:
                 await asyncio.sleep(interval)
                 with contextlib.suppress(Exception):
-                    await self.ctx.redis.xclaim(
-                        self.c.stream, self.c.group, self.consumer_name, 0, ids, justid=True
-                    )
+                    await self.ctx.redis.xclaim(self.c.stream, self.c.group, self.consumer_name, 0, ids, justid=True)
 
         task = asyncio.create_task(beat())
         try:
@@ -540,8 +551,12 @@ class _Stage:
         total = 0
         while not self.ctx.stopping.is_set():
             resp = await self.ctx.redis.xautoclaim(
-                self.c.stream, self.c.group, self.consumer_name, s.claim_idle_ms,
-                start_id=start, count=self.c.read_count,
+                self.c.stream,
+                self.c.group,
+                self.consumer_name,
+                s.claim_idle_ms,
+                start_id=start,
+                count=self.c.read_count,
             )
             start, claimed = resp[0], resp[1]
             deleted = resp[2] if len(resp) > 2 else []
@@ -551,16 +566,24 @@ class _Stage:
                 total += len(claimed)
                 metrics.RECLAIMED.labels(self.svc.name, self.c.stream).inc(len(claimed))
                 rows = await self.ctx.redis.xpending_range(
-                    self.c.stream, self.c.group, min=claimed[0][0], max=claimed[-1][0],
-                    count=len(claimed) * 4 + 10, consumername=self.consumer_name,
+                    self.c.stream,
+                    self.c.group,
+                    min=claimed[0][0],
+                    max=claimed[-1][0],
+                    count=len(claimed) * 4 + 10,
+                    consumername=self.consumer_name,
                 )
                 times = {r["message_id"]: int(r["times_delivered"]) for r in rows}
                 retry = []
                 for mid, fields in claimed:
                     delivered = times.get(mid, 1)
                     if delivered > s.max_deliveries:
-                        log.error("giving up on %s after %d attempts", _text(mid), delivered - 1,
-                                  extra={"stream": self.c.stream, "message_id": _text(mid)})
+                        log.error(
+                            "giving up on %s after %d attempts",
+                            _text(mid),
+                            delivered - 1,
+                            extra={"stream": self.c.stream, "message_id": _text(mid)},
+                        )
                         await self._dead_letter(mid, fields, "max-deliveries", None, attempts=delivered - 1)
                         metrics.MESSAGES.labels(self.svc.name, self.c.stream, "dead_letter").inc()
                     else:
@@ -647,26 +670,35 @@ class Service:
 
         http = await asyncio.start_server(self._http, s.metrics_host, s.metrics_port)
         self.metrics_port = http.sockets[0].getsockname()[1]
-        background = [asyncio.create_task(self._supervise(fn), name=getattr(fn, "__name__", "task"))
-                      for fn in self._tasks]
+        background = [
+            asyncio.create_task(self._supervise(fn), name=getattr(fn, "__name__", "task")) for fn in self._tasks
+        ]
         background += [asyncio.create_task(st.claim_loop(), name=f"claim:{st.c.stream}") for st in self.stages]
         background.append(asyncio.create_task(self._maintenance(), name="maintenance"))
         await broker.start()
         self.ready.set()
-        log.info("%s started: consumer %s, health and metrics on port %d",
-                 self.name, s.consumer_name, self.metrics_port,
-                 extra={"metrics_port": self.metrics_port, "consumer": s.consumer_name})
+        log.info(
+            "%s started: consumer %s, health and metrics on port %d",
+            self.name,
+            s.consumer_name,
+            self.metrics_port,
+            extra={"metrics_port": self.metrics_port, "consumer": s.consumer_name},
+        )
         try:
             await stop.wait()
         finally:
             await self._shutdown_all(broker, background, http)
             await redis.aclose()
 
-    async def _shutdown_all(self, broker: RedisBroker, background: list[asyncio.Task[Any]],
-                            http: asyncio.AbstractServer) -> None:
+    async def _shutdown_all(
+        self, broker: RedisBroker, background: list[asyncio.Task[Any]], http: asyncio.AbstractServer
+    ) -> None:
         assert self.ctx is not None
-        log.info("%s stopping: no new messages; waiting up to %.0f s for in-flight work",
-                 self.name, self.settings.graceful_timeout_s)
+        log.info(
+            "%s stopping: no new messages; waiting up to %.0f s for in-flight work",
+            self.name,
+            self.settings.graceful_timeout_s,
+        )
         started = time.monotonic()
         self.ctx.stopping.set()
         with contextlib.suppress(Exception):
@@ -692,8 +724,12 @@ class Service:
                 await redis.ping()
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError) as e:
-                log.error("cannot reach Redis at %s (%s): check NEWSFLOW_REDIS_URL; retrying in %.0f s",
-                          self.settings.redis_url, e, delay)
+                log.error(
+                    "cannot reach Redis at %s (%s): check NEWSFLOW_REDIS_URL; retrying in %.0f s",
+                    self.settings.redis_url,
+                    e,
+                    delay,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, 10)
@@ -702,8 +738,12 @@ class Service:
         c = stage.c
         sub = broker.subscriber(
             stream=StreamSub(
-                c.stream, group=c.group, consumer=self.settings.consumer_name,
-                batch=True, max_records=c.read_count, polling_interval=500,
+                c.stream,
+                group=c.group,
+                consumer=self.settings.consumer_name,
+                batch=True,
+                max_records=c.read_count,
+                polling_interval=500,
             ),
             ack_policy=AckPolicy.MANUAL,
         )
@@ -781,9 +821,13 @@ class Service:
 
         await asyncio.gather(run("redis", self.ctx.redis.ping), *(run(n, f) for n, f in self._checks.items()))
         ok = all(checks.values()) and self.ready.is_set() and not self.ctx.stopping.is_set()
-        return ok, {"status": "ok" if ok else "unavailable", "service": self.name,
-                    "consumer": self.settings.consumer_name, "checks": checks,
-                    "stopping": self.ctx.stopping.is_set()}
+        return ok, {
+            "status": "ok" if ok else "unavailable",
+            "service": self.name,
+            "consumer": self.settings.consumer_name,
+            "checks": checks,
+            "stopping": self.ctx.stopping.is_set(),
+        }
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -804,7 +848,8 @@ class Service:
             reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
             writer.write(
                 f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode("latin-1") + body
+                "Connection: close\r\n\r\n".encode("latin-1")
+                + body
             )
             await writer.drain()
         except Exception as e:

@@ -14,25 +14,104 @@ from datetime import datetime, timedelta
 from newsflow_cli.demo.corpus import Block, DemoArticle, DemoFeed, Figure, slugify
 
 TOWNS = [
-    "Brenmouth", "Asterby", "Kellen Bay", "Port Ivo", "Malvik", "Harrowgate", "Lindholm", "Velden",
-    "San Telmo", "Östervang", "Corrin", "Dunmere", "Alsford", "Rivena", "Tollby", "Marrow Hill",
-    "Eskdale", "Noria", "Glenfar", "Saltcombe", "Varnaby", "Hollin", "Quarry End", "Westwick",
+    "Brenmouth",
+    "Asterby",
+    "Kellen Bay",
+    "Port Ivo",
+    "Malvik",
+    "Harrowgate",
+    "Lindholm",
+    "Velden",
+    "San Telmo",
+    "Östervang",
+    "Corrin",
+    "Dunmere",
+    "Alsford",
+    "Rivena",
+    "Tollby",
+    "Marrow Hill",
+    "Eskdale",
+    "Noria",
+    "Glenfar",
+    "Saltcombe",
+    "Varnaby",
+    "Hollin",
+    "Quarry End",
+    "Westwick",
 ]
 FIRST = [
-    "Anna", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hamza", "Ines", "Jonas", "Kaito",
-    "Lena", "Mateo", "Nadia", "Oskar", "Paula", "Quentin", "Rosa", "Stefan", "Tara", "Umar", "Vera",
-    "Wim", "Yara", "Zofia", "Aleksander", "Bea", "Cyril", "Dalia", "Emeka",
+    "Anna",
+    "Bruno",
+    "Chiara",
+    "Dmitri",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hamza",
+    "Ines",
+    "Jonas",
+    "Kaito",
+    "Lena",
+    "Mateo",
+    "Nadia",
+    "Oskar",
+    "Paula",
+    "Quentin",
+    "Rosa",
+    "Stefan",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wim",
+    "Yara",
+    "Zofia",
+    "Aleksander",
+    "Bea",
+    "Cyril",
+    "Dalia",
+    "Emeka",
 ]
 LAST = [
-    "Abbott", "Bergström", "Castell", "Dunn", "Eriksen", "Fontaine", "Grieve", "Halloran", "Ibarra",
-    "Jansen", "Kowal", "Lindqvist", "Moreau", "Nakamura", "Okafor", "Petrov", "Quist", "Rahman",
-    "Sorensen", "Takács", "Ulloa", "Varga", "Whitlock", "Yilmaz", "Zeller", "Amari", "Brandt",
+    "Abbott",
+    "Bergström",
+    "Castell",
+    "Dunn",
+    "Eriksen",
+    "Fontaine",
+    "Grieve",
+    "Halloran",
+    "Ibarra",
+    "Jansen",
+    "Kowal",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quist",
+    "Rahman",
+    "Sorensen",
+    "Takács",
+    "Ulloa",
+    "Varga",
+    "Whitlock",
+    "Yilmaz",
+    "Zeller",
+    "Amari",
+    "Brandt",
 ]
 ROLES = [
-    "a spokesperson for the council", "a local business owner", "an economist at the regional university",
-    "the project's lead engineer", "a resident of the area for thirty years", "a union representative",
-    "the mayor's deputy", "a researcher who studies the sector", "the chair of the residents' association",
-    "a teacher at the town's secondary school", "the head of the chamber of commerce",
+    "a spokesperson for the council",
+    "a local business owner",
+    "an economist at the regional university",
+    "the project's lead engineer",
+    "a resident of the area for thirty years",
+    "a union representative",
+    "the mayor's deputy",
+    "a researcher who studies the sector",
+    "the chair of the residents' association",
+    "a teacher at the town's secondary school",
+    "the head of the chamber of commerce",
 ]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
@@ -41,8 +120,16 @@ WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 TOPICS: dict[str, dict] = {
     "council": {
         "section": "Local",
-        "things": ["a new cycle bridge", "the harbour promenade", "a public swimming pool", "the old market hall",
-                   "a district heating network", "a youth centre", "the bus station", "a community garden"],
+        "things": [
+            "a new cycle bridge",
+            "the harbour promenade",
+            "a public swimming pool",
+            "the old market hall",
+            "a district heating network",
+            "a youth centre",
+            "the bus station",
+            "a community garden",
+        ],
         "titles": [
             "{town} council approves plans for {thing}",
             "Residents of {town} divided over {thing}",
@@ -73,8 +160,17 @@ TOPICS: dict[str, dict] = {
     },
     "economy": {
         "section": "Business",
-        "things": ["furniture maker", "dairy cooperative", "software company", "regional airline",
-                   "brewery", "shipping agent", "textile mill", "machine-tool maker", "seed company"],
+        "things": [
+            "furniture maker",
+            "dairy cooperative",
+            "software company",
+            "regional airline",
+            "brewery",
+            "shipping agent",
+            "textile mill",
+            "machine-tool maker",
+            "seed company",
+        ],
         "titles": [
             "{town} {thing} reports {pct} percent rise in sales",
             "{town} {thing} to hire {n}0 workers as orders grow",
@@ -105,8 +201,18 @@ TOPICS: dict[str, dict] = {
     },
     "science": {
         "section": "Science",
-        "things": ["soil bacteria", "bumblebees", "river otters", "lichens", "night-flying moths",
-                   "seagrass meadows", "bats", "peat bogs", "migrating eels", "mountain hares"],
+        "things": [
+            "soil bacteria",
+            "bumblebees",
+            "river otters",
+            "lichens",
+            "night-flying moths",
+            "seagrass meadows",
+            "bats",
+            "peat bogs",
+            "migrating eels",
+            "mountain hares",
+        ],
         "titles": [
             "Study finds {thing} near {town} are recovering faster than expected",
             "Researchers track {thing} across {n} sites in the north",
@@ -202,8 +308,16 @@ TOPICS: dict[str, dict] = {
     },
     "culture": {
         "section": "Culture",
-        "things": ["jazz festival", "photography exhibition", "folk music weekend", "book fair",
-                   "theatre season", "open-air cinema", "craft market", "choir competition"],
+        "things": [
+            "jazz festival",
+            "photography exhibition",
+            "folk music weekend",
+            "book fair",
+            "theatre season",
+            "open-air cinema",
+            "craft market",
+            "choir competition",
+        ],
         "titles": [
             "{town} {thing} draws a record {n},{m}00 visitors",
             "Programme announced for the {town} {thing}",
@@ -234,8 +348,15 @@ TOPICS: dict[str, dict] = {
     },
     "health": {
         "section": "Health",
-        "things": ["the walk-in clinic", "the maternity ward", "the dental service", "the ambulance station",
-                   "the mental health helpline", "the physiotherapy unit", "the children's ward"],
+        "things": [
+            "the walk-in clinic",
+            "the maternity ward",
+            "the dental service",
+            "the ambulance station",
+            "the mental health helpline",
+            "the physiotherapy unit",
+            "the children's ward",
+        ],
         "titles": [
             "Waiting lists shorten at {thing} in {town}",
             "{town} hospital expands {thing}",
@@ -266,8 +387,15 @@ TOPICS: dict[str, dict] = {
     },
     "technology": {
         "section": "Technology",
-        "things": ["fibre broadband", "an electric bus fleet", "smart water meters", "a public Wi-Fi network",
-                   "an online permit system", "a car-sharing scheme", "heat-pump subsidies"],
+        "things": [
+            "fibre broadband",
+            "an electric bus fleet",
+            "smart water meters",
+            "a public Wi-Fi network",
+            "an online permit system",
+            "a car-sharing scheme",
+            "heat-pump subsidies",
+        ],
         "titles": [
             "{town} rolls out {thing} to {n},{m}00 homes",
             "Delays hit the introduction of {thing} in {town}",
@@ -334,9 +462,16 @@ def generate(index: int, seed: int, base_time: datetime, feed: DemoFeed) -> Demo
 
     blocks: list[Block] = []
     if rng.random() < 0.8:
-        blocks.append(Block("fig", figure=Figure(
-            f"gen-{index}.png", _fill(rng.choice(topic["captions"]), ctx), rng.choice(["Newsflow Demo Photo", None])
-        )))
+        blocks.append(
+            Block(
+                "fig",
+                figure=Figure(
+                    f"gen-{index}.png",
+                    _fill(rng.choice(topic["captions"]), ctx),
+                    rng.choice(["Newsflow Demo Photo", None]),
+                ),
+            )
+        )
     subheads = rng.sample(topic["subheads"], k=2)
     i = 0
     paragraph_no = 0

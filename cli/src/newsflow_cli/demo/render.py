@@ -13,42 +13,99 @@ from xml.sax.saxutils import quoteattr
 from newsflow_cli.demo.corpus import FEEDS, DemoArticle, DemoFeed, slugify
 
 SITE_NAME = "The Demo Courier"
-SECTIONS = ("Politics", "World", "Business", "Technology", "Science", "Health", "Environment", "Sport",
-            "Culture", "Local")
+SECTIONS = (
+    "Politics",
+    "World",
+    "Business",
+    "Technology",
+    "Science",
+    "Health",
+    "Environment",
+    "Sport",
+    "Culture",
+    "Local",
+)
 
 # Page chrome per language: the parts a reader sees around every story.
 CHROME = {
     "en": {
-        "by": "By", "updated": "Updated", "share": "Share this article", "copy": "Copy link",
-        "like": "Do you like this article?", "yes": "Yes", "no": "No", "comments": "0 Comment(s)",
-        "policy": "Comment Policy", "required": "* Denotes Required Field", "name": "Name *",
-        "email": "Email *", "comment": "Comment *", "post": "Post comment", "related": "Related stories",
-        "read_also": "Read also", "most_read": "Most read", "tags": "Topics",
+        "by": "By",
+        "updated": "Updated",
+        "share": "Share this article",
+        "copy": "Copy link",
+        "like": "Do you like this article?",
+        "yes": "Yes",
+        "no": "No",
+        "comments": "0 Comment(s)",
+        "policy": "Comment Policy",
+        "required": "* Denotes Required Field",
+        "name": "Name *",
+        "email": "Email *",
+        "comment": "Comment *",
+        "post": "Post comment",
+        "related": "Related stories",
+        "read_also": "Read also",
+        "most_read": "Most read",
+        "tags": "Topics",
         "cookie": "We use cookies to remember your preferences and to measure how our site is used. "
-                  "You can accept all cookies or choose which ones to allow.",
-        "accept": "Accept all", "manage": "Manage preferences", "newsletter": "Get the morning briefing in your inbox",
-        "subscribe": "Subscribe", "home": "Home",
+        "You can accept all cookies or choose which ones to allow.",
+        "accept": "Accept all",
+        "manage": "Manage preferences",
+        "newsletter": "Get the morning briefing in your inbox",
+        "subscribe": "Subscribe",
+        "home": "Home",
     },
     "fr": {
-        "by": "Par", "updated": "Mis à jour", "share": "Partager cet article", "copy": "Copier le lien",
-        "like": "Vous avez aimé cet article ?", "yes": "Oui", "no": "Non", "comments": "0 commentaire(s)",
-        "policy": "Charte des commentaires", "required": "* Champ obligatoire", "name": "Nom *",
-        "email": "Courriel *", "comment": "Commentaire *", "post": "Publier", "related": "À lire aussi",
-        "read_also": "Lire aussi", "most_read": "Les plus lus", "tags": "Thèmes",
+        "by": "Par",
+        "updated": "Mis à jour",
+        "share": "Partager cet article",
+        "copy": "Copier le lien",
+        "like": "Vous avez aimé cet article ?",
+        "yes": "Oui",
+        "no": "Non",
+        "comments": "0 commentaire(s)",
+        "policy": "Charte des commentaires",
+        "required": "* Champ obligatoire",
+        "name": "Nom *",
+        "email": "Courriel *",
+        "comment": "Commentaire *",
+        "post": "Publier",
+        "related": "À lire aussi",
+        "read_also": "Lire aussi",
+        "most_read": "Les plus lus",
+        "tags": "Thèmes",
         "cookie": "Nous utilisons des cookies pour mémoriser vos préférences et mesurer l'audience du site.",
-        "accept": "Tout accepter", "manage": "Paramétrer",
+        "accept": "Tout accepter",
+        "manage": "Paramétrer",
         "newsletter": "Recevez l'essentiel de l'actualité chaque matin",
-        "subscribe": "S'abonner", "home": "Accueil",
+        "subscribe": "S'abonner",
+        "home": "Accueil",
     },
     "ar": {
-        "by": "بقلم", "updated": "آخر تحديث", "share": "شارك المقال", "copy": "نسخ الرابط",
-        "like": "هل أعجبك هذا المقال؟", "yes": "نعم", "no": "لا", "comments": "0 تعليق",
-        "policy": "سياسة التعليقات", "required": "* حقل مطلوب", "name": "الاسم *",
-        "email": "البريد الإلكتروني *", "comment": "التعليق *", "post": "أرسل التعليق", "related": "مقالات ذات صلة",
-        "read_also": "اقرأ أيضا", "most_read": "الأكثر قراءة", "tags": "مواضيع",
+        "by": "بقلم",
+        "updated": "آخر تحديث",
+        "share": "شارك المقال",
+        "copy": "نسخ الرابط",
+        "like": "هل أعجبك هذا المقال؟",
+        "yes": "نعم",
+        "no": "لا",
+        "comments": "0 تعليق",
+        "policy": "سياسة التعليقات",
+        "required": "* حقل مطلوب",
+        "name": "الاسم *",
+        "email": "البريد الإلكتروني *",
+        "comment": "التعليق *",
+        "post": "أرسل التعليق",
+        "related": "مقالات ذات صلة",
+        "read_also": "اقرأ أيضا",
+        "most_read": "الأكثر قراءة",
+        "tags": "مواضيع",
         "cookie": "نستخدم ملفات تعريف الارتباط لتذكر تفضيلاتك وقياس استخدام الموقع.",
-        "accept": "قبول الكل", "manage": "إدارة التفضيلات", "newsletter": "احصل على النشرة الصباحية في بريدك",
-        "subscribe": "اشترك", "home": "الرئيسية",
+        "accept": "قبول الكل",
+        "manage": "إدارة التفضيلات",
+        "newsletter": "احصل على النشرة الصباحية في بريدك",
+        "subscribe": "اشترك",
+        "home": "الرئيسية",
     },
 }
 
@@ -75,8 +132,11 @@ def _json_ld(a: DemoArticle, url: str, base_url: str) -> str:
         "datePublished": iso(a.published),
         "dateModified": iso(a.last_modified),
         "author": [{"@type": "Person", "name": a.author, "url": f"{base_url}/authors/{slugify(a.author)}"}],
-        "publisher": {"@type": "Organization", "name": SITE_NAME,
-                      "logo": {"@type": "ImageObject", "url": f"{base_url}/images/logo.png"}},
+        "publisher": {
+            "@type": "Organization",
+            "name": SITE_NAME,
+            "logo": {"@type": "ImageObject", "url": f"{base_url}/images/logo.png"},
+        },
         "image": [image_url(base_url, f.img) for f in a.figures],
         "articleSection": a.section,
         "inLanguage": a.lang,
@@ -195,10 +255,10 @@ def render_page(a: DemoArticle, corpus: list[DemoArticle], base_url: str) -> str
         f'<div class="article-feedback"><p>{e(c["like"])}</p><button class="vote-up">{e(c["yes"])}</button>'
         f'<button class="vote-down">{e(c["no"])}</button></div>',
         '<section class="comments" id="comments">',
-        f'<h3>{e(c["comments"])}</h3>',
+        f"<h3>{e(c['comments'])}</h3>",
         f'<form class="comment-form" method="post" action="{base_url}/comments">',
         f'<p class="policy"><a href="{base_url}/comment-policy">{e(c["policy"])}</a> '
-        f'<span>{e(c["required"])}</span></p>',
+        f"<span>{e(c['required'])}</span></p>",
         f'<label>{e(c["name"])} <input name="name" required></label>',
         f'<label>{e(c["email"])} <input type="email" name="email" required></label>',
         f'<label>{e(c["comment"])} <textarea name="comment" maxlength="1500" required></textarea></label>',
@@ -222,7 +282,7 @@ def render_page(a: DemoArticle, corpus: list[DemoArticle], base_url: str) -> str
         f'<ul class="footer-links"><li><a href="{base_url}/about">About us</a></li>'
         f'<li><a href="{base_url}/contact">Contact</a></li><li><a href="{base_url}/privacy">Privacy</a></li>'
         f'<li><a href="{base_url}/terms">Terms of use</a></li></ul>',
-        f"<p class=\"copyright\">&copy; {a.published.year} {SITE_NAME}. All rights reserved.</p>",
+        f'<p class="copyright">&copy; {a.published.year} {SITE_NAME}. All rights reserved.</p>',
         "</footer>",
         f'<script src="{base_url}/static/site.js" defer></script>',
         "</body>",
@@ -292,7 +352,7 @@ def _rss(feed: DemoFeed, items: list[DemoArticle], base_url: str, updated: datet
         ]
         for f in a.figures:
             out.append(
-                f"<media:content url={quoteattr(image_url(base_url, f.img))} medium=\"image\" type=\"image/png\" "
+                f'<media:content url={quoteattr(image_url(base_url, f.img))} medium="image" type="image/png" '
                 f'width="1200" height="675"><media:description type="plain">{xesc(f.caption)}</media:description>'
                 + (f"<media:credit>{xesc(f.credit)}</media:credit>" if f.credit else "")
                 + "</media:content>"
@@ -310,7 +370,7 @@ def _atom(feed: DemoFeed, items: list[DemoArticle], base_url: str, updated: date
         f"<subtitle>{xesc(feed.description)}</subtitle>",
         f"<id>{xesc(base_url + feed.path)}</id>",
         f'<link rel="self" type="application/atom+xml" href={quoteattr(base_url + feed.path)}/>',
-        f"<link rel=\"alternate\" type=\"text/html\" href={quoteattr(base_url + '/')}/>",
+        f'<link rel="alternate" type="text/html" href={quoteattr(base_url + "/")}/>',
         f"<updated>{iso(updated)}</updated>",
     ]
     for a in items:
@@ -329,11 +389,11 @@ def _atom(feed: DemoFeed, items: list[DemoArticle], base_url: str, updated: date
         ]
         for f in a.figures:
             out.append(
-                f"<link rel=\"enclosure\" type=\"image/png\" href={quoteattr(image_url(base_url, f.img))} "
+                f'<link rel="enclosure" type="image/png" href={quoteattr(image_url(base_url, f.img))} '
                 f"title={quoteattr(f.caption)}/>"
             )
             out.append(
-                f"<media:content url={quoteattr(image_url(base_url, f.img))} medium=\"image\">"
+                f'<media:content url={quoteattr(image_url(base_url, f.img))} medium="image">'
                 f"<media:description>{xesc(f.caption)}</media:description>"
                 + (f"<media:credit>{xesc(f.credit)}</media:credit>" if f.credit else "")
                 + "</media:content>"
@@ -364,8 +424,7 @@ def _json_feed(feed: DemoFeed, items: list[DemoArticle], base_url: str) -> str:
                 "language": a.lang,
                 **({"image": image_url(base_url, a.figures[0].img)} if a.figures else {}),
                 "attachments": [
-                    {"url": image_url(base_url, f.img), "mime_type": "image/png", "title": f.caption}
-                    for f in a.figures
+                    {"url": image_url(base_url, f.img), "mime_type": "image/png", "title": f.caption} for f in a.figures
                 ],
             }
             for a in items

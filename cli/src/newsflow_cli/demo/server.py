@@ -34,9 +34,7 @@ from newsflow_cli.demo import render
 from newsflow_cli.demo.corpus import FEEDS, DemoArticle, DemoFeed, build_corpus, bundled_count
 
 # A 1x1 grey PNG: every image URL answers with it, so a client that follows image links gets a real image.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCB3UNq9AAAAABJRU5ErkJggg=="
-)
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCB3UNq9AAAAABJRU5ErkJggg==")
 
 
 class DemoServerError(Exception):
@@ -157,13 +155,15 @@ class DemoFeedServer:
         newest = max(a.last_modified for a in self.corpus)
         res = None
         if (a := self._by_path.get(path)) is not None:
-            res = _Resource(render.render_page(a, self.corpus, base).encode(), "text/html; charset=utf-8",
-                            a.last_modified)
+            res = _Resource(
+                render.render_page(a, self.corpus, base).encode(), "text/html; charset=utf-8", a.last_modified
+            )
         elif (feed := _feed_by_path(path)) is not None:
             items = [a for a in self.corpus[: self._visible] if a.feed.key == feed.key]
             updated = max((a.last_modified for a in items), default=newest)
-            res = _Resource(render.render_feed(feed, items, base, updated).encode(),
-                            render.feed_content_type(feed), updated)
+            res = _Resource(
+                render.render_feed(feed, items, base, updated).encode(), render.feed_content_type(feed), updated
+            )
         elif path == "/feeds.opml":
             res = _Resource(render.render_opml(base).encode(), "text/x-opml; charset=utf-8", newest)
         elif path == "/robots.txt":

@@ -78,9 +78,9 @@ def _text_of(el: Any, name: str) -> str | None:
     return None
 
 
-def _media_item(el: Any, fallback_caption: str | None, fallback_credit: str | None, thumb: bool = False) -> (
-    MediaItem | None
-):
+def _media_item(
+    el: Any, fallback_caption: str | None, fallback_credit: str | None, thumb: bool = False
+) -> MediaItem | None:
     url = (el.get("url") or "").strip()
     if not url:
         return None

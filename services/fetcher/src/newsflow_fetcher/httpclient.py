@@ -126,9 +126,7 @@ def make_transport(
 class HttpClient:
     def __init__(self, settings: FetcherSettings, resolver: Resolver | None = None) -> None:
         self.settings = settings
-        self.limiter = HostLimiter(
-            settings.per_host_concurrency, settings.per_host_delay_s, settings.max_connections
-        )
+        self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay_s, settings.max_connections)
         # httpcore's pool scans every connection it holds (with a poll() syscall each) whenever a
         # request starts or ends, so one big pool costs O(connections) per request. Hosts are
         # spread over small pools instead; one host always lands in the same pool, which keeps
@@ -188,8 +186,9 @@ class HttpClient:
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(max(budget - spent, 0.001)):
-                        resp = await self._one(self._client_for(parts.hostname.lower()), current, headers,
-                                               max_bytes, url)
+                        resp = await self._one(
+                            self._client_for(parts.hostname.lower()), current, headers, max_bytes, url
+                        )
                 except TimeoutError as e:
                     raise FetchTimeout(f"no complete response within {budget:.0f} s", url) from e
                 finally:

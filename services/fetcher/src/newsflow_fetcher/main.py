@@ -45,9 +45,7 @@ def build_service(settings: FetcherSettings | None = None, resolver: Resolver | 
     async def poll(ctx: ServiceContext) -> None:
         http = parts["http"]
         assert isinstance(http, HttpClient)
-        poller = Poller(
-            ctx.redis, http, s, ctx.publish, wait_for_room=lambda: ctx.wait_for_room(streams.ENTRIES)
-        )
+        poller = Poller(ctx.redis, http, s, ctx.publish, wait_for_room=lambda: ctx.wait_for_room(streams.ENTRIES))
         await poller.run(ctx.stopping)
 
     async def handle(entry: FeedEntry) -> list:  # type: ignore[type-arg]

@@ -336,8 +336,12 @@ class Poller:
         parsed = parse_feed(resp.body, resp.headers.get("content-type", ""), resp.final_url)
         if parsed.malformed:
             metrics.FEED_MALFORMED.inc()
-            log.warning("feed %s is malformed; using its %d readable entries: %s",
-                        cfg.url, len(parsed.entries), "; ".join(parsed.warnings)[:300])
+            log.warning(
+                "feed %s is malformed; using its %d readable entries: %s",
+                cfg.url,
+                len(parsed.entries),
+                "; ".join(parsed.warnings)[:300],
+            )
         state.title = parsed.title or state.title
         state.format = parsed.format
         new, dup = await self._publish_entries(cfg, state, parsed, resp.final_url, result, pending)

@@ -93,8 +93,9 @@ class RobotsCache:
     async def _fetch(self, origin: str) -> bytes:
         started = time.monotonic()
         try:
-            resp = await self.http.get(origin + "/robots.txt", {"Accept": "text/plain, */*;q=0.5"},
-                                       max_bytes=ROBOTS_MAX_BYTES)
+            resp = await self.http.get(
+                origin + "/robots.txt", {"Accept": "text/plain, */*;q=0.5"}, max_bytes=ROBOTS_MAX_BYTES
+            )
         except FetchError as e:
             if e.permanent and e.reason == "too-large":
                 return _ALLOW_ALL  # an absurd robots.txt is treated as none

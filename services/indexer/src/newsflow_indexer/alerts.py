@@ -99,9 +99,7 @@ def _sort_key(m: Match) -> tuple[str, str]:
 
 
 class AlertEngine:
-    def __init__(
-        self, es: AsyncElasticsearch, settings: IndexerSettings, redis: aioredis.Redis | None = None
-    ) -> None:
+    def __init__(self, es: AsyncElasticsearch, settings: IndexerSettings, redis: aioredis.Redis | None = None) -> None:
         self.es = es
         self.settings = settings
         self.alias = settings.index_alias
@@ -155,9 +153,7 @@ class AlertEngine:
         langs = {stemmed_language(a.language) for a in articles}
         hits = await self.match(rules, list(keys), sorted(x for x in langs if x))
         matches = [
-            Match(rule, h["_id"], h.get("_source", {}), None, keys[h["_id"]])
-            for rule, h in hits
-            if h["_id"] in keys
+            Match(rule, h["_id"], h.get("_source", {}), None, keys[h["_id"]]) for rule, h in hits if h["_id"] in keys
         ]
         fired = await self._record(matches) if matches else {}
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - started)
@@ -172,7 +168,11 @@ class AlertEngine:
         ]
         async for ok, item in async_streaming_bulk(
             # No refresh: `create` checks the id in real time, and mget reads in real time too.
-            self.es, actions, raise_on_error=False, max_retries=5, initial_backoff=0.5,
+            self.es,
+            actions,
+            raise_on_error=False,
+            max_retries=5,
+            initial_backoff=0.5,
             retry_on_status=(429, 503),
         ):
             info = item["create"]
@@ -197,9 +197,15 @@ class AlertEngine:
         created, exists = await self._create(
             {
                 m.alert_id: {
-                    "kind": "article", "alert_id": m.alert_id, "rule_id": m.rule.id, "rule_name": m.rule.name,
-                    "article_id": m.article_id, "url": m.source.get("url"), "fingerprint": m.fingerprint,
-                    "delivery_key": m.key, "created_at": now,
+                    "kind": "article",
+                    "alert_id": m.alert_id,
+                    "rule_id": m.rule.id,
+                    "rule_name": m.rule.name,
+                    "article_id": m.article_id,
+                    "url": m.source.get("url"),
+                    "fingerprint": m.fingerprint,
+                    "delivery_key": m.key,
+                    "created_at": now,
                 }
                 for m in by_id.values()
             }
@@ -229,10 +235,16 @@ class AlertEngine:
             alert = primary.alert([m.source.get("url", "") for m in members[1:]])
             alerts[gid] = alert
             claims[gid] = {
-                "kind": "fingerprint", "alert_id": primary.alert_id, "rule_id": primary.rule.id,
-                "rule_name": primary.rule.name, "article_id": primary.article_id,
-                "url": primary.source.get("url"), "fingerprint": primary.fingerprint,
-                "delivery_key": primary.key, "fired": True, "alert": alert.model_dump(mode="json"),
+                "kind": "fingerprint",
+                "alert_id": primary.alert_id,
+                "rule_id": primary.rule.id,
+                "rule_name": primary.rule.name,
+                "article_id": primary.article_id,
+                "url": primary.source.get("url"),
+                "fingerprint": primary.fingerprint,
+                "delivery_key": primary.key,
+                "fired": True,
+                "alert": alert.model_dump(mode="json"),
                 "created_at": now,
             }
         won, lost = await self._create(claims)
@@ -255,8 +267,11 @@ class AlertEngine:
                     metrics.ALERTS_SUPPRESSED.labels("duplicate-story").inc()
                     updates.append(self._update(m.alert_id, {"duplicate_of": claim["alert_id"]}))
                     log.info(
-                        "rule %r: %s is a copy of an alerted story (%s)", m.rule.name, m.source.get("url"),
-                        claim.get("url"), extra={"article_id": m.article_id, "url": m.source.get("url")},
+                        "rule %r: %s is a copy of an alerted story (%s)",
+                        m.rule.name,
+                        m.source.get("url"),
+                        claim.get("url"),
+                        extra={"article_id": m.article_id, "url": m.source.get("url")},
                     )
         if again:
             published = await self._published_since(min(created for _a, created in again))
@@ -285,8 +300,15 @@ class AlertEngine:
         for group in order:
             rule = group[0].rule
             searches.append({"index": self.alias})
-            searches.append({"query": rule.es_query(ids=[m.article_id for m in group]), "size": len(group),
-                             "_source": False, "highlight": HIGHLIGHT, "track_total_hits": False})
+            searches.append(
+                {
+                    "query": rule.es_query(ids=[m.article_id for m in group]),
+                    "size": len(group),
+                    "_source": False,
+                    "highlight": HIGHLIGHT,
+                    "track_total_hits": False,
+                }
+            )
         if not searches:
             return
         resp = await self.es.msearch(searches=searches)

@@ -61,8 +61,13 @@ class Indexer:
                 metrics.BATCH_RETRIES.inc()
                 if self.stopping.is_set():
                     raise
-                log.warning("Elasticsearch unavailable (%s: %s); retrying %d articles in %.1f s",
-                            type(e).__name__, e, len(msgs), delay)
+                log.warning(
+                    "Elasticsearch unavailable (%s: %s); retrying %d articles in %.1f s",
+                    type(e).__name__,
+                    e,
+                    len(msgs),
+                    delay,
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), delay)
                 if self.stopping.is_set():

@@ -86,8 +86,9 @@ async def ensure_index(es: AsyncElasticsearch, settings: CommonSettings | None =
         except BadRequestError as e:
             if e.error != "resource_already_exists_exception":
                 raise
-    await es.cluster.health(index=f"{alias},{settings.rules_index},{settings.alerts_index}",
-                            wait_for_status="yellow", timeout="30s")
+    await es.cluster.health(
+        index=f"{alias},{settings.rules_index},{settings.alerts_index}", wait_for_status="yellow", timeout="30s"
+    )
     return done
 
 

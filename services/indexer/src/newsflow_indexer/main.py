@@ -74,8 +74,11 @@ async def _wait_for_elasticsearch(indexer: Indexer, ctx: ServiceContext) -> None
     while not ctx.stopping.is_set():
         if await is_healthy(indexer.es):
             return
-        log.error("Elasticsearch at %s is not reachable or not ready; retrying in %.0f s",
-                  indexer.settings.elasticsearch_url, delay)
+        log.error(
+            "Elasticsearch at %s is not reachable or not ready; retrying in %.0f s",
+            indexer.settings.elasticsearch_url,
+            delay,
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ctx.stopping.wait(), delay)
         delay = min(delay * 2, 10.0)

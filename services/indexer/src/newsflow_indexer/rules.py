@@ -93,8 +93,9 @@ class Rule(BaseModel):
     def es_query(
         self, ids: list[str] | None = None, since: str | None = None, present_languages: list[str] | None = None
     ) -> dict[str, Any]:
-        return build_query(self.query, self.filters.as_dict(), since=since, ids=ids,
-                           present_languages=present_languages)
+        return build_query(
+            self.query, self.filters.as_dict(), since=since, ids=ids, present_languages=present_languages
+        )
 
     def to_doc(self, source: str = "api") -> dict[str, Any]:
         now = datetime.now(UTC).isoformat()

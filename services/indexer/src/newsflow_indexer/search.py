@@ -9,8 +9,19 @@ from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.query import HIGHLIGHT, best_snippet, build_query, parse_since
 
-SOURCE_FIELDS = ["article_id", "url", "title", "published_at", "indexed_at", "domain", "feed_title", "site_name",
-                 "language", "section", "authors"]
+SOURCE_FIELDS = [
+    "article_id",
+    "url",
+    "title",
+    "published_at",
+    "indexed_at",
+    "domain",
+    "feed_title",
+    "site_name",
+    "language",
+    "section",
+    "authors",
+]
 
 
 @dataclass
@@ -36,8 +47,9 @@ class SearchResult:
     hits: list[Hit]
 
 
-def search_body(query: str, since: str | None = None, lang: str | None = None,
-                filters: dict[str, Any] | None = None) -> dict[str, Any]:
+def search_body(
+    query: str, since: str | None = None, lang: str | None = None, filters: dict[str, Any] | None = None
+) -> dict[str, Any]:
     f = dict(filters or {})
     if lang:
         f["language"] = lang

@@ -59,17 +59,29 @@ class WebhookDispatcher:
         for slot, ch in enumerate(rule.channels):
             if ch.type == "log":
                 log.warning(
-                    "ALERT %s: %s", rule.name, alert.title or alert.url,
-                    extra={"article_id": alert.article_id, "url": alert.url, "rule": rule.name,
-                           "alert_id": alert.alert_id, "snippet": alert.snippet, "duplicates": alert.duplicates},
+                    "ALERT %s: %s",
+                    rule.name,
+                    alert.title or alert.url,
+                    extra={
+                        "article_id": alert.article_id,
+                        "url": alert.url,
+                        "rule": rule.name,
+                        "alert_id": alert.alert_id,
+                        "snippet": alert.snippet,
+                        "duplicates": alert.duplicates,
+                    },
                 )
                 continue
             try:
                 self.queue.put_nowait(Delivery(alert, ch, slot))
             except asyncio.QueueFull:
                 metrics.ALERTS_FAILED.labels(_kind(ch), "queue-full").inc()
-                log.error("webhook queue full: alert %s not sent to %s", alert.alert_id, ch.url,
-                          extra={"article_id": alert.article_id, "url": alert.url})
+                log.error(
+                    "webhook queue full: alert %s not sent to %s",
+                    alert.alert_id,
+                    ch.url,
+                    extra={"article_id": alert.article_id, "url": alert.url},
+                )
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Workers until `stopping`; what is still queued then is logged (news.alerts keeps every alert)."""
@@ -134,8 +146,14 @@ class WebhookDispatcher:
                     await asyncio.sleep(pause)
                 delay = min(delay * 2, s.webhook_max_backoff_s)
         metrics.ALERTS_FAILED.labels(_kind(d.channel), error.split(":")[0].split(" (")[0][:40]).inc()
-        log.error("webhook delivery failed after %d attempts: %s -> %s: %s", attempt, d.alert.rule_name,
-                  d.channel.url, error, extra={"article_id": d.alert.article_id, "url": d.alert.url})
+        log.error(
+            "webhook delivery failed after %d attempts: %s -> %s: %s",
+            attempt,
+            d.alert.rule_name,
+            d.channel.url,
+            error,
+            extra={"article_id": d.alert.article_id, "url": d.alert.url},
+        )
         await self._record(d, "failed", attempt, error)
         return False
 
@@ -143,12 +161,17 @@ class WebhookDispatcher:
         if self.es is None:
             return
         outcome = {
-            "url": d.channel.url, "slack": d.channel.slack, "status": status, "attempts": attempts,
-            "detail": detail[:500], "at": datetime.now(UTC).isoformat(),
+            "url": d.channel.url,
+            "slack": d.channel.slack,
+            "status": status,
+            "attempts": attempts,
+            "detail": detail[:500],
+            "at": datetime.now(UTC).isoformat(),
         }
         try:
             await self.es.update(
-                index=self.settings.alerts_index, id=d.alert.alert_id,
+                index=self.settings.alerts_index,
+                id=d.alert.alert_id,
                 doc={"deliveries": {str(d.slot): outcome}, "updated_at": outcome["at"]},
                 retry_on_conflict=5,
             )

@@ -164,9 +164,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
         consumed.update(fig.iter())
         has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
         caps = fig.xpath(".//figcaption") or [
-            el
-            for el in fig.iter()
-            if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
+            el for el in fig.iter() if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
         ]
         if not has_media and not caps:
             continue  # a pull quote or an embedded post wrapped in <figure>: body content
@@ -202,9 +200,14 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
             found.nodes.append(el)
             if text and not _in_chrome(el, protected):
                 add(text, _nearby_image(el, base), credit, "caption-class", el)
-        elif el.tag in ("span", "small", "div", "cite") and _credit_named(a) and (
-            len(clean_space(el.text_content() or "")) < 120 and el.getparent() is not None
-            and el.getparent().xpath(".//img")
+        elif (
+            el.tag in ("span", "small", "div", "cite")
+            and _credit_named(a)
+            and (
+                len(clean_space(el.text_content() or "")) < 120
+                and el.getparent() is not None
+                and el.getparent().xpath(".//img")
+            )
         ):
             # a photo credit printed beside an image
             consumed.update(el.iter())

@@ -19,26 +19,48 @@ from lxml.html import HtmlElement
 # "article__body"): chrome is named by one word or by two adjacent ones. A set lookup per element is
 # much cheaper than a large regex alternation over every element of the page.
 _SPLIT = re.compile(r"[\s_-]+")
-_CHROME_LIST = (
-    """share sharing sharebar social socials newsletter newsletters subscribe subscription signup related
+_CHROME_LIST = """share sharing sharebar social socials newsletter newsletters subscribe subscription signup related
     relatedposts recommended recommendations recirculation recirc morestories readmore comment comments
     commentlist disqus cookie cookies consent gdpr cmp poll polls vote voting rating ratings advert
     advertisement adv ads ad adslot adunit dfp promo promotion sponsor sponsored outbrain taboola breadcrumb
     breadcrumbs tags taglist keywords byline authorbio copyright footer popup modal toolbar sidebar widget
     banner print follow trending mostread popular nav navigation menu masthead donate donation"""
-)
 _CHROME_WORDS = frozenset(_CHROME_LIST.split())
 _CHROME_PAIRS = frozenset(
-    [("more", "stories"), ("read", "more"), ("also", "read"), ("tag", "list"), ("author", "bio"),
-     ("most", "read"), ("skip", "link"), ("jump", "link")]
+    [
+        ("more", "stories"),
+        ("read", "more"),
+        ("also", "read"),
+        ("tag", "list"),
+        ("author", "bio"),
+        ("most", "read"),
+        ("skip", "link"),
+        ("jump", "link"),
+    ]
 )
 # Containers that always hold the article: never removed, nor anything around them.
 _BODY_WORDS = frozenset(["articlebody", "articletext", "storybody", "postbody", "bodytext"])
 _BODY_PAIRS = frozenset(
-    [("article", "body"), ("article", "content"), ("article", "text"), ("story", "body"), ("story", "content"),
-     ("entry", "content"), ("post", "content"), ("post", "body"), ("content", "body"), ("body", "text"),
-     ("article", "main"), ("main", "content"), ("news", "content"), ("news", "body"), ("rich", "text"),
-     ("single", "content"), ("text", "content"), ("article", "detail")]
+    [
+        ("article", "body"),
+        ("article", "content"),
+        ("article", "text"),
+        ("story", "body"),
+        ("story", "content"),
+        ("entry", "content"),
+        ("post", "content"),
+        ("post", "body"),
+        ("content", "body"),
+        ("body", "text"),
+        ("article", "main"),
+        ("main", "content"),
+        ("news", "content"),
+        ("news", "body"),
+        ("rich", "text"),
+        ("single", "content"),
+        ("text", "content"),
+        ("article", "detail"),
+    ]
 )
 _COMMENT_WORDS = frozenset(["comment", "comments", "commentlist", "disqus", "discussion", "replies"])
 
@@ -92,8 +114,15 @@ def is_chrome(el: HtmlElement) -> bool:
     if el.get("aria-hidden") == "true" and not el.xpath(".//p"):
         return True
     role = el.get("role")
-    if role and role.lower() in ("navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog",
-                                 "search"):
+    if role and role.lower() in (
+        "navigation",
+        "banner",
+        "contentinfo",
+        "complementary",
+        "dialog",
+        "alertdialog",
+        "search",
+    ):
         return True
     return _chrome_named(attrs(el))
 

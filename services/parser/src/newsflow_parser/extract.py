@@ -293,12 +293,7 @@ def _merge_captions(
             if k == existing or (min(len(k), len(existing)) >= 20 and (k in existing or existing in k)):
                 match = i
                 break
-            if (
-                source in ("alt", "title")
-                and img
-                and out[i].image_url == img
-                and out[i].source not in ("alt", "title")
-            ):
+            if source in ("alt", "title") and img and out[i].image_url == img and out[i].source not in ("alt", "title"):
                 match = i  # an image's alt text beside its real caption is not a second caption
                 break
         if match is not None:

@@ -6,8 +6,19 @@ from functools import lru_cache
 from typing import Any
 
 # py3langid mixes these up on news text; between them the page's own declaration is trusted.
-_CLOSE = [{"no", "nb", "nn", "da", "sv"}, {"ms", "id"}, {"hr", "sr", "bs"}, {"cs", "sk"}, {"es", "gl", "ca"},
-          {"pt", "gl"}, {"ru", "uk", "be"}, {"ar", "fa", "ur"}, {"de", "lb"}, {"fr", "wa"}, {"zh", "ja"}]
+_CLOSE = [
+    {"no", "nb", "nn", "da", "sv"},
+    {"ms", "id"},
+    {"hr", "sr", "bs"},
+    {"cs", "sk"},
+    {"es", "gl", "ca"},
+    {"pt", "gl"},
+    {"ru", "uk", "be"},
+    {"ar", "fa", "ur"},
+    {"de", "lb"},
+    {"fr", "wa"},
+    {"zh", "ja"},
+]
 DETECT_CHARS = 1500
 MIN_DETECT_CHARS = 40
 OVERRIDE_CHARS = 500

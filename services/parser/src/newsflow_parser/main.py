@@ -27,8 +27,12 @@ def build_service(settings: ParserSettings | None = None) -> Service:
         # latency is not a cold start's; the service is reported ready only after this.
         await asyncio.gather(*(pool.run(os.getpid) for _ in range(s.parser_workers)))
         parts["handler"] = PageHandler(pool, s)
-        log.info("extraction pool: %d workers, %g s per page, %d bytes at most",
-                 s.parser_workers, s.parser_timeout_s, s.parser_max_bytes)
+        log.info(
+            "extraction pool: %d workers, %g s per page, %d bytes at most",
+            s.parser_workers,
+            s.parser_timeout_s,
+            s.parser_max_bytes,
+        )
 
     async def shutdown(ctx: ServiceContext) -> None:
         if handler := parts.pop("handler", None):

@@ -209,8 +209,29 @@ _ROLE = re.compile(
     re.IGNORECASE,
 )
 _PAREN = re.compile(r"\s*[(\[][^)\]]*(?:[)\]]|$)")
-_NOT_NAMES = {"by", "von", "por", "par", "de", "and", "und", "image", "images", "photo", "foto",
-              "admin", "administrator", "staff", "editor", "editors", "unknown", "null", "none", "guest", "anonymous"}
+_NOT_NAMES = {
+    "by",
+    "von",
+    "por",
+    "par",
+    "de",
+    "and",
+    "und",
+    "image",
+    "images",
+    "photo",
+    "foto",
+    "admin",
+    "administrator",
+    "staff",
+    "editor",
+    "editors",
+    "unknown",
+    "null",
+    "none",
+    "guest",
+    "anonymous",
+}
 
 
 def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[str]:
@@ -386,8 +407,12 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
     for source in (
         lambda: ld_authors,
         lambda: meta.get("author", []) + meta.get("article:author", []),
-        lambda: meta.get("parsely-author", []) + meta.get("sailthru.author", []) + meta.get("dc.creator", [])
-        + meta.get("byl", []),
+        lambda: (
+            meta.get("parsely-author", [])
+            + meta.get("sailthru.author", [])
+            + meta.get("dc.creator", [])
+            + meta.get("byl", [])
+        ),
         lambda: _byline_candidates(tree),
     ):
         authors = clean_authors(source(), md.site_name)
@@ -421,9 +446,13 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
         meta, "article:section", "parsely-section", "section", "sailthru.section", "og:section"
     )
     tags: list[str] = []
-    for v in _strings(ld.get("keywords")) + meta.get("article:tag", []) + meta.get("news_keywords", []) + meta.get(
-        "parsely-tags", []
-    ) + meta.get("keywords", []):
+    for v in (
+        _strings(ld.get("keywords"))
+        + meta.get("article:tag", [])
+        + meta.get("news_keywords", [])
+        + meta.get("parsely-tags", [])
+        + meta.get("keywords", [])
+    ):
         tags.extend(t for t in (clean_space(x) for x in re.split(r"[,;]", v)) if t)
     md.tags = _dedupe(tags)[:50]
     md.description = _first(meta, "og:description", "description", "twitter:description", "dc.description") or _text(

@@ -18,8 +18,17 @@ from newsflow_shared.runtime import PermanentError
 
 log = logging.getLogger("newsflow.parser")
 
-_BINARY_TYPES = ("image/", "audio/", "video/", "font/", "application/pdf", "application/zip",
-                 "application/octet-stream", "application/gzip", "application/x-")
+_BINARY_TYPES = (
+    "image/",
+    "audio/",
+    "video/",
+    "font/",
+    "application/pdf",
+    "application/zip",
+    "application/octet-stream",
+    "application/gzip",
+    "application/x-",
+)
 
 
 class PageHandler:
@@ -29,8 +38,12 @@ class PageHandler:
 
     def _fail(self, raw: RawPage, reason: str, message: str) -> PermanentError:
         metrics.FAILED.labels(reason).inc()
-        log.warning("page not parsed: %s: %s", reason, message, extra={"article_id": raw.entry.article_id,
-                                                                        "url": raw.url, "reason": reason})
+        log.warning(
+            "page not parsed: %s: %s",
+            reason,
+            message,
+            extra={"article_id": raw.entry.article_id, "url": raw.url, "reason": reason},
+        )
         return PermanentError(reason, message)
 
     async def handle(self, raw: RawPage) -> list[tuple[str, Message]]:
@@ -58,8 +71,10 @@ class PageHandler:
             raise self._fail(raw, "timeout", f"extraction took longer than {s.parser_timeout_s:g} s") from exc
         except WorkerCrashed:
             metrics.FAILED.labels("worker-crashed").inc()
-            log.error("worker crashed on a page; it will be retried", extra={"article_id": raw.entry.article_id,
-                                                                             "url": raw.url})
+            log.error(
+                "worker crashed on a page; it will be retried",
+                extra={"article_id": raw.entry.article_id, "url": raw.url},
+            )
             raise
         finally:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
@@ -69,6 +84,11 @@ class PageHandler:
         metrics.ARTICLES.inc()
         metrics.CAPTIONS.inc(len(article.captions))
         metrics.WORDS.observe(article.word_count)
-        log.info("parsed: %d words, %d captions, language %s", article.word_count, len(article.captions),
-                 article.language, extra={"article_id": article.article_id, "url": article.url})
+        log.info(
+            "parsed: %d words, %d captions, language %s",
+            article.word_count,
+            len(article.captions),
+            article.language,
+            extra={"article_id": article.article_id, "url": article.url},
+        )
         return [(streams.PARSED, article)]
