@@ -80,7 +80,7 @@ def test_a_bad_guid_does_not_cost_an_item_that_has_a_good_link() -> None:
         "javascript:alert(1)",
         "data:text/html,<b>hi</b>",
         "mailto:desk@paper.test",
-        "http:///no-host",
+        "https://:443/no-host",
     ],
 )
 def test_items_whose_link_cannot_become_an_article_url_are_skipped_with_a_warning(link: str, caplog: Any) -> None:

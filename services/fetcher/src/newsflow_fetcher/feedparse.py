@@ -5,13 +5,20 @@ feedparser flattens media RSS: `media:description` becomes the entry's summary a
 the image they belong to. The lxml pass reads each item's `media:content`, `media:group`,
 `media:thumbnail` and `enclosure` with their own caption and credit, and is matched to feedparser's
 entries by guid, link or position. It parses with entity resolution and network access off.
+
+Each item is converted on its own: one that cannot become an entry (no usable link, see
+`feedtypes`) is skipped with a warning naming the feed and the reason, and only a document with no
+usable item at all is a `FeedParseError`, the one exception `parse_feed` raises.
 """
 
 from __future__ import annotations
 
 import calendar
+import contextlib
 import logging
+import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
@@ -19,11 +26,22 @@ from urllib.parse import urljoin
 import feedparser
 from lxml import etree
 
-from newsflow_fetcher.feedtypes import FeedParseError, ParsedEntry, ParsedFeed, clip
+from newsflow_fetcher.feedtypes import (
+    MAX_LINK_CHARS,
+    FeedParseError,
+    ItemProblems,
+    ParsedEntry,
+    ParsedFeed,
+    UnusableItem,
+    article_link,
+    clip,
+    describe,
+    usable_media,
+)
 from newsflow_fetcher.jsonfeed import looks_like_json_feed, parse_json_feed
 from newsflow_shared.models import MediaItem
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("newsflow.fetcher.feeds")
 
 MEDIA_NS = frozenset({"http://search.yahoo.com/mrss/", "http://search.yahoo.com/mrss"})
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -44,7 +62,7 @@ def _num(v: Any) -> float | None:
         f = float(str(v).strip())
     except (TypeError, ValueError):
         return None
-    return f if f > 0 else None
+    return f if math.isfinite(f) and f > 0 else None
 
 
 def _int(v: Any) -> int | None:
@@ -148,13 +166,23 @@ def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
 
 
 def _xml_items(body: bytes) -> list[dict[str, Any]]:
+    """Guid, link and media of each item, or [] when lxml cannot read the document.
+
+    Only an enrichment of feedparser's entries (which keep feedparser's own media then), so no
+    failure in here may cost an entry.
+    """
+    try:
+        return _read_xml_items(body)
+    except Exception as e:
+        log.info("media pass skipped (%s: %s)", type(e).__name__, e)
+        return []
+
+
+def _read_xml_items(body: bytes) -> list[dict[str, Any]]:
     parser = etree.XMLParser(
         recover=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
     )
-    try:
-        root = etree.fromstring(body, parser=parser)
-    except (etree.XMLSyntaxError, ValueError):
-        return []
+    root = etree.fromstring(body, parser=parser)
     if root is None:
         return []
     out: list[dict[str, Any]] = []
@@ -162,10 +190,12 @@ def _xml_items(body: bytes) -> list[dict[str, Any]]:
         if _local(el) not in ("item", "entry"):
             continue
         guid = link = None
+        permalink = False
         for child in el:
             name = _local(child)
             if name in ("guid", "id") and child.text:
                 guid = child.text.strip()
+                permalink = name == "guid" and (child.get("isPermaLink") or "true").strip().lower() == "true"
             elif name == "link" and _ns(child) not in MEDIA_NS:
                 href = child.get("href")
                 if href and child.get("rel", "alternate") == "alternate":
@@ -173,7 +203,9 @@ def _xml_items(body: bytes) -> list[dict[str, Any]]:
                 elif child.text and child.text.strip():
                     link = child.text.strip()
         media, has_description = _item_media(el)
-        out.append({"guid": guid, "link": link, "media": media, "has_description": has_description})
+        out.append(
+            {"guid": guid, "permalink": permalink, "link": link, "media": media, "has_description": has_description}
+        )
     return out
 
 
@@ -193,34 +225,134 @@ def _feedparser_media(e: Any) -> list[MediaItem]:
     return media
 
 
-# --- entry points ---------------------------------------------------------------------------------
+# --- entries ----------------------------------------------------------------------------------------
 
 
-def _entry_link(e: Any) -> str | None:
-    if e.get("link"):
-        return str(e["link"])
+def _index_xml_items(xml_items: list[dict[str, Any]], feed_url: str) -> dict[str, dict[str, Any]]:
+    """The lxml items by guid and link (raw and resolved), for matching with feedparser's entries.
+
+    A key that two items share (a duplicated guid) matches neither: it would hand one item's media
+    to the other. Those items are matched by position instead.
+    """
+    owners: dict[str, list[dict[str, Any]]] = {}
+    for it in xml_items:
+        keys: set[str] = set()
+        for key in (it["guid"], it["link"]):
+            if not key:
+                continue
+            keys.add(key)
+            if feed_url:  # feedparser hands out resolved links and guids
+                with contextlib.suppress(ValueError):
+                    keys.add(urljoin(feed_url, key))
+        for key in keys:
+            owners.setdefault(key, []).append(it)
+    return {key: items[0] for key, items in owners.items() if len(items) == 1}
+
+
+def _is_absolute(url: Any) -> bool:
+    return isinstance(url, str) and url.strip().lower().startswith(("http://", "https://"))
+
+
+def _link_candidates(e: Any, xml: dict[str, Any] | None) -> list[Any]:
+    candidates = [e.get("link")]
     for link in e.get("links") or []:
-        if link.get("rel", "alternate") == "alternate" and link.get("href"):
-            return str(link["href"])
+        if link.get("rel", "alternate") == "alternate":
+            candidates.append(link.get("href"))
     guid = e.get("id")
-    if guid and e.get("guidislink", True) and str(guid).startswith(("http://", "https://")):
-        return str(guid)
-    return None
+    if guid and e.get("guidislink", True) and _is_absolute(guid):
+        candidates.append(str(guid))
+    if xml is not None:
+        # feedparser empties a link or guid it cannot resolve (`http://[::1/x`, or any link under an
+        # `xml:base` that is no URL): the document's own absolute values rescue a good one and
+        # name the bad one in the warning.
+        raw = [xml["link"], xml["guid"] if xml["permalink"] else None]
+        candidates += [c for c in raw if _is_absolute(c)]
+    return candidates
 
 
-def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> ParsedFeed:
-    """Parse any supported feed format. Raises FeedParseError when nothing usable is in it."""
-    if looks_like_json_feed(body, content_type):
-        return parse_json_feed(body, feed_url)
+@dataclass
+class _FeedContext:
+    feed_url: str
+    language: str | None
+    authors: list[str]
+    xml_items: list[dict[str, Any]]
+    by_key: dict[str, dict[str, Any]]
+    same_count: bool
+    problems: ItemProblems
+
+
+def _match_xml(e: Any, i: int, ctx: _FeedContext) -> dict[str, Any] | None:
+    for key in (e.get("id"), e.get("link")):
+        if key and (xml := ctx.by_key.get(str(key))) is not None:
+            return xml
+    return ctx.xml_items[i] if ctx.same_count else None
+
+
+def _entry(e: Any, i: int, where: str, ctx: _FeedContext) -> ParsedEntry:
+    xml = _match_xml(e, i, ctx)
+    link = article_link(_link_candidates(e, xml), ctx.feed_url)
+    guid = e.get("id") or (xml["guid"] if xml is not None else None) or None
+    media = xml["media"] if xml is not None else _feedparser_media(e)
+    summary = e.get("summary") or None
+    if xml is not None and not xml["has_description"] and summary and any(m.caption == summary for m in media):
+        summary = None  # feedparser's copy of a media caption, not a summary
+    authors = [a["name"] for a in e.get("authors") or [] if a.get("name")]
+    if not authors and e.get("author"):
+        authors = [str(e["author"])]
+    tags = [(t.get("label") or t.get("term") or "") for t in e.get("tags") or []]
+    detail = e.get("title_detail") or e.get("summary_detail")
+    lang = detail.get("language") if detail is not None else None
+    return ParsedEntry(
+        link=link,
+        guid=str(guid) if guid else None,
+        title=e.get("title"),
+        summary=summary,
+        authors=authors or ctx.authors,
+        published=_dt(e.get("published_parsed")),
+        updated=_dt(e.get("updated_parsed")),
+        tags=tags,
+        language=lang or ctx.language,
+        media=usable_media(media, ctx.feed_url, ctx.problems, where),
+    )
+
+
+def _entries(entries: list[Any], ctx: _FeedContext) -> list[ParsedEntry]:
+    out: list[ParsedEntry] = []
+    for i, e in enumerate(entries):
+        where = describe(i, e.get("id"), e.get("title"))
+        try:
+            out.append(_entry(e, i, where, ctx))
+        except UnusableItem as why:
+            ctx.problems.skip(where, str(why))
+        except Exception as why:
+            # A case none of the rules above foresaw: it costs this item, never the feed, and the
+            # traceback shows what to fix.
+            log.warning("feed %s: %s could not be read", ctx.feed_url, where, exc_info=True)
+            ctx.problems.skip(where, f"{type(why).__name__}: {why}")
+    return out
+
+
+# --- entry point ------------------------------------------------------------------------------------
+
+
+def _feedparser(body: bytes, content_type: str, feed_url: str) -> Any:
     headers = {"content-location": feed_url} if feed_url else {}
     if content_type:
         headers["content-type"] = content_type
     try:
-        d = feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
-    except (ValueError, LookupError, UnicodeError) as e:
-        # feedparser trusts an XML declaration's encoding name: `<?xml encoding="\x00"?>` makes it raise
-        # instead of reporting bozo. Found by tests/fuzz.
+        return feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+    except Exception as e:
+        # feedparser raises on some documents instead of reporting bozo (an XML declaration naming
+        # the encoding "\x00", found by tests/fuzz): the document is unreadable, the feed alone fails.
         raise FeedParseError(f"unreadable feed: {type(e).__name__}: {e}"[:300]) from e
+
+
+def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> ParsedFeed:
+    """Parse any supported feed format. Raises FeedParseError when nothing usable is in it, and
+    nothing else: an item that cannot be used is skipped (see feedtypes)."""
+    if looks_like_json_feed(body, content_type):
+        return parse_json_feed(body, feed_url)
+    d = _feedparser(body, content_type, feed_url)
     warnings: list[str] = []
     if d.get("bozo"):
         warnings.append(f"malformed feed: {d.get('bozo_exception')!s}"[:300])
@@ -228,62 +360,18 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
         raise FeedParseError(warnings[0] if warnings else "not a feed (no RSS, Atom or JSON Feed found)")
 
     feed = d.feed
-    feed_language = feed.get("language") or None
-    feed_authors = [a["name"] for a in feed.get("authors") or [] if a.get("name")]
     xml_items = _xml_items(body)
-    by_key: dict[str, dict[str, Any]] = {}
-    for it in xml_items:
-        for key in (it["guid"], it["link"]):
-            if key:
-                by_key.setdefault(key, it)
-                if feed_url:  # feedparser hands out resolved links and guids
-                    by_key.setdefault(urljoin(feed_url, key), it)
-    same_count = len(xml_items) == len(d.entries)
-
-    entries: list[ParsedEntry] = []
-    skipped = 0
-    for i, e in enumerate(d.entries):
-        link = _entry_link(e)
-        if not link:
-            skipped += 1
-            continue
-        guid = e.get("id") or None
-        xml = by_key.get(str(guid)) if guid else None
-        xml = xml or by_key.get(link)
-        if xml is None and same_count:
-            xml = xml_items[i]
-        media = xml["media"] if xml is not None else _feedparser_media(e)
-        summary = e.get("summary") or None
-        if xml is not None and not xml["has_description"] and summary and any(m.caption == summary for m in media):
-            summary = None  # feedparser's copy of a media caption, not a summary
-        authors = [a["name"] for a in e.get("authors") or [] if a.get("name")]
-        if not authors and e.get("author"):
-            authors = [str(e["author"])]
-        tags = []
-        for t in e.get("tags") or []:
-            term = (t.get("label") or t.get("term") or "").strip()
-            if term and term not in tags:
-                tags.append(term)
-        lang = None
-        detail = e.get("title_detail") or e.get("summary_detail")
-        if detail is not None:
-            lang = detail.get("language")
-        entries.append(
-            ParsedEntry(
-                link=link,
-                guid=str(guid) if guid else None,
-                title=clip(e.get("title"), 1000),
-                summary=clip(summary, 10_000),
-                authors=authors or feed_authors,
-                published=_dt(e.get("published_parsed")),
-                updated=_dt(e.get("updated_parsed")),
-                tags=tags,
-                language=lang or feed_language,
-                media=media,
-            )
-        )
-    if skipped:
-        warnings.append(f"{skipped} entries without a link skipped")
+    ctx = _FeedContext(
+        feed_url=feed_url,
+        language=clip(feed.get("language"), 35),
+        authors=[a["name"] for a in feed.get("authors") or [] if a.get("name")],
+        xml_items=xml_items,
+        by_key=_index_xml_items(xml_items, feed_url),
+        same_count=len(xml_items) == len(d.entries),
+        problems=ItemProblems(),
+    )
+    entries = _entries(d.entries, ctx)
+    ctx.problems.report(feed_url, len(d.entries), warnings)
     if not entries and (d.entries or d.get("bozo")):
         raise FeedParseError("; ".join(warnings) or "no usable entry")
 
@@ -295,11 +383,12 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
     return ParsedFeed(
         format=d.get("version") or "unknown",
         title=clip(feed.get("title"), 500),
-        link=feed.get("link") or None,
-        language=feed_language,
+        link=clip(feed.get("link"), MAX_LINK_CHARS),
+        language=ctx.language,
         entries=entries,
         ttl_s=ttl * 60 if ttl else None,
         update_period_s=period,
         warnings=warnings,
         malformed=bool(d.get("bozo")),
+        skipped=ctx.problems.skipped,
     )
