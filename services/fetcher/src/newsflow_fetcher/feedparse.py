@@ -14,9 +14,11 @@ usable item at all is a `FeedParseError`, the one exception `parse_feed` raises.
 from __future__ import annotations
 
 import calendar
+import codecs
 import contextlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -225,6 +227,70 @@ def _feedparser_media(e: Any) -> list[MediaItem]:
     return media
 
 
+# --- character references ------------------------------------------------------------------------
+
+_REF_RUN = r"(?:&#(?:[xX][0-9a-fA-F]+|[0-9]+);)+"
+_REF_RUN_STR = re.compile(_REF_RUN)
+_REF_RUN_BYTES = re.compile(_REF_RUN.encode())
+_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _code_point(ref: re.Match[str]) -> int:
+    hex_digits, dec_digits = ref.groups()
+    digits = hex_digits or dec_digits
+    if len(digits) > 8:  # beyond Unicode whatever it says (and int() refuses 4,300 digits)
+        return -1
+    return int(digits, 16) if hex_digits else int(digits)
+
+
+def _fix_ref_run(run: str) -> str:
+    """A run of numeric character references with surrogates joined into pairs and every reference
+    that is no character (a lone surrogate, beyond U+10FFFF) replaced by U+FFFD."""
+    refs = list(_REF.finditer(run))
+    points = [_code_point(r) for r in refs]
+    if all(0 <= p < 0xD800 or 0xDFFF < p <= 0x10FFFF for p in points):
+        return run
+    out: list[str] = []
+    i = 0
+    while i < len(points):
+        p = points[i]
+        nxt = points[i + 1] if i + 1 < len(points) else -1
+        if 0xD800 <= p <= 0xDBFF and 0xDC00 <= nxt <= 0xDFFF:
+            out.append(f"&#x{0x10000 + ((p - 0xD800) << 10) + (nxt - 0xDC00):X};")
+            i += 2
+            continue
+        out.append(refs[i].group(0) if 0 <= p <= 0x10FFFF and not 0xD800 <= p <= 0xDFFF else "&#xFFFD;")
+        i += 1
+    return "".join(out)
+
+
+def fix_char_refs(body: bytes) -> bytes:
+    """`body` with its invalid numeric character references repaired.
+
+    feedparser's fallback parser turns references into characters with `chr()` and encodes them as
+    UTF-8: `&#xD800;` (a lone surrogate, or an emoji a CMS wrote as its UTF-16 pair) or `&#x110000;`
+    in one item raised out of `feedparser.parse` and lost the whole feed. XML forbids them anyway.
+    """
+    if b"&" not in body:
+        return body
+    for bom, codec in _UNICODE_BOMS:
+        if body.startswith(bom):
+            try:
+                text = body.decode(codec)
+            except UnicodeDecodeError:
+                return body
+            return _REF_RUN_STR.sub(lambda m: _fix_ref_run(m.group(0)), text).encode(codec)
+    if b"\x00" in body[:4]:  # UTF-16/32 without a BOM: a bytes pattern would match across characters
+        return body
+    return _REF_RUN_BYTES.sub(lambda m: _fix_ref_run(m.group(0).decode("ascii")).encode("ascii"), body)
+
+
 # --- entries ----------------------------------------------------------------------------------------
 
 
@@ -340,7 +406,9 @@ def _feedparser(body: bytes, content_type: str, feed_url: str) -> Any:
     if content_type:
         headers["content-type"] = content_type
     try:
-        return feedparser.parse(body, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
+        return feedparser.parse(
+            fix_char_refs(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=True
+        )
     except Exception as e:
         # feedparser raises on some documents instead of reporting bozo (an XML declaration naming
         # the encoding "\x00", found by tests/fuzz): the document is unreadable, the feed alone fails.
