@@ -98,12 +98,24 @@ def _text_of(el: Any, name: str) -> str | None:
     return None
 
 
+def _resolved(el: Any, url: str) -> str:
+    """`url` resolved against the element's base: its `xml:base`, else the document's URL.
+
+    A base that is no URL is ignored; whether the URL is usable is decided later (usable_media).
+    """
+    try:
+        return urljoin(el.base or "", url)
+    except ValueError:
+        return url
+
+
 def _media_item(
     el: Any, fallback_caption: str | None, fallback_credit: str | None, thumb: bool = False
 ) -> MediaItem | None:
     url = (el.get("url") or "").strip()
     if not url:
         return None
+    url = _resolved(el, url)
     mime = (el.get("type") or "").strip() or None
     medium = (el.get("medium") or "").strip() or (mime.split("/", 1)[0] if mime else None)
     if thumb:
@@ -155,7 +167,11 @@ def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
             href = (child.get("href") or "").strip()
             if href:
                 mime = (child.get("type") or "").strip() or None
-                media.append(MediaItem(url=href, mime_type=mime, medium=mime.split("/", 1)[0] if mime else None))
+                media.append(
+                    MediaItem(
+                        url=_resolved(child, href), mime_type=mime, medium=mime.split("/", 1)[0] if mime else None
+                    )
+                )
         elif name in ("description", "summary", "content", "encoded"):
             has_description = True
     # One image announced twice (media:content and an enclosure) is one image.
@@ -167,61 +183,66 @@ def _item_media(item: Any) -> tuple[list[MediaItem], bool]:
     return list(unique.values()), has_description
 
 
-def _xml_items(body: bytes) -> list[dict[str, Any]]:
+def _xml_items(body: bytes, feed_url: str) -> list[dict[str, Any]]:
     """Guid, link and media of each item, or [] when lxml cannot read the document.
 
     Only an enrichment of feedparser's entries (which keep feedparser's own media then), so no
     failure in here may cost an entry.
     """
-    try:
-        return _read_xml_items(body)
-    except Exception as e:
-        log.info("media pass skipped (%s: %s)", type(e).__name__, e)
-        return []
-
-
-def _read_xml_items(body: bytes) -> list[dict[str, Any]]:
     parser = etree.XMLParser(
         recover=True, resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
     )
-    root = etree.fromstring(body, parser=parser)
+    try:
+        root = etree.fromstring(body, parser=parser, base_url=feed_url or None)
+    except Exception as e:
+        log.info("media pass skipped (%s: %s)", type(e).__name__, e)
+        return []
     if root is None:
         return []
     out: list[dict[str, Any]] = []
     for el in root.iter():
         if _local(el) not in ("item", "entry"):
             continue
-        guid = link = None
-        permalink = False
-        for child in el:
-            name = _local(child)
-            if name in ("guid", "id") and child.text:
-                guid = child.text.strip()
-                permalink = name == "guid" and (child.get("isPermaLink") or "true").strip().lower() == "true"
-            elif name == "link" and _ns(child) not in MEDIA_NS:
-                href = child.get("href")
-                if href and child.get("rel", "alternate") == "alternate":
-                    link = href.strip()
-                elif child.text and child.text.strip():
-                    link = child.text.strip()
-        media, has_description = _item_media(el)
-        out.append(
-            {"guid": guid, "permalink": permalink, "link": link, "media": media, "has_description": has_description}
-        )
+        try:
+            out.append(_xml_item(el))
+        except Exception as e:
+            # lxml's recovering parser keeps what it cannot decode (`el.get` then raises
+            # UnicodeDecodeError): this item keeps feedparser's media, its neighbours their own.
+            log.info("media pass skipped an item (%s: %s)", type(e).__name__, e)
+            out.append({"guid": None, "permalink": False, "link": None, "media": None, "has_description": True})
     return out
 
 
-def _feedparser_media(e: Any) -> list[MediaItem]:
-    # Fallback when lxml could not read the document at all: no captions, but the URLs survive.
+def _xml_item(el: Any) -> dict[str, Any]:
+    guid = link = None
+    permalink = False
+    for child in el:
+        name = _local(child)
+        if name in ("guid", "id") and child.text:
+            guid = child.text.strip()
+            permalink = name == "guid" and (child.get("isPermaLink") or "true").strip().lower() == "true"
+        elif name == "link" and _ns(child) not in MEDIA_NS:
+            href = child.get("href")
+            if href and child.get("rel", "alternate") == "alternate":
+                link = href.strip()
+            elif child.text and child.text.strip():
+                link = child.text.strip()
+    media, has_description = _item_media(el)
+    return {"guid": guid, "permalink": permalink, "link": link, "media": media, "has_description": has_description}
+
+
+def _feedparser_media(e: Any, feed_url: str) -> list[MediaItem]:
+    # Fallback when lxml could not read the item: no captions, but the URLs survive. feedparser
+    # resolves an empty url attribute to the feed's own URL, which is no media.
     media: list[MediaItem] = []
     for m in e.get("media_content") or []:
-        if m.get("url"):
+        if m.get("url") and m["url"] != feed_url:
             media.append(MediaItem(url=m["url"], medium=m.get("medium"), mime_type=m.get("type")))
     for m in e.get("media_thumbnail") or []:
-        if m.get("url"):
+        if m.get("url") and m["url"] != feed_url:
             media.append(MediaItem(url=m["url"], medium="image", thumbnail=True))
     for enc in e.get("enclosures") or []:
-        if enc.get("href"):
+        if enc.get("href") and enc["href"] != feed_url:
             mime = enc.get("type")
             media.append(MediaItem(url=enc["href"], mime_type=mime, medium=mime.split("/", 1)[0] if mime else None))
     return media
@@ -358,7 +379,7 @@ def _entry(e: Any, i: int, where: str, ctx: _FeedContext) -> ParsedEntry:
     xml = _match_xml(e, i, ctx)
     link = article_link(_link_candidates(e, xml), ctx.feed_url)
     guid = e.get("id") or (xml["guid"] if xml is not None else None) or None
-    media = xml["media"] if xml is not None else _feedparser_media(e)
+    media = xml["media"] if xml is not None and xml["media"] is not None else _feedparser_media(e, ctx.feed_url)
     summary = e.get("summary") or None
     if xml is not None and not xml["has_description"] and summary and any(m.caption == summary for m in media):
         summary = None  # feedparser's copy of a media caption, not a summary
@@ -428,7 +449,8 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
         raise FeedParseError(warnings[0] if warnings else "not a feed (no RSS, Atom or JSON Feed found)")
 
     feed = d.feed
-    xml_items = _xml_items(body)
+    # The repaired body: lxml's recovering parser keeps invalid references as undecodable bytes.
+    xml_items = _xml_items(fix_char_refs(body), feed_url)
     ctx = _FeedContext(
         feed_url=feed_url,
         language=clip(feed.get("language"), 35),
