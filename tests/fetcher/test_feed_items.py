@@ -233,3 +233,51 @@ def test_json_nested_too_deep_is_a_feed_error_not_a_recursion_error() -> None:
 def test_rss_served_as_json_is_still_read() -> None:
     feed = parse_feed(rss(""), "application/json", FEED_URL)
     assert [e.link for e in feed.entries] == ["https://paper.test/before", "https://paper.test/after"]
+
+
+# --- what no rule foresaw ---------------------------------------------------------------------------
+
+
+def test_an_unforeseen_failure_in_items_costs_those_items_and_logs_one_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Stands in for a bug not found yet: a date conversion that raises for some items."""
+    from newsflow_fetcher import feedparse
+
+    real_dt = feedparse._dt
+
+    def broken_dt(t: Any) -> Any:
+        if t and t.tm_year == 2001:
+            raise RuntimeError("a bug in date handling")
+        return real_dt(t)
+
+    monkeypatch.setattr(feedparse, "_dt", broken_dt)
+    bad = (
+        "<item><title>Odd {n}</title><link>https://paper.test/odd-{n}</link>"
+        "<pubDate>Mon, 01 Jan 2001 00:00:00 GMT</pubDate></item>"
+    )
+    body = rss(bad.format(n=1) + bad.format(n=2))
+    with caplog.at_level(logging.WARNING):
+        feed = parse_feed(body, "application/rss+xml", FEED_URL)
+    assert [e.link for e in feed.entries] == ["https://paper.test/before", "https://paper.test/after"]
+    assert feed.skipped == 2 and any("RuntimeError: a bug in date handling" in w for w in feed.warnings)
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and FEED_URL in tracebacks[0].getMessage()
+    assert len(skip_records(caplog)) == 2  # the traceback and the feed's one summary line
+
+
+def test_an_unforeseen_failure_in_a_json_feed_item_costs_that_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsflow_fetcher import jsonfeed
+
+    real_parse_date = jsonfeed.parse_date
+
+    def broken_parse_date(v: Any) -> Any:
+        if v == "2001-01-01T00:00:00Z":
+            raise RuntimeError("a bug in date handling")
+        return real_parse_date(v)
+
+    monkeypatch.setattr(jsonfeed, "parse_date", broken_parse_date)
+    body = json_feed('{"id": "odd", "url": "https://paper.test/odd", "date_published": "2001-01-01T00:00:00Z"}')
+    feed = parse_feed(body, "application/feed+json", FEED_URL)
+    assert [e.link for e in feed.entries] == ["https://paper.test/before", "https://paper.test/after"]
+    assert feed.skipped == 1

@@ -411,25 +411,20 @@ def _entries(entries: list[Any], ctx: _FeedContext) -> list[ParsedEntry]:
             out.append(_entry(e, i, where, ctx))
         except UnusableItem as why:
             ctx.problems.skip(where, str(why))
-        except Exception as why:
-            # A case none of the rules above foresaw: it costs this item, never the feed, and the
-            # traceback shows what to fix.
-            log.warning("feed %s: %s could not be read", ctx.feed_url, where, exc_info=True)
-            ctx.problems.skip(where, f"{type(why).__name__}: {why}")
+        except Exception as e:
+            ctx.problems.crash(ctx.feed_url, where, e)
     return out
 
 
 # --- entry point ------------------------------------------------------------------------------------
 
 
-def _feedparser(body: bytes, content_type: str, feed_url: str) -> Any:
+def _feedparser(repaired: bytes, content_type: str, feed_url: str) -> Any:
     headers = {"content-location": feed_url} if feed_url else {}
     if content_type:
         headers["content-type"] = content_type
     try:
-        return feedparser.parse(
-            fix_char_refs(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=True
-        )
+        return feedparser.parse(repaired, response_headers=headers, sanitize_html=False, resolve_relative_uris=True)
     except Exception as e:
         # feedparser raises on some documents instead of reporting bozo (an XML declaration naming
         # the encoding "\x00", found by tests/fuzz): the document is unreadable, the feed alone fails.
@@ -441,7 +436,8 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
     nothing else: an item that cannot be used is skipped (see feedtypes)."""
     if looks_like_json_feed(body, content_type):
         return parse_json_feed(body, feed_url)
-    d = _feedparser(body, content_type, feed_url)
+    repaired = fix_char_refs(body)
+    d = _feedparser(repaired, content_type, feed_url)
     warnings: list[str] = []
     if d.get("bozo"):
         warnings.append(f"malformed feed: {d.get('bozo_exception')!s}"[:300])
@@ -449,8 +445,9 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
         raise FeedParseError(warnings[0] if warnings else "not a feed (no RSS, Atom or JSON Feed found)")
 
     feed = d.feed
-    # The repaired body: lxml's recovering parser keeps invalid references as undecodable bytes.
-    xml_items = _xml_items(fix_char_refs(body), feed_url)
+    # The repaired body for lxml too: its recovering parser keeps an invalid reference as bytes
+    # that cannot be decoded later.
+    xml_items = _xml_items(repaired, feed_url)
     ctx = _FeedContext(
         feed_url=feed_url,
         language=clip(feed.get("language"), 35),

@@ -202,6 +202,7 @@ class ItemProblems:
 
     def __init__(self) -> None:
         self.skipped = 0
+        self.crashed = 0
         self.dropped = 0
         self._skips: list[str] = []
         self._drops: list[str] = []
@@ -210,6 +211,14 @@ class ItemProblems:
         self.skipped += 1
         if len(self._skips) < self.EXAMPLES:
             self._skips.append(f"{where}: {why}")
+
+    def crash(self, feed_url: str, where: str, error: Exception) -> None:
+        """An item failed in a way no rule foresaw: it costs this item, never the feed. The first
+        such failure of a feed is logged with its traceback, which shows what to fix."""
+        if not self.crashed:
+            log.warning("feed %s: %s could not be read", feed_url, where, exc_info=error)
+        self.crashed += 1
+        self.skip(where, f"{type(error).__name__}: {error}")
 
     def drop(self, where: str, why: str) -> None:
         self.dropped += 1

@@ -9,7 +9,6 @@ has no usable item, is an error: `FeedParseError` is the only exception it raise
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +24,6 @@ from newsflow_fetcher.feedtypes import (
     usable_media,
 )
 from newsflow_shared.models import MediaItem
-
-log = logging.getLogger("newsflow.fetcher.feeds")
 
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 # An integer this long is no field of a feed; Python refuses to convert 4,300 digits (ValueError).
@@ -173,10 +170,8 @@ def parse_json_feed(body: bytes, feed_url: str = "") -> ParsedFeed:
             entries.append(_entry(item, i, ctx, warnings))
         except UnusableItem as why:
             problems.skip(where, str(why))
-        except Exception as why:
-            # A case none of the rules foresaw: it costs this item, never the feed.
-            log.warning("feed %s: %s could not be read", feed_url, where, exc_info=True)
-            problems.skip(where, f"{type(why).__name__}: {why}")
+        except Exception as e:
+            problems.crash(feed_url, where, e)
     del warnings[5:]  # a feed of 10,000 undated items needs a few examples, not 10,000
     problems.report(feed_url, len(items), warnings)
     if not entries and items:
