@@ -162,8 +162,8 @@ def article_link(candidates: Iterable[Any], base: str) -> str:
         try:
             _check_url(link, base)
         except ValueError as e:
-            if problem == "no link":
-                problem = f"unusable link {link[:200]!r}: {e}"
+            if problem == "no link":  # the first choice's reason, without quoting the link twice
+                problem = f"unusable link: {e}" if link[:50] in str(e) else f"unusable link {link[:200]!r}: {e}"
             continue
         return link
     raise UnusableItem(problem)
