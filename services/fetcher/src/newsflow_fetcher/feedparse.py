@@ -254,6 +254,8 @@ _REF_RUN = r"(?:&#(?:[xX][0-9a-fA-F]+|[0-9]+);)+"
 _REF_RUN_STR = re.compile(_REF_RUN)
 _REF_RUN_BYTES = re.compile(_REF_RUN.encode())
 _REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+# Every reference that may be no character, and some that are: a quick test before the rewrite.
+_SUSPECT_REF = re.compile(rb"&#(?:[xX]0*(?:[dD][89a-fA-F]|[0-9a-fA-F]{6})|0*(?:5[5-7][0-9]{3}|[0-9]{7}))")
 _UNICODE_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -298,8 +300,6 @@ def fix_char_refs(body: bytes) -> bytes:
     UTF-8: `&#xD800;` (a lone surrogate, or an emoji a CMS wrote as its UTF-16 pair) or `&#x110000;`
     in one item raised out of `feedparser.parse` and lost the whole feed. XML forbids them anyway.
     """
-    if b"&" not in body:
-        return body
     for bom, codec in _UNICODE_BOMS:
         if body.startswith(bom):
             try:
@@ -307,7 +307,8 @@ def fix_char_refs(body: bytes) -> bytes:
             except UnicodeDecodeError:
                 return body
             return _REF_RUN_STR.sub(lambda m: _fix_ref_run(m.group(0)), text).encode(codec)
-    if b"\x00" in body[:4]:  # UTF-16/32 without a BOM: a bytes pattern would match across characters
+    # UTF-16/32 without a BOM is left alone: a bytes pattern would match across its characters.
+    if b"\x00" in body[:4] or not _SUSPECT_REF.search(body):
         return body
     return _REF_RUN_BYTES.sub(lambda m: _fix_ref_run(m.group(0).decode("ascii")).encode("ascii"), body)
 
