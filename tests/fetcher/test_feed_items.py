@@ -281,3 +281,18 @@ def test_an_unforeseen_failure_in_a_json_feed_item_costs_that_item(monkeypatch: 
     feed = parse_feed(body, "application/feed+json", FEED_URL)
     assert [e.link for e in feed.entries] == ["https://paper.test/before", "https://paper.test/after"]
     assert feed.skipped == 1
+
+
+def test_the_quick_test_for_bad_references_misses_none() -> None:
+    """fix_char_refs skips documents its quick regex finds clean: it must flag every reference that
+    the rewrite would change, in every spelling (hex, decimal, leading zeros)."""
+    from newsflow_fetcher.feedparse import _SUSPECT_REF, _fix_ref_run
+
+    points = [*range(0, 0x11_0010, 97), *range(0xD7F0, 0xE010), 0x10FFFF, 0x110000, 10**9, 10**25]
+    changed = 0
+    for cp in points:
+        for ref in (f"&#x{cp:X};", f"&#x{cp:08x};", f"&#{cp};", f"&#000{cp};"):
+            if _fix_ref_run(ref) != ref:
+                changed += 1
+                assert _SUSPECT_REF.search(ref.encode()), ref
+    assert changed > 2000  # the surrogates and beyond-Unicode values above, in four spellings
