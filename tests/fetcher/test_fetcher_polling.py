@@ -502,3 +502,37 @@ async def test_entry_pending_in_a_dead_poller_is_not_hidden_behind_a_304(site: W
     assert [e.url for e in sink.entries] == ["http://d.test/old", "http://d.test/new"]
     # Now it is read: validators are stored and the next poll is a cheap 304.
     assert (await poll(p, reg, site.url("/dead-claim"))).outcome == "not_modified"
+
+
+BAD_ITEMS_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><title>Mixed</title>
+<link>http://mixed.test/</link>
+<item><title>First</title><link>http://mixed.test/1</link><guid isPermaLink="false">m-1</guid></item>
+<item><title>Broken guid</title><guid isPermaLink="true">http://[::1/x</guid></item>
+<item><title>Broken picture</title><link>http://mixed.test/2</link>
+  <media:content url="http://[::1/x"/><media:content url="http://mixed.test/2.jpg"/></item>
+<item><title>Broken character</title><link>http://mixed.test/3</link><description>&#xD800;</description></item>
+<item><title>Last</title><link>http://mixed.test/4</link></item>
+</channel></rss>"""
+
+
+async def test_unusable_items_are_skipped_and_the_rest_of_their_feed_published(
+    site: WebServer, rig: Any, redis: Any, caplog: Any
+) -> None:
+    """Issue 14, defect 8: one item with a permalink guid that is no URL made every poll of its feed an
+    internal error, so none of its articles was ever published."""
+    p, _sink, reg = rig
+    site.static("/mixed", BAD_ITEMS_RSS, "application/rss+xml")
+    await reg.add(site.url("/mixed"))
+    with caplog.at_level(logging.WARNING):
+        result = await poll(p, reg, site.url("/mixed"))
+    assert result.outcome == "new" and result.error is None
+    published = [FeedEntry.model_validate_json(fields[b"data"]) for _id, fields in await redis.xrange(streams.ENTRIES)]
+    assert [e.url for e in published] == [f"http://mixed.test/{n}" for n in (1, 2, 3, 4)]
+    assert [m.url for m in published[1].media] == ["http://mixed.test/2.jpg"]
+    info = await reg.get(site.url("/mixed"))
+    assert info is not None
+    assert info.state.consecutive_failures == 0 and info.state.last_error is None and not info.state.unhealthy
+    assert info.state.items_seen == 4
+    feed_url = canonicalize(site.url("/mixed"))
+    assert any(feed_url in r.getMessage() and "[::1/x" in r.getMessage() for r in caplog.records)

@@ -4,6 +4,7 @@ unexpected exception that would take a handler (and with it a stream) down."""
 from __future__ import annotations
 
 import pytest
+from feed_checks import publish_all
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,9 @@ fuzz = settings(max_examples=300, deadline=None, derandomize=True, suppress_heal
 @fuzz
 @example(body=b'<?encoding="\x80"?>', content_type="")  # crashed feedparser before the fix
 @example(body=b'<?encoding="\x00"?>', content_type="")
+@example(body=RSS.replace(b"<link>/a/2</link>", b'<guid isPermaLink="true">http://[::1/x</guid>'), content_type="")
+@example(body=RSS.replace(b"<title>Two</title>", b"<title>&#xD800;</title>"), content_type="")
+@example(body=JSON_FEED.replace(b'"x"', b"9" * 5000), content_type="")
 @given(body=feeds, content_type=st.sampled_from(["", "application/rss+xml", "application/feed+json", "text/html"]))
 def test_parse_feed_returns_entries_or_a_feed_error(body: bytes, content_type: str) -> None:
     try:
@@ -51,6 +55,7 @@ def test_parse_feed_returns_entries_or_a_feed_error(body: bytes, content_type: s
         return
     for e in parsed.entries:
         assert isinstance(e.link, str) and e.link
+    publish_all(parsed, "http://example.test/feed")  # every entry can become a news.entries message
 
 
 @fuzz
