@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from newsflow_shared.runtime import DATA_FIELD
+
 ROOT = Path(__file__).resolve().parents[1]
 HOSTS = 16  # feeds are spread over 127.0.0.1-16, so per-host politeness has something to do
 
@@ -106,7 +108,7 @@ async def bench(redis_url: str, port: int, args: argparse.Namespace) -> None:
         await reg.add(u)
 
     async def publish(stream: str, model: object) -> None:
-        await redis.xadd(stream, {b"data": model.model_dump_json().encode()})  # type: ignore[attr-defined]
+        await redis.xadd(stream, {DATA_FIELD: model.model_dump_json().encode()})  # type: ignore[attr-defined]
 
     http = HttpClient(settings)
     poller = Poller(redis, http, settings, publish)

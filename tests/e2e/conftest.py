@@ -20,6 +20,7 @@ from newsflow_cli.processes import Pipeline
 from newsflow_fetcher.registry import FeedRegistry
 from newsflow_indexer.rules import Rule, RuleStore
 from newsflow_shared import streams
+from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +102,7 @@ async def wait_for(cond: Callable[[], Awaitable[bool]], within: float, what: str
 async def alert_ids(redis: aioredis.Redis) -> list[str]:
     from newsflow_shared.models import Alert
 
-    return [Alert.model_validate_json(f[b"data"]).alert_id for _, f in await redis.xrange(streams.ALERTS)]
+    return [Alert.model_validate_json(f[DATA_FIELD]).alert_id for _, f in await redis.xrange(streams.ALERTS)]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from newsflow_indexer.rules import Rule
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, DeadLetter, FeedEntry
-from newsflow_shared.runtime import encode
+from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, encode
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
@@ -44,7 +44,7 @@ async def _assert_exactly_once(es: AsyncElasticsearch, redis: aioredis.Redis, sr
     found = await es.search(index="news", size=N + 10, source=False, query={"match_all": {}})
     assert {h["_id"] for h in found["hits"]["hits"]} == expected
 
-    alerts = [Alert.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.ALERTS)]
+    alerts = [Alert.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
     ids = [a.alert_id for a in alerts]
     assert len(ids) == len(set(ids)), "duplicate alerts on news.alerts"
     pairs = [(a.rule_name, a.article_id) for a in alerts]
@@ -128,9 +128,9 @@ async def test_kill_9_each_service_in_turn_and_a_poison_message(
         await _assert_exactly_once(es, redis, srv)
 
     (letter,) = [
-        DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(streams.ENTRIES))
+        DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(streams.ENTRIES))
     ]
-    assert FeedEntry.model_validate_json(letter.original["data"]).url == poison_url
+    assert FeedEntry.model_validate_json(letter.original[DATA_KEY]).url == poison_url
     assert letter.reason == "max-deliveries" and letter.attempts == 3, letter
     assert "503" in letter.error
     assert await redis.xlen(streams.dlq(streams.RAW)) == 0

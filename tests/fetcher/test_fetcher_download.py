@@ -15,7 +15,7 @@ from newsflow_fetcher.downloader import ArticleDownloader, TransientFetchError
 from newsflow_fetcher.httpclient import HttpClient
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_shared.ids import article_id
-from newsflow_shared.models import FeedEntry
+from newsflow_shared.models import FeedEntry, RawPage
 from newsflow_shared.runtime import PermanentError
 from newsflow_shared.urls import canonicalize
 
@@ -62,9 +62,8 @@ async def test_html_page_is_downloaded_with_final_url(site: WebServer, dl: Artic
         raise web.HTTPMovedPermanently("/story")
 
     site.routes["/old-story"] = moved
-    (out,) = await dl.handle(entry(site.url("/old-story?utm_campaign=x")))
-    stream, page = out
-    assert stream == "news.raw"
+    page = await dl.handle(entry(site.url("/old-story?utm_campaign=x")))
+    assert isinstance(page, RawPage)
     assert page.url == site.url("/old-story")
     assert page.final_url == site.url("/story")
     assert page.status == 200 and page.content_type == "text/html"
@@ -76,7 +75,7 @@ async def test_large_page_is_compressed_and_charset_from_meta(site: WebServer, d
     text = "Café crème à la Gare du Nord. " * 400  # > 4 KiB: compressed on the stream
     html = f'<html><head><meta charset="windows-1252"><title>Café</title></head><body><p>{text}</p></body></html>'
     site.static("/big", html.encode("cp1252"), "text/html")
-    ((_, page),) = await dl.handle(entry(site.url("/big")))
+    page = await dl.handle(entry(site.url("/big")))
     assert page.body_encoding == "zlib+base64"
     assert page.charset == "windows-1252" and page.charset_source == "meta"
     assert "Café crème à la Gare du Nord." in page.html()
@@ -184,7 +183,7 @@ async def test_500s_then_success(site: WebServer, dl: ArticleDownloader) -> None
         return web.Response(text="<html><body>finally</body></html>", content_type="text/html")
 
     site.routes["/flaky"] = flaky
-    ((_, page),) = await dl.handle(entry(site.url("/flaky")))
+    page = await dl.handle(entry(site.url("/flaky")))
     assert "finally" in page.html() and calls["n"] == 3
 
 
@@ -235,7 +234,7 @@ async def test_robots_txt_is_honoured_and_cached(site: WebServer, dl: ArticleDow
     with pytest.raises(PermanentError) as err:
         await dl.handle(entry(site.url("/private/page")))
     assert err.value.reason == "robots"
-    ((_, page),) = await dl.handle(entry(site.url("/public/page")))
+    page = await dl.handle(entry(site.url("/public/page")))
     assert page.status == 200
     assert site.count("/robots.txt") == 1 and site.count("/private/page") == 0
 
@@ -258,7 +257,7 @@ async def test_brotli_and_gzip_bodies_are_decoded(site: WebServer, dl: ArticleDo
     site.static("/br", brotli.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "br"})
     site.static("/gz", gzip.compress(html), "text/html; charset=utf-8", headers={"Content-Encoding": "gzip"})
     for path in ("/br", "/gz"):
-        ((_, page),) = await dl.handle(entry(site.url(path)))
+        page = await dl.handle(entry(site.url(path)))
         assert "compressed story" in page.html() and page.charset_source == "header"
     accepted = site.hits_for("/br")[0].headers.get("Accept-Encoding", "")
     assert "br" in accepted and "gzip" in accepted

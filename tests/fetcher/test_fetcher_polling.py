@@ -19,6 +19,7 @@ from newsflow_fetcher.poller import Poller
 from newsflow_fetcher.registry import FeedRegistry
 from newsflow_shared import streams
 from newsflow_shared.models import FeedEntry
+from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.urls import canonicalize
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ class Sink:
     async def __call__(self, stream: str, model: Any) -> str:
         assert stream == streams.ENTRIES
         self.entries.append(model)
-        mid = await self.redis.xadd(stream, {b"data": model.model_dump_json().encode()})
+        mid = await self.redis.xadd(stream, {DATA_FIELD: model.model_dump_json().encode()})
         return str(mid)
 
 
@@ -527,7 +528,9 @@ async def test_unusable_items_are_skipped_and_the_rest_of_their_feed_published(
     with caplog.at_level(logging.WARNING):
         result = await poll(p, reg, site.url("/mixed"))
     assert result.outcome == "new" and result.error is None
-    published = [FeedEntry.model_validate_json(fields[b"data"]) for _id, fields in await redis.xrange(streams.ENTRIES)]
+    published = [
+        FeedEntry.model_validate_json(fields[DATA_FIELD]) for _id, fields in await redis.xrange(streams.ENTRIES)
+    ]
     assert [e.url for e in published] == [f"http://mixed.test/{n}" for n in (1, 2, 3, 4)]
     assert [m.url for m in published[1].media] == ["http://mixed.test/2.jpg"]
     info = await reg.get(site.url("/mixed"))

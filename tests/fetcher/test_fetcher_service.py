@@ -20,10 +20,11 @@ from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
 
 from newsflow_cli.processes import free_port
-from newsflow_fetcher.main import build_service
+from newsflow_fetcher.main import service as fetcher
 from newsflow_fetcher.registry import FeedRegistry
 from newsflow_shared import streams
 from newsflow_shared.models import DeadLetter, FeedEntry, RawPage
+from newsflow_shared.runtime import DATA_FIELD, DATA_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +43,15 @@ async def site() -> AsyncIterator[WebServer]:
 
 
 async def raw_pages(redis: Any) -> list[RawPage]:
-    return [RawPage.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.RAW)]
+    return [RawPage.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.RAW)]
 
 
 async def dead_letters(redis: Any) -> dict[str, str]:
     """entry url -> reason, from news.entries.dlq"""
     out = {}
     for _, f in await redis.xrange(streams.dlq(streams.ENTRIES)):
-        dl = DeadLetter.model_validate_json(f[b"data"])
-        e = FeedEntry.model_validate_json(dl.original["data"])
+        dl = DeadLetter.model_validate_json(f[DATA_FIELD])
+        e = FeedEntry.model_validate_json(dl.original[DATA_KEY])
         out[e.url] = dl.reason
     return out
 
@@ -110,7 +111,7 @@ async def test_service_end_to_end_with_hostile_articles(
         max_body_bytes=512 * 1024,
         download_concurrency=8,
     )
-    svc = build_service(settings, resolver=fake_dns)
+    svc = fetcher.instance(settings, provide={"resolver": fake_dns})
     stop = asyncio.Event()
     task = asyncio.create_task(svc.serve(stop))
     try:
@@ -185,7 +186,7 @@ async def test_two_replicas_share_50_feeds(site: WebServer, redis: Any, redis_ur
 
     interval = 2.0
     replicas = [
-        build_service(
+        fetcher.instance(
             fetcher_settings(
                 redis_url,
                 min_poll_interval_s=interval,
@@ -297,7 +298,7 @@ async def test_downloads_pause_under_backpressure_and_nothing_is_lost(
     await redis.xgroup_create(streams.RAW, streams.PARSER_GROUP, id="0", mkstream=True)
     await FeedRegistry(redis).add(site.url("/bp-feed"))
     limit, concurrency = 3, 2
-    svc = build_service(fetcher_settings(redis_url, backpressure_max_lag=limit, download_concurrency=concurrency))
+    svc = fetcher.instance(fetcher_settings(redis_url, backpressure_max_lag=limit, download_concurrency=concurrency))
     stop = asyncio.Event()
     task = asyncio.create_task(svc.serve(stop))
     try:

@@ -26,7 +26,7 @@ def alerts_of(results: list) -> list[Alert]:  # type: ignore[type-arg]
     out = []
     for r in results:
         assert isinstance(r, list), r
-        out += [a for _stream, a in r]
+        out += r
     return out
 
 

@@ -64,10 +64,10 @@ async def test_seed_like_article_found_by_search_and_fires_only_the_matching_rul
     other = make_article("https://city.example.net/budget", BUDGET_TEXT)
     results = await ix.handle_batch([art, other])
 
-    fired = {a.rule_name for _stream, a in results[0]}  # type: ignore[union-attr]
+    fired = {a.rule_name for a in results[0]}  # type: ignore[union-attr]
     assert fired == {"rocket", "drones", "fuzzy", "phrase"}
-    assert [a.rule_name for _s, a in results[1]] == ["budget-en"]  # type: ignore[union-attr]
-    alert = next(a for _s, a in results[0] if a.rule_name == "phrase")  # type: ignore[union-attr]
+    assert [a.rule_name for a in results[1]] == ["budget-en"]  # type: ignore[union-attr]
+    alert = next(a for a in results[0] if a.rule_name == "phrase")  # type: ignore[union-attr]
     assert alert.url == art.url and alert.article_id == art.article_id and alert.title == art.title
     assert alert.snippet and "«rocket attack»" in alert.snippet.replace("» «", " ")
 
@@ -164,6 +164,6 @@ async def test_bulk_refresh_true_makes_a_batch_searchable_and_alerting_without_t
     await ix.rules.add(Rule(name="rocket", query="rocket attack"))
     art = rocket_article()
     results = await ix.handle_batch([art])
-    assert [a.rule_name for _s, a in results[0]] == ["rocket"]  # type: ignore[union-attr]
+    assert [a.rule_name for a in results[0]] == ["rocket"]  # type: ignore[union-attr]
     res = await ready_es.search(index="news", query={"match_phrase": {"text": "rocket attack"}})
     assert [h["_id"] for h in res["hits"]["hits"]] == [art.article_id]

@@ -23,7 +23,7 @@ from elasticsearch import AsyncElasticsearch
 
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, DeadLetter, ParsedArticle
-from newsflow_shared.runtime import encode
+from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, encode
 
 pytestmark = pytest.mark.integration
 
@@ -129,11 +129,11 @@ async def test_service_indexes_alerts_and_dead_letters_a_mapping_failure(
         await publish(redis, [*good[:10], bad, rocket, *good[10:]])
         await wait_for(lambda: settled(redis), 60, "news.parsed settled")
     assert await doc_count(es) == 21
-    dead = [DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(streams.PARSED))]
+    dead = [DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(streams.PARSED))]
     assert [d.reason for d in dead] == ["mapping"]
-    assert json.loads(dead[0].original["data"])["url"] == bad.url
+    assert json.loads(dead[0].original[DATA_KEY])["url"] == bad.url
     assert "word_count" in dead[0].error and dead[0].service == "indexer"
-    alerts = [Alert.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.ALERTS)]
+    alerts = [Alert.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
     assert [(a.rule_name, a.url) for a in alerts] == [("rocket attack", rocket.url)]
 
 
@@ -188,7 +188,7 @@ async def test_elasticsearch_down_30s_mid_stream_all_500_indexed_none_twice(
     ids = [h["_id"] for h in found["hits"]["hits"]]
     assert len(ids) == len(set(ids)) == n and set(ids) == {a.article_id for a in articles}
     assert await redis.xlen(streams.dlq(streams.PARSED)) == 0
-    alerts = [Alert.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.ALERTS)]
+    alerts = [Alert.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
     assert len(alerts) == n and len({a.alert_id for a in alerts}) == n
     assert "newsflow_indexer_batch_retries_total" in metrics
     retries = [ln for ln in metrics.splitlines() if ln.startswith("newsflow_indexer_batch_retries_total")]

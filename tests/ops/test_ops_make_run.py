@@ -18,6 +18,7 @@ from elasticsearch import AsyncElasticsearch
 from newsflow_cli.demo.corpus import build_corpus
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
+from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
@@ -55,7 +56,7 @@ async def run_local(state: Path, settings: CommonSettings, *args: str) -> tuple[
 
 
 async def demo_alerts(redis: aioredis.Redis) -> list[dict[str, Any]]:
-    return [json.loads(f[b"data"]) for _, f in await redis.xrange(streams.ALERTS)]
+    return [json.loads(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
 
 
 def status_json(settings: CommonSettings) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from newsflow_parser.errors import ExtractionError
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings
-from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry, ParsedArticle, RawPage
 from newsflow_shared.runtime import PermanentError
@@ -63,10 +62,8 @@ async def test_extraction_errors_cross_the_process_boundary(pool: ExtractionPool
 async def test_a_good_page_becomes_a_parsed_article(handler: PageHandler) -> None:
     html = (FIXTURES / "cms_politics.html").read_text(encoding="utf-8")
     raw = raw_page(html)
-    out = await handler.handle(raw)
-    assert len(out) == 1
-    stream, article = out[0]
-    assert stream == streams.PARSED and isinstance(article, ParsedArticle)
+    article = await handler.handle(raw)
+    assert isinstance(article, ParsedArticle)
     assert article.article_id == raw.entry.article_id
     assert article.fetched_at == raw.fetched_at
     assert article.feed_url == "https://news.example/feed"
@@ -91,7 +88,7 @@ async def test_a_page_past_the_time_limit_times_out(handler: PageHandler) -> Non
     assert err.value.reason == "timeout"
     # and the next page is parsed normally
     good = (FIXTURES / "gallery.html").read_text(encoding="utf-8")
-    assert (await handler.handle(raw_page(good)))[0][0] == streams.PARSED
+    assert isinstance(await handler.handle(raw_page(good)), ParsedArticle)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import DeadLetter, FeedEntry, ParsedArticle, RawPage
-from newsflow_shared.runtime import encode
+from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, encode
 
 pytestmark = pytest.mark.integration
 
@@ -99,16 +99,18 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
         await redis.xadd(streams.RAW, encode(good[2]))
         await wait_for(redis, parsed=3, dead=5, proc=proc, log=log)
 
-        parsed = [ParsedArticle.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.PARSED)]
+        parsed = [ParsedArticle.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.PARSED)]
         assert sorted(a.article_id for a in parsed) == sorted(p.entry.article_id for p in good)
         by_id = {a.article_id: a for a in parsed}
         seed = by_id[good[0].entry.article_id]
         assert "Commanders go their own way" in seed.text and "Do you like this article" not in seed.text
         assert by_id[good[2].entry.article_id].language == "ar"
 
-        records = [DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(streams.RAW))]
+        records = [
+            DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(streams.RAW))
+        ]
         assert len(records) == 5
-        reasons = {RawPage.model_validate_json(r.original["data"]).url: r.reason for r in records}
+        reasons = {RawPage.model_validate_json(r.original[DATA_KEY]).url: r.reason for r in records}
         assert reasons == {page.url: reason for reason, page in bad.items()}
         for r in records:
             assert r.stream == streams.RAW and r.service == "parser" and r.error

@@ -13,8 +13,7 @@ import redis.asyncio as aioredis
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry
-from newsflow_shared.runtime import ServiceContext, encode
-from newsflow_shared.settings import CommonSettings
+from newsflow_shared.runtime import DATA_FIELD, Publisher, encode
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +26,16 @@ def cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_dead_letters_listed_replayed_and_dropped(redis: aioredis.Redis, redis_url: str) -> None:
-    ctx = ServiceContext("fetcher", CommonSettings(redis_url=redis_url), redis)
+    publisher = Publisher("fetcher", redis, max_lag=1000, dedup_ttl_s=3600)
     for n, reason in enumerate(["not-html", "http-404", "not-html"]):
         url = f"http://example.test/{n}"
         e = FeedEntry(url=url, link=url, article_id=article_id(url), feed_url="http://example.test/f")
-        await ctx.dead_letter(
+        await publisher.dead_letter(
             streams.ENTRIES,
             {k.decode(): v for k, v in encode(e).items()},
-            reason,
-            RuntimeError(f"failure {n}"),
+            reason=reason,
+            error_type="RuntimeError",
+            error=f"failure {n}",
             attempts=2,
             message_id=f"1-{n}",
         )
@@ -51,7 +51,7 @@ async def test_dead_letters_listed_replayed_and_dropped(redis: aioredis.Redis, r
 
     replayed = cli(redis_url, "dlq", "replay", "news.entries", "--reason", "not-html")
     assert replayed.returncode == 0, replayed.stderr
-    back = [FeedEntry.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.ENTRIES)]
+    back = [FeedEntry.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ENTRIES)]
     assert sorted(e.url for e in back) == ["http://example.test/0", "http://example.test/2"]
     assert await redis.xlen(streams.dlq(streams.ENTRIES)) == 1
 

@@ -18,8 +18,11 @@ from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import DeadLetter, FeedEntry
 from newsflow_shared.runtime import (
-    Consumer,
+    DATA_FIELD,
+    DATA_KEY,
+    Instance,
     PermanentError,
+    Publisher,
     Service,
     encode,
     ensure_groups,
@@ -54,11 +57,23 @@ def settings_for(redis_url: str, **kw: Any) -> CommonSettings:
     return CommonSettings(**base)
 
 
+def relay(handle: Callable[[FeedEntry], Any], concurrency: int = 1) -> Service[CommonSettings]:
+    """A service that passes entries of IN on to OUT, through `handle` (which may raise)."""
+    svc = Service("t", CommonSettings)
+
+    @svc.consumer(IN, group="g", publishes={OUT: FeedEntry}, concurrency=concurrency)
+    async def consume(e: FeedEntry) -> FeedEntry:
+        return await handle(e)
+
+    return svc
+
+
 @contextlib.asynccontextmanager
-async def running(svc: Service) -> AsyncIterator[asyncio.Event]:
+async def running(svc: Service[CommonSettings], settings: CommonSettings) -> AsyncIterator[asyncio.Event]:
     stop = asyncio.Event()
-    task = asyncio.create_task(svc.serve(stop))
-    await asyncio.wait_for(svc.ready.wait(), 10)
+    instance: Instance[CommonSettings] = svc.instance(settings)
+    task = asyncio.create_task(instance.serve(stop))
+    await asyncio.wait_for(instance.ready.wait(), 10)
     try:
         yield stop
     finally:
@@ -80,11 +95,11 @@ async def wait_until(cond: Callable[[], Any], within: float = 15.0) -> None:
 
 
 async def out_titles(redis: aioredis.Redis) -> list[str]:
-    return [json.loads(f[b"data"])["title"] for _, f in await redis.xrange(OUT)]
+    return [json.loads(f[DATA_FIELD])["title"] for _, f in await redis.xrange(OUT)]
 
 
 async def dead(redis: aioredis.Redis) -> list[DeadLetter]:
-    return [DeadLetter.model_validate_json(f[b"data"]) for _, f in await redis.xrange(streams.dlq(IN))]
+    return [DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(IN))]
 
 
 async def test_processes_publishes_then_acks_and_dead_letters_permanent_errors(
@@ -92,26 +107,26 @@ async def test_processes_publishes_then_acks_and_dead_letters_permanent_errors(
 ) -> None:
     await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+    async def handle(e: FeedEntry) -> FeedEntry:
         if e.title == "bad":
             raise PermanentError("not-html", "application/pdf")
-        return [(OUT, e)]
+        return e
 
-    svc = Service("t", settings_for(redis_url))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, concurrency=4, output_streams=(OUT,)))
+    settings = settings_for(redis_url)
+    svc = relay(handle, concurrency=4)
     for i in range(20):
         await redis.xadd(IN, encode(entry(i)))
     bad = entry(99).model_copy(update={"title": "bad"})
     await redis.xadd(IN, encode(bad))
-    await redis.xadd(IN, {b"data": b"{not json"})
-    async with running(svc):
+    await redis.xadd(IN, {DATA_FIELD: b"{not json"})
+    async with running(svc, settings):
         await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=22))
     assert sorted(await out_titles(redis), key=int) == [str(i) for i in range(20)]
     letters = await dead(redis)
     assert {d.reason for d in letters} == {"not-html", "invalid-message"}
     pdf = next(d for d in letters if d.reason == "not-html")
     assert pdf.error == "application/pdf" and pdf.service == "t" and pdf.attempts == 1
-    assert FeedEntry.model_validate_json(pdf.original["data"]).title == "bad"
+    assert FeedEntry.model_validate_json(pdf.original[DATA_KEY]).title == "bad"
 
 
 async def _pending_zero(redis: aioredis.Redis, stream: str, group: str, expect_delivered: int) -> bool:
@@ -125,18 +140,18 @@ async def test_poison_message_dead_lettered_after_max_deliveries_while_others_fl
     await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
     calls: dict[str, int] = {}
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
+    async def handle(e: FeedEntry) -> FeedEntry:
         calls[e.title or ""] = calls.get(e.title or "", 0) + 1
         if e.title == "poison":
             raise RuntimeError("boom every time")
-        return [(OUT, e)]
+        return e
 
-    svc = Service("t", settings_for(redis_url, max_deliveries=3))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
+    settings = settings_for(redis_url, max_deliveries=3)
+    svc = relay(handle)
     await redis.xadd(IN, encode(entry(1).model_copy(update={"title": "poison"})))
     for i in range(5):
         await redis.xadd(IN, encode(entry(i + 10)))
-    async with running(svc):
+    async with running(svc, settings):
         await wait_until(lambda: _has_dead(redis))
         await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=6))
     (letter,) = await dead(redis)
@@ -159,12 +174,12 @@ async def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis: aior
     got = await redis.xreadgroup("g", "dead-consumer", {IN: ">"}, count=100)
     assert len(got[0][1]) == 10
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
-        return [(OUT, e)]
+    async def handle(e: FeedEntry) -> FeedEntry:
+        return e
 
-    svc = Service("t", settings_for(redis_url))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, concurrency=2))
-    async with running(svc):
+    settings = settings_for(redis_url)
+    svc = relay(handle, concurrency=2)
+    async with running(svc, settings):
         await wait_until(lambda: _pending_zero(redis, IN, "g", expect_delivered=10))
     assert sorted(await out_titles(redis), key=int) == [str(i) for i in range(10)]
 
@@ -172,14 +187,14 @@ async def test_entries_left_pending_by_a_dead_consumer_are_reclaimed(redis: aior
 async def test_backpressure_pauses_the_producer_instead_of_trimming(redis: aioredis.Redis, redis_url: str) -> None:
     await ensure_groups(redis, {IN: ("g",), OUT: ("down",)})
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
-        return [(OUT, e)]
+    async def handle(e: FeedEntry) -> FeedEntry:
+        return e
 
-    svc = Service("t", settings_for(redis_url, backpressure_max_lag=5))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle, output_streams=(OUT,)))
+    settings = settings_for(redis_url, backpressure_max_lag=5)
+    svc = relay(handle)
     for i in range(30):
         await redis.xadd(IN, encode(entry(i)))
-    async with running(svc):
+    async with running(svc, settings):
         await wait_until(lambda: _xlen_at_least(redis, OUT, 6))
         await asyncio.sleep(1.0)
         # Nobody reads OUT: the producer stops just past the limit and the rest stays in IN, unlost.
@@ -201,7 +216,7 @@ async def _xlen_at_least(redis: aioredis.Redis, stream: str, n: int) -> bool:
 
 async def test_safe_trim_removes_only_entries_every_group_acknowledged(redis: aioredis.Redis) -> None:
     await ensure_groups(redis, {IN: ("a", "b")})
-    ids = [await redis.xadd(IN, {b"data": b"{}"}) for _ in range(10)]
+    ids = [await redis.xadd(IN, {DATA_FIELD: b"{}"}) for _ in range(10)]
     ra = await redis.xreadgroup("a", "c", {IN: ">"}, count=10)
     await redis.xack(IN, "a", *[mid for mid, _ in ra[0][1]][:8])  # a: 8 acked, 2 pending
     rb = await redis.xreadgroup("b", "c", {IN: ">"}, count=5)  # b: read 5, acked 3, 5 unread
@@ -215,12 +230,12 @@ async def test_safe_trim_removes_only_entries_every_group_acknowledged(redis: ai
 async def test_flushed_redis_groups_are_recreated_and_work_resumes(redis: aioredis.Redis, redis_url: str) -> None:
     await ensure_groups(redis, {IN: ("g",)})
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
-        return [(OUT, e)]
+    async def handle(e: FeedEntry) -> FeedEntry:
+        return e
 
-    svc = Service("t", settings_for(redis_url))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
-    async with running(svc):
+    settings = settings_for(redis_url)
+    svc = relay(handle)
+    async with running(svc, settings):
         await redis.xadd(IN, encode(entry(1)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
         await redis.flushdb()  # NOGROUP from now on until someone re-creates the group
@@ -245,12 +260,12 @@ async def test_redis_restart_consumer_reconnects_with_groups_intact(
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     await ensure_groups(redis, {IN: ("g",)})
 
-    async def handle(e: FeedEntry) -> list[tuple[str, FeedEntry]]:
-        return [(OUT, e)]
+    async def handle(e: FeedEntry) -> FeedEntry:
+        return e
 
-    svc = Service("t", settings_for(redis_url))
-    svc.consumer(Consumer(stream=IN, group="g", model=FeedEntry, handle=handle))
-    async with running(svc):
+    settings = settings_for(redis_url)
+    svc = relay(handle)
+    async with running(svc, settings):
         await redis.xadd(IN, encode(entry(1)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
         await asyncio.sleep(1.1)  # appendfsync everysec
@@ -277,8 +292,8 @@ async def test_redis_restart_consumer_reconnects_with_groups_intact(
 
 async def test_stale_consumers_without_pending_entries_are_removed(redis: aioredis.Redis) -> None:
     await ensure_groups(redis, {IN: ("g",)})
-    await redis.xadd(IN, {b"data": b"{}"})
-    await redis.xadd(IN, {b"data": b"{}"})
+    await redis.xadd(IN, {DATA_FIELD: b"{}"})
+    await redis.xadd(IN, {DATA_FIELD: b"{}"})
     done = await redis.xreadgroup("g", "gone-clean", {IN: ">"}, count=1)
     await redis.xack(IN, "g", done[0][1][0][0])
     await redis.xreadgroup("g", "gone-holding", {IN: ">"}, count=1)  # still holds an entry
@@ -292,9 +307,8 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
     redis: aioredis.Redis, redis_url: str
 ) -> None:
     from newsflow_shared.models import Alert
-    from newsflow_shared.runtime import ServiceContext
 
-    ctx = ServiceContext("t", settings_for(redis_url), redis)
+    ctx = Publisher("t", redis, max_lag=1000, dedup_ttl_s=3600)
     alert = Alert(
         alert_id="a1",
         rule_id="r",
@@ -308,7 +322,7 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
     again = await ctx.publish(streams.ALERTS, alert.model_copy(update={"snippet": "other"}))
     other = await ctx.publish(streams.ALERTS, alert.model_copy(update={"alert_id": "a2"}))
     assert first and not again and other
-    assert [Alert.model_validate_json(f[b"data"]).alert_id for _, f in await redis.xrange(streams.ALERTS)] == [
+    assert [Alert.model_validate_json(f[DATA_FIELD]).alert_id for _, f in await redis.xrange(streams.ALERTS)] == [
         "a1",
         "a2",
     ]

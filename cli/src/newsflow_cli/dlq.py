@@ -16,7 +16,7 @@ from rich.table import Table
 from newsflow_cli.common import fail, load_settings, run
 from newsflow_shared import streams
 from newsflow_shared.models import DeadLetter
-from newsflow_shared.runtime import make_redis
+from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, make_redis
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -35,7 +35,7 @@ async def _read(dlq_names: list[str], limit: int) -> list[tuple[str, str, DeadLe
         out = []
         for name in dlq_names:
             for mid, fields in await redis.xrevrange(name, count=limit):
-                out.append((name, mid.decode(), DeadLetter.model_validate_json(fields[b"data"])))
+                out.append((name, mid.decode(), DeadLetter.model_validate_json(fields[DATA_FIELD])))
         return out
     finally:
         await redis.aclose()
@@ -59,7 +59,7 @@ def list_(
         table.add_column(col, overflow="fold")
     for _name, mid, d in rows:
         try:
-            url = json.loads(d.original.get("data", "{}")).get("url", "")
+            url = json.loads(d.original.get(DATA_KEY) or d.original.get("data") or "{}").get("url", "")
         except (ValueError, AttributeError):
             url = ""
         table.add_row(
@@ -85,7 +85,7 @@ async def _replay(name: str, ids: list[str], all_: bool, reason: str | None) -> 
             else [e for mid in ids for e in await redis.xrange(name, min=mid, max=mid)]
         )
         for mid, fields in entries:
-            d = DeadLetter.model_validate_json(fields[b"data"])
+            d = DeadLetter.model_validate_json(fields[DATA_FIELD])
             if reason and d.reason != reason:
                 skipped += 1
                 continue
@@ -124,7 +124,7 @@ async def _drop(name: str, ids: list[str], all_: bool, reason: str | None, older
             return int(await redis.xdel(name, *ids))
         now = datetime.now(UTC)
         for mid, fields in await redis.xrange(name):
-            d = DeadLetter.model_validate_json(fields[b"data"])
+            d = DeadLetter.model_validate_json(fields[DATA_FIELD])
             if reason and d.reason != reason:
                 continue
             if older_than_days is not None and (now - d.last_failure_at).total_seconds() < older_than_days * 86400:

@@ -11,11 +11,10 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-_configured = False
+from newsflow_shared.redact import RedactingFormatter
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
-    global _configured
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(
@@ -28,16 +27,12 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         )
     else:
         handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter(handler.formatter))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Libraries that log every request at INFO would drown the pipeline's own lines.
-    for noisy in ("elastic_transport", "httpx", "httpcore", "trafilatura", "htmldate", "courlan"):
+    for noisy in ("elastic_transport", "httpx", "httpcore", "trafilatura", "htmldate", "courlan", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _configured = True
-
-
-def get_logger(name: str) -> logging.Logger:
-    return logging.getLogger(name)

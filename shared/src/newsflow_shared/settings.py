@@ -7,7 +7,6 @@ read the same classes, so a value set once in the environment means the same thi
 from __future__ import annotations
 
 import socket
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -36,7 +35,7 @@ class CommonSettings(BaseSettings):
     claim_interval_s: float = Field(5.0, gt=0)
     # Backpressure: a producer pauses while its output stream holds more unprocessed entries than this.
     backpressure_max_lag: int = Field(2_000, ge=1)
-    # Hard ceiling on a stream's length, used only to trim entries every group has acknowledged.
+    # How often a service trims its input streams of entries every group has acknowledged.
     stream_trim_interval_s: float = Field(10.0, gt=0)
 
     # Consumers that left (old replicas, earlier runs) stay listed in their group forever; once idle this
@@ -45,7 +44,9 @@ class CommonSettings(BaseSettings):
     # How long a published idempotency key (an alert id) is remembered to refuse a second publish.
     publish_dedup_ttl_days: float = Field(30.0, gt=0)
     graceful_timeout_s: float = Field(25.0, gt=0)
-    metrics_host: str = "0.0.0.0"
+    # Loopback by default: /metrics and /health tell anyone who can reach them about the pipeline.
+    # Compose sets 0.0.0.0 inside the container network, where Prometheus and healthchecks need it.
+    metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
 
     feeds_file: Path | None = None
@@ -64,8 +65,3 @@ class CommonSettings(BaseSettings):
         if not v.startswith(("http://", "https://")):
             raise ValueError(f"NEWSFLOW_ELASTICSEARCH_URL must start with http:// or https:// (got {v!r})")
         return v.rstrip("/")
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> CommonSettings:
-    return CommonSettings()

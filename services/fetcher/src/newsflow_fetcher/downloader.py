@@ -6,7 +6,9 @@ at once by the runtime), or a plain exception for the runtime to retry later (`T
 Permanent: not-html, too-large, empty, http-4xx, robots, ssrf, redirect-loop, too-many-redirects,
 bad-url. Transient: timeout, connect-error, protocol-error, http-5xx, http-429, robots-unavailable.
 A transient failure is first retried here a couple of times with backoff; the runtime's redelivery
-is the slower second line, and `max_deliveries` ends it in the dead-letter stream.
+is the slower second line, and `max_deliveries` ends it in the dead-letter stream. The whole download
+has one deadline (`download_deadline_s`), and an article whose host keeps every slot busy for
+`host_slot_wait_s` is `Deferred` to the end of the stream, so that a slow site never holds back others.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import time
 from newsflow_fetcher import metrics
 from newsflow_fetcher.charset import decode_html
 from newsflow_fetcher.httpclient import FetchError, HttpClient, Response
+from newsflow_fetcher.politeness import HostBusy
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.schedule import parse_retry_after
 from newsflow_fetcher.settings import FetcherSettings
-from newsflow_shared import streams
+from newsflow_shared.errors import Deferred, PermanentError
 from newsflow_shared.models import FeedEntry, RawPage
-from newsflow_shared.runtime import PermanentError
 
 log = logging.getLogger("newsflow.fetcher.download")
 
@@ -54,10 +56,20 @@ class ArticleDownloader:
         self.robots = robots
         self.settings = settings
 
-    async def handle(self, entry: FeedEntry) -> list[tuple[str, RawPage]]:
+    async def handle(self, entry: FeedEntry) -> RawPage:
         where = {"article_id": entry.article_id, "url": entry.url}
         try:
-            page = await self.download(entry)
+            async with asyncio.timeout(self.settings.download_deadline_s):
+                page = await self.download(entry)
+        except HostBusy as e:
+            metrics.PAGES_DEFERRED.inc()
+            raise Deferred(str(e)) from e
+        except TimeoutError as e:
+            metrics.PAGES_FAILED.labels("deadline").inc()
+            log.warning(
+                "download took longer than %g s; will be retried", self.settings.download_deadline_s, extra=where
+            )
+            raise TransientFetchError("deadline", f"no page within {self.settings.download_deadline_s:g} s") from e
         except PermanentError as e:
             metrics.PAGES_FAILED.labels(e.reason).inc()
             log.info("not downloadable (%s): %s", e.reason, e, extra=where)
@@ -68,7 +80,7 @@ class ArticleDownloader:
             raise
         metrics.PAGES_FETCHED.inc()
         log.debug("downloaded %d bytes", page.body_bytes, extra=where)
-        return [(streams.RAW, page)]
+        return page
 
     async def download(self, entry: FeedEntry) -> RawPage:
         if self.settings.respect_robots and self.robots is not None:
@@ -121,7 +133,7 @@ class ArticleDownloader:
                 await asyncio.sleep(self._backoff(attempt, last))
             started = time.monotonic()
             try:
-                resp = await self.http.get(url, {"Accept": ARTICLE_ACCEPT})
+                resp = await self.http.get(url, {"Accept": ARTICLE_ACCEPT}, slot_wait_s=self.settings.host_slot_wait_s)
             except FetchError as e:
                 if e.permanent:
                     raise PermanentError(e.reason, str(e)) from e

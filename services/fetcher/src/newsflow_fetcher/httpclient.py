@@ -170,8 +170,12 @@ class HttpClient:
         *,
         max_bytes: int | None = None,
         total_timeout_s: float | None = None,
+        slot_wait_s: float | None = None,
     ) -> Response:
-        """GET `url`, following redirects. Any status is returned; only transport failures raise."""
+        """GET `url`, following redirects. Any status is returned; only transport failures raise.
+
+        `slot_wait_s` bounds the wait for the first host's politeness slot (`HostBusy` after it).
+        """
         max_bytes = max_bytes or self.settings.max_body_bytes
         budget = total_timeout_s or self.settings.total_timeout_s
         visited: list[str] = []
@@ -182,7 +186,7 @@ class HttpClient:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise BadUrl(f"not an http(s) URL: {current[:200]}", url)
             visited.append(current)
-            async with self.limiter.slot(parts.hostname.lower()):
+            async with self.limiter.slot(parts.hostname.lower(), slot_wait_s if len(visited) == 1 else None):
                 started = time.monotonic()
                 try:
                     async with asyncio.timeout(max(budget - spent, 0.001)):

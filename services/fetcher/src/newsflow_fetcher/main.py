@@ -1,9 +1,13 @@
-"""The fetcher service: the feed poller (a background task) and the article downloader (a consumer
-of `news.entries`), on the shared stream runtime. Any number of replicas can run side by side."""
+"""The fetcher service: the feed poller (a background task writing `news.entries`) and the article
+downloader (the consumer of `news.entries`, writing `news.raw`). Any number of replicas side by side."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from faststream import Context
 
 from newsflow_fetcher.downloader import ArticleDownloader
 from newsflow_fetcher.httpclient import HttpClient
@@ -11,67 +15,48 @@ from newsflow_fetcher.poller import Poller
 from newsflow_fetcher.registry import FeedRegistry, load_feeds_file
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.settings import FetcherSettings
-from newsflow_fetcher.ssrf import Resolver
 from newsflow_shared import streams
-from newsflow_shared.models import FeedEntry
-from newsflow_shared.runtime import Consumer, Service, ServiceContext, run_main
+from newsflow_shared.models import FeedEntry, RawPage
+from newsflow_shared.runtime import Runtime, Service
 
 log = logging.getLogger("newsflow.fetcher")
 
+service = Service("fetcher", FetcherSettings)
 
-def build_service(settings: FetcherSettings | None = None, resolver: Resolver | None = None) -> Service:
-    """The service, unstarted. Tests call this with their own settings (and a fake DNS resolver)."""
-    s = settings or FetcherSettings()
-    svc = Service("fetcher", s)
-    parts: dict[str, object] = {}
 
-    async def startup(ctx: ServiceContext) -> None:
-        http = HttpClient(s, resolver=resolver)
-        robots = RobotsCache(http, ctx.redis, s.user_agent, s.robots_cache_s) if s.respect_robots else None
-        parts["http"] = http
-        parts["downloader"] = ArticleDownloader(http, robots, s)
-        # The poller waits while news.entries is backed up, instead of piling entries on it.
-        ctx.backpressure_streams.add(streams.ENTRIES)
-        if s.feeds_file:
-            feeds = load_feeds_file(s.feeds_file)
-            added, updated = await FeedRegistry(ctx.redis).add_many(feeds)
-            log.info("seeded feeds from %s: %d added, %d already known", s.feeds_file, added, updated)
+@service.lifespan
+async def http_client(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
+    s: FetcherSettings = runtime.settings
+    if s.feeds_file:
+        feeds = load_feeds_file(s.feeds_file)
+        added, updated = await FeedRegistry(runtime.redis).add_many(feeds)
+        log.info("seeded feeds from %s: %d added, %d already known", s.feeds_file, added, updated)
+    resolver = runtime.provided.get("resolver")  # the tests' fake DNS, so that any host name is loopback
+    async with HttpClient(s, resolver=resolver) as http:  # type: ignore[arg-type]
+        robots = RobotsCache(http, runtime.redis, s.user_agent, s.robots_cache_s) if s.respect_robots else None
+        yield {"http": http, "downloader": ArticleDownloader(http, robots, s)}
 
-    async def shutdown(ctx: ServiceContext) -> None:
-        http = parts.get("http")
-        if isinstance(http, HttpClient):
-            await http.aclose()
 
-    async def poll(ctx: ServiceContext) -> None:
-        http = parts["http"]
-        assert isinstance(http, HttpClient)
-        poller = Poller(ctx.redis, http, s, ctx.publish, wait_for_room=lambda: ctx.wait_for_room(streams.ENTRIES))
-        await poller.run(ctx.stopping)
-
-    async def handle(entry: FeedEntry) -> list:  # type: ignore[type-arg]
-        downloader = parts["downloader"]
-        assert isinstance(downloader, ArticleDownloader)
-        return await downloader.handle(entry)
-
-    svc.on_startup(startup)
-    svc.on_shutdown(shutdown)
-    svc.task(poll)
-    svc.consumer(
-        Consumer(
-            stream=streams.ENTRIES,
-            group=streams.FETCHER_GROUP,
-            model=FeedEntry,
-            handle=handle,
-            concurrency=s.download_concurrency,
-            output_streams=(streams.RAW,),
-        )
+@service.task(publishes=[streams.ENTRIES])
+async def poll(runtime: Annotated[Runtime, Context("runtime")], http: Annotated[HttpClient, Context("http")]) -> None:
+    poller = Poller(
+        runtime.redis,
+        http,
+        runtime.settings,
+        runtime.publish,
+        wait_for_room=lambda: runtime.publisher.wait_for_room(streams.ENTRIES),
     )
-    return svc
+    await poller.run(runtime.stopping)
 
 
-def main() -> None:
-    run_main("fetcher", FetcherSettings, build_service)
+@service.consumer(
+    streams.ENTRIES, group=streams.FETCHER_GROUP, publishes=streams.RAW, concurrency=lambda s: s.download_concurrency
+)
+async def download(entry: FeedEntry, downloader: Annotated[ArticleDownloader, Context("downloader")]) -> RawPage:
+    return await downloader.handle(entry)
 
+
+main = service.main
 
 if __name__ == "__main__":
     main()

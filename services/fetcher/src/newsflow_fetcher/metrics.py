@@ -22,6 +22,10 @@ PAGES_FAILED = Counter(
     "Article downloads that failed, by reason (permanent ones are dead-lettered, others retried)",
     ["reason"],
 )
+PAGES_DEFERRED = Counter(
+    "newsflow_fetcher_pages_deferred",
+    "Articles sent to the back of news.entries because their host stayed busy (not failures)",
+)
 FETCH_SECONDS = Histogram(
     "newsflow_fetcher_fetch_seconds",
     "HTTP fetch time (all hops, body included) by kind: feed, article, robots",

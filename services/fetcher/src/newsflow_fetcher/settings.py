@@ -39,7 +39,15 @@ class FetcherSettings(CommonSettings):
     http2: bool = False
 
     # --- articles ------------------------------------------------------------------------------
-    download_concurrency: int = Field(16, ge=1, description="articles downloaded at once per replica")
+    # Entries a replica holds at once. Most of them wait for a host's politeness slot rather than download,
+    # so this is well above the connection limit: one slow host must not hold every slot.
+    download_concurrency: int = Field(64, ge=1, description="articles in hand at once per replica")
+    host_slot_wait_s: float = Field(
+        2.0, gt=0, description="an article whose host stays busy this long goes to the back of the stream"
+    )
+    download_deadline_s: float = Field(
+        120.0, gt=0, description="whole download of one article: robots.txt, redirects, retries, body"
+    )
     download_retries: int = Field(2, ge=0, description="in-handler retries of a transient failure")
     retry_backoff_s: float = Field(0.5, ge=0)
     respect_robots: bool = True

@@ -35,8 +35,10 @@ from newsflow_indexer.documents import stemmed_language
 from newsflow_indexer.query import HIGHLIGHT, best_snippet
 from newsflow_indexer.rules import Rule
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_indexer.writer import TransientBulkError
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
+from newsflow_shared.runtime import DATA_FIELD
 
 log = logging.getLogger("newsflow.indexer.alerts")
 
@@ -137,7 +139,7 @@ class AlertEngine:
                 status = r.get("status", 0)
                 if status in (429, 502, 503, 504):
                     # Not the rule's fault: the whole batch is retried.
-                    raise RuntimeError(f"rule search refused with {status}: {r['error']}")
+                    raise TransientBulkError(f"rule search refused with {status}: {r['error']}")
                 metrics.RULE_ERRORS.inc()
                 log.error("rule %r failed: %s", rule.name, r["error"], extra={"rule": rule.name})
                 continue
@@ -171,15 +173,15 @@ class AlertEngine:
             self.es,
             actions,
             raise_on_error=False,
-            max_retries=5,
-            initial_backoff=0.5,
-            retry_on_status=(429, 503),
+            max_retries=0,  # an overloaded Elasticsearch is waited out by the indexer's one retry layer
         ):
             info = item["create"]
             if ok:
                 created.add(info["_id"])
             elif info.get("status") == 409:
                 exists.add(info["_id"])
+            elif info.get("status") in (429, 503):
+                raise TransientBulkError(f"alert record {info['_id']} refused with {info.get('status')}")
             else:
                 raise RuntimeError(f"alert record {info['_id']} refused: {info.get('status')} {info.get('error')}")
         return created, exists
@@ -281,9 +283,7 @@ class AlertEngine:
                 else:
                     fired[a.article_id].append(a)  # recorded, then the process died before publishing
         if updates:
-            async for ok, item in async_streaming_bulk(
-                self.es, updates, raise_on_error=False, max_retries=3, retry_on_status=(429, 503)
-            ):
+            async for ok, item in async_streaming_bulk(self.es, updates, raise_on_error=False, max_retries=0):
                 if not ok:
                     log.warning("alert record update failed: %s", item)
         n = sum(len(v) for v in fired.values())
@@ -328,7 +328,7 @@ class AlertEngine:
             entries = await self.redis.xrange(streams.ALERTS, min=start, max="+", count=1000)
             for _mid, fields in entries:
                 try:
-                    found.add(json.loads(fields[b"data"])["alert_id"])
+                    found.add(json.loads(fields[DATA_FIELD])["alert_id"])
                 except (KeyError, ValueError):
                     continue
             if len(entries) < 1000:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,13 +18,13 @@ from newsflow_indexer.rules import RuleStore
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_indexer.writer import BulkWriter, Outcome, TransientBulkError
-from newsflow_shared import streams
-from newsflow_shared.models import Alert, Message, ParsedArticle
-from newsflow_shared.runtime import PermanentError
+from newsflow_shared.errors import PermanentError
+from newsflow_shared.models import Alert, ParsedArticle
+from newsflow_shared.retry import retrying
 
 log = logging.getLogger("newsflow.indexer")
 
-Result = list[tuple[str, Message]] | BaseException
+Result = list[Alert] | BaseException
 
 
 class Indexer:
@@ -46,36 +45,26 @@ class Indexer:
         self.stopping = stopping or asyncio.Event()
 
     async def handle_batch(self, msgs: list[ParsedArticle]) -> list[Result]:
-        """One result per message: alerts to publish, or PermanentError("mapping") for a refused document.
+        """One result per message: its alerts to publish, or the error that settles it.
 
-        While Elasticsearch is unreachable the batch is retried here with backoff, so consumption
-        pauses by itself and nothing is lost; on shutdown the batch is left pending for redelivery.
+        While Elasticsearch is unreachable or overloaded the batch is retried here, with backoff, as a
+        whole: this is the one layer that waits out an outage (writes are idempotent, alert records too).
+        Consumption pauses meanwhile, since every handler waits for its batch; on shutdown the wait ends
+        with `Stopping` and the messages stay pending for redelivery.
         """
-        delay = 0.5
-        while True:
-            try:
-                return await self._once(msgs)
-            except Exception as e:
-                if not (is_unavailable(e) or isinstance(e, TransientBulkError)):
-                    raise
-                metrics.BATCH_RETRIES.inc()
-                if self.stopping.is_set():
-                    raise
-                log.warning(
-                    "Elasticsearch unavailable (%s: %s); retrying %d articles in %.1f s",
-                    type(e).__name__,
-                    e,
-                    len(msgs),
-                    delay,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), delay)
-                if self.stopping.is_set():
-                    raise
-                delay = min(delay * 2, self.settings.unavailable_max_backoff_s)
+        return await retrying(
+            lambda: self._once(msgs),
+            what=f"indexing {len(msgs)} articles",
+            retry_on=lambda e: is_unavailable(e) or isinstance(e, TransientBulkError),
+            initial_s=self.settings.bulk_initial_backoff_s,
+            max_s=self.settings.unavailable_max_backoff_s,
+            stopping=self.stopping,
+            logger=log,
+            on_retry=lambda _e: metrics.BATCH_RETRIES.inc(),
+        )
 
     async def _once(self, msgs: list[ParsedArticle]) -> list[Result]:
-        outcomes = await self.writer.write(msgs, stopping=self.stopping.is_set)
+        outcomes = await self.writer.write(msgs)
         searchable = [m for m in msgs if outcomes[m.article_id].searchable]
         self._observe_latency(m for m in msgs if outcomes[m.article_id].status == "indexed")
         fired: dict[str, list[Alert]] = {}
@@ -92,16 +81,15 @@ class Indexer:
         for m in msgs:
             o: Outcome = outcomes[m.article_id]
             where = {"article_id": m.article_id, "url": m.url}
-            if o.status == "mapping":
-                log.error("document refused by the mapping: %s", o.error, extra=where)
-                results.append(PermanentError("mapping", o.error or "mapping error"))
+            if o.status in ("mapping", "rejected"):
+                log.error("document refused (%s): %s", o.status, o.error, extra=where)
+                results.append(PermanentError(o.status, o.error or o.status))
             elif o.status == "failed":
                 results.append(RuntimeError(f"bulk item failed: {o.error}"))
             else:
                 # An article twice in one batch: its alerts go out with the first copy only.
-                out = [] if m.article_id in given else [(streams.ALERTS, a) for a in fired.get(m.article_id, [])]
+                results.append([] if m.article_id in given else fired.get(m.article_id, []))
                 given.add(m.article_id)
-                results.append(out)
         return results
 
     def _observe_latency(self, articles: Iterable[ParsedArticle]) -> None:

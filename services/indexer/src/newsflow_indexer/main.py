@@ -1,12 +1,16 @@
-"""`newsflow-indexer`: news.parsed -> Elasticsearch, alert rules evaluated on every indexed batch."""
+"""The indexer service: `news.parsed` -> Elasticsearch in bulk, alert rules evaluated on every indexed
+batch, alerts -> `news.alerts`."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from typing import Annotated
 
+from elasticsearch import AsyncElasticsearch
+from faststream import Context
+
+from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.es import is_healthy, is_unavailable, make_client
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.index_setup import ensure_index
@@ -14,98 +18,77 @@ from newsflow_indexer.rules import load_rules_file
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_shared import streams
-from newsflow_shared.models import ParsedArticle
-from newsflow_shared.runtime import Consumer, Service, ServiceContext, run_main
+from newsflow_shared.models import Alert, ParsedArticle
+from newsflow_shared.redact import redact
+from newsflow_shared.retry import retrying
+from newsflow_shared.runtime import Runtime, Service
 
 log = logging.getLogger("newsflow.indexer")
 
+service = Service("indexer", IndexerSettings)
+ArticleBatcher = Batcher[ParsedArticle, list[Alert]]
 
-def build(settings: IndexerSettings | None = None) -> Service:
-    settings = settings or IndexerSettings()
-    svc = Service("indexer", settings)
-    es = make_client(settings)
-    dispatcher = WebhookDispatcher(settings, es)
-    indexer = Indexer(es, settings, dispatcher)
 
-    async def startup(ctx: ServiceContext) -> None:
-        # The handler watches the service's own shutdown flag while it waits for Elasticsearch.
-        indexer.stopping = ctx.stopping
-        indexer.alerts.redis = ctx.redis
-        await _wait_for_elasticsearch(indexer, ctx)
-        if ctx.stopping.is_set():
-            return
-        await _retrying("index setup", lambda: ensure_index(es, settings), ctx)
-        if settings.rules_file is not None:
-            rules = load_rules_file(settings.rules_file)
-            changed = await indexer.rules.seed(rules, source=str(settings.rules_file))
-            log.info("rules: %d in %s, %d added or changed", len(rules), settings.rules_file, changed)
-
-    async def webhooks(ctx: ServiceContext) -> None:
-        await dispatcher.run(ctx.stopping)
-
-    async def shutdown(ctx: ServiceContext) -> None:
+@service.lifespan
+async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
+    s: IndexerSettings = runtime.settings
+    # The transport logs every failed attempt with a traceback; the retry's one line says it once.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+    es = make_client(s)
+    try:
+        await _prepare(es, s, runtime)
+        dispatcher = WebhookDispatcher(s, es)
+        indexer = Indexer(es, s, dispatcher, stopping=runtime.stopping, redis=runtime.redis)
+        batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s)
+        yield {"es": es, "batcher": batcher, "dispatcher": dispatcher}
+        await batcher.aclose()
+    finally:
         await es.close()
 
-    async def es_health() -> bool:
-        return await is_healthy(es)
 
-    svc.on_startup(startup)
-    svc.task(webhooks)
-    svc.on_shutdown(shutdown)
-    svc.health_check("elasticsearch", es_health)
-    svc.consumer(
-        Consumer(
-            stream=streams.PARSED,
-            group=streams.INDEXER_GROUP,
-            model=ParsedArticle,
-            handle_batch=indexer.handle_batch,
-            batch_size=settings.batch_size,
-            batch_linger_s=settings.batch_linger_s,
-            # news.alerts is a notification stream that nobody is obliged to read: it must never
-            # hold back indexing, so it is not declared for backpressure.
-            output_streams=(),
-        )
+async def _prepare(es: AsyncElasticsearch, s: IndexerSettings, runtime: Runtime) -> None:
+    """Wait for Elasticsearch, then the index and the rules file: an index still starting is ridden out."""
+
+    async def ready() -> None:
+        if not await is_healthy(es):
+            raise ConnectionError(f"Elasticsearch at {redact(s.elasticsearch_url)} is not reachable or not ready")
+
+    await retrying(
+        ready,
+        what="waiting for Elasticsearch",
+        retry_on=lambda e: isinstance(e, ConnectionError),
+        stopping=runtime.stopping,
+        logger=log,
     )
-    return svc
+    await retrying(
+        lambda: ensure_index(es, s), what="index setup", retry_on=is_unavailable, stopping=runtime.stopping, logger=log
+    )
+    if s.rules_file is not None:
+        rules = load_rules_file(s.rules_file)
+        changed = await Indexer(es, s).rules.seed(rules, source=str(s.rules_file))
+        log.info("rules: %d in %s, %d added or changed", len(rules), s.rules_file, changed)
 
 
-async def _wait_for_elasticsearch(indexer: Indexer, ctx: ServiceContext) -> None:
-    delay = 0.5
-    while not ctx.stopping.is_set():
-        if await is_healthy(indexer.es):
-            return
-        log.error(
-            "Elasticsearch at %s is not reachable or not ready; retrying in %.0f s",
-            indexer.settings.elasticsearch_url,
-            delay,
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ctx.stopping.wait(), delay)
-        delay = min(delay * 2, 10.0)
+@service.consumer(
+    streams.PARSED, group=streams.INDEXER_GROUP, publishes=streams.ALERTS, concurrency=lambda s: s.batch_size
+)
+async def index(article: ParsedArticle, batcher: Annotated[ArticleBatcher, Context("batcher")]) -> list[Alert]:
+    return await batcher.submit(article)
 
 
-async def _retrying(what: str, fn: Callable[[], Awaitable[object]], ctx: ServiceContext) -> None:
-    """Start-up steps ride out an Elasticsearch that is still starting instead of crashing the service."""
-    delay = 1.0
-    while True:
-        try:
-            await fn()
-            return
-        except Exception as e:
-            if not is_unavailable(e) or ctx.stopping.is_set():
-                raise
-            log.warning("%s: Elasticsearch not ready (%s); retrying in %.0f s", what, e, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ctx.stopping.wait(), delay)
-        delay = min(delay * 2, 10.0)
+@service.task()
+async def webhooks(
+    dispatcher: Annotated[WebhookDispatcher, Context("dispatcher")], runtime: Annotated[Runtime, Context("runtime")]
+) -> None:
+    await dispatcher.run(runtime.stopping)
 
 
-def main() -> None:
-    # The transport logs every failed attempt with a traceback; the handler's one line per retry says
-    # the same thing once.
-    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
-    run_main("indexer", IndexerSettings, build)
+@service.health_check("elasticsearch")
+async def elasticsearch_ready(es: Annotated[AsyncElasticsearch, Context("es")]) -> bool:
+    return await is_healthy(es)
 
+
+main = service.main
 
 if __name__ == "__main__":
     main()

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from elasticsearch import AsyncElasticsearch
-from elasticsearch.helpers import async_streaming_bulk
+from elasticsearch import ApiError, AsyncElasticsearch
 
 from newsflow_indexer import metrics
 from newsflow_indexer.documents import doc_version, to_document
@@ -30,11 +27,14 @@ MAPPING_ERRORS = {
     "x_content_parse_exception",
 }
 RETRY_STATUSES = (429, 503)
+# A whole bulk request refused for what it contains (an `_id` over 512 bytes, a negative version, a body
+# over http.max_content_length): one document is to blame, and the rest of the batch must not share its fate.
+REQUEST_REFUSALS = (400, 413)
 
 
 @dataclass
 class Outcome:
-    status: Literal["indexed", "exists", "mapping", "failed"]
+    status: Literal["indexed", "exists", "mapping", "rejected", "failed"]
     error: str | None = None
     http_status: int | None = None
 
@@ -42,14 +42,13 @@ class Outcome:
     def searchable(self) -> bool:
         return self.status in ("indexed", "exists")
 
+    @property
+    def metric(self) -> str:
+        return self.status if self.searchable else "failed"
+
 
 class TransientBulkError(Exception):
-    """Items still refused with 429/503 after the helper's retries: the batch is retried as a whole."""
-
-
-def _expand(action: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    # Our own expansion: the helper's does not pass `require_alias` per item.
-    return action["header"], action["body"]
+    """Items refused with 429/503 (Elasticsearch overloaded): the batch is retried as a whole."""
 
 
 def _error_text(error: Any) -> tuple[str, str]:
@@ -96,7 +95,7 @@ class BulkWriter:
                 found[hit["_id"]] = (hit["_index"], hit.get("_version", 0))
         return found
 
-    def action(self, article: ParsedArticle, index: str | None, now: datetime) -> dict[str, Any]:
+    def action(self, article: ParsedArticle, index: str | None, now: datetime) -> list[dict[str, Any]]:
         header: dict[str, Any] = {
             "_id": article.article_id,
             "version": doc_version(article),
@@ -107,72 +106,93 @@ class BulkWriter:
             header["require_alias"] = True
         else:
             header["_index"] = index
-        return {"header": {"index": header}, "body": to_document(article, indexed_at=now)}
+        return [{"index": header}, to_document(article, indexed_at=now)]
 
-    async def write(
-        self, articles: list[ParsedArticle], stopping: Callable[[], bool] = lambda: False
-    ) -> dict[str, Outcome]:
+    async def write(self, articles: list[ParsedArticle]) -> dict[str, Outcome]:
         """Write the newest version of each article; one Outcome per article_id.
 
-        429/503 items are retried with backoff until they succeed (or `stopping()`), so that the caller
-        sees only final answers: indexed, exists (409: this or a newer version is there), mapping
-        (400: the document can never fit), failed (anything else, retried by redelivery).
+        Outcomes: indexed; exists (409: this or a newer version is there); mapping (400: the document
+        can never fit); rejected (the request itself was refused and this document was isolated as the
+        cause); failed (anything else: retried by redelivery). 429/503 answers raise
+        `TransientBulkError`: Elasticsearch is overloaded, and the caller retries the batch.
         """
         newest: dict[str, ParsedArticle] = {}
         for a in articles:
             cur = newest.get(a.article_id)
             if cur is None or doc_version(a) > doc_version(cur):
                 newest[a.article_id] = a
-        outcomes: dict[str, Outcome] = {}
-        pending = dict(newest)
-        delay = self.settings.bulk_initial_backoff_s
-        while pending:
-            located = await self.locate(list(pending))
-            now = datetime.now(UTC)
-            actions = [self.action(a, located.get(aid, (None, 0))[0], now) for aid, a in pending.items()]
-            retry: dict[str, ParsedArticle] = {}
-            started = time.perf_counter()
-            async for ok, item in async_streaming_bulk(
-                self.es,
-                actions,
-                chunk_size=max(len(actions), 1),
-                expand_action_callback=_expand,
-                raise_on_error=False,
-                raise_on_exception=True,
-                max_retries=self.settings.bulk_max_retries,
-                initial_backoff=self.settings.bulk_initial_backoff_s,
-                max_backoff=self.settings.unavailable_max_backoff_s,
-                retry_on_status=RETRY_STATUSES,
-                refresh=self.settings.bulk_refresh,
-            ):
-                info = item.get("index", item)
-                aid = info.get("_id")
-                status = int(info.get("status", 0))
-                if aid not in pending:
-                    continue
-                if ok:
-                    outcomes[aid] = Outcome("indexed", http_status=status)
-                    metrics.DOCUMENTS.labels("indexed").inc()
-                    continue
-                metrics.BULK_FAILURES.labels(str(status)).inc()
-                etype, reason = _error_text(info.get("error"))
-                if status == 409:
-                    outcomes[aid] = Outcome("exists", http_status=status)
-                    metrics.DOCUMENTS.labels("exists").inc()
-                elif status in RETRY_STATUSES:
-                    retry[aid] = pending[aid]
-                elif status == 400 and etype in MAPPING_ERRORS:
-                    outcomes[aid] = Outcome("mapping", f"{etype}: {reason}", status)
-                    metrics.DOCUMENTS.labels("failed").inc()
-                else:
-                    outcomes[aid] = Outcome("failed", f"{status} {etype}: {reason}", status)
-                    metrics.DOCUMENTS.labels("failed").inc()
+        located = await self.locate(list(newest))
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        try:
+            return await self._bulk(list(newest.values()), located, now)
+        finally:
             metrics.BULK_SECONDS.observe(time.perf_counter() - started)
-            pending = retry
-            if pending:
-                if stopping():
-                    raise TransientBulkError(f"{len(pending)} documents still refused with 429/503")
-                log.warning("bulk: %d documents refused with 429/503; retrying in %.1f s", len(pending), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.unavailable_max_backoff_s)
+
+    async def _bulk(
+        self, articles: list[ParsedArticle], located: dict[str, tuple[str, int]], now: datetime
+    ) -> dict[str, Outcome]:
+        operations: list[dict[str, Any]] = []
+        for a in articles:
+            operations.extend(self.action(a, located.get(a.article_id, (None, 0))[0], now))
+        try:
+            resp = await self.es.bulk(operations=operations, refresh=self.settings.bulk_refresh)
+        except ApiError as e:
+            if e.meta.status not in REQUEST_REFUSALS:
+                raise
+            return await self._isolate(articles, located, now, e)
+        outcomes: dict[str, Outcome] = {}
+        overloaded = 0
+        for item in resp["items"]:
+            info = item.get("index", item)
+            outcome = _outcome(int(info.get("status", 0)), info.get("error"))
+            if outcome is None:
+                overloaded += 1
+                continue
+            outcomes[info.get("_id")] = outcome
+            metrics.DOCUMENTS.labels(outcome.metric).inc()
+        if overloaded:
+            metrics.BULK_FAILURES.labels("429").inc(overloaded)
+            raise TransientBulkError(f"{overloaded} documents refused with 429/503")
         return outcomes
+
+    async def _isolate(
+        self, articles: list[ParsedArticle], located: dict[str, tuple[str, int]], now: datetime, error: ApiError
+    ) -> dict[str, Outcome]:
+        """The whole request was refused because of something in it: halve it until the culprit stands alone."""
+        if len(articles) == 1:
+            (a,) = articles
+            metrics.DOCUMENTS.labels("failed").inc()
+            etype, reason = _error_text(
+                getattr(error, "body", {}).get("error") if isinstance(error.body, dict) else error
+            )
+            log.error(
+                "bulk request refused because of this document: %s: %s",
+                etype,
+                reason,
+                extra={"article_id": a.article_id, "url": a.url},
+            )
+            return {a.article_id: Outcome("rejected", f"{error.meta.status} {etype}: {reason}", error.meta.status)}
+        mid = len(articles) // 2
+        log.warning(
+            "bulk request of %d documents refused (%s); splitting it to find the culprit",
+            len(articles),
+            error.meta.status,
+        )
+        first = await self._bulk(articles[:mid], located, now)
+        return first | await self._bulk(articles[mid:], located, now)
+
+
+def _outcome(status: int, error: Any) -> Outcome | None:
+    """A bulk item's final answer; None for 429/503 (retry the batch later)."""
+    if 200 <= status < 300:
+        return Outcome("indexed", http_status=status)
+    metrics.BULK_FAILURES.labels(str(status)).inc()
+    if status == 409:
+        return Outcome("exists", http_status=status)
+    if status in RETRY_STATUSES:
+        return None
+    etype, reason = _error_text(error)
+    if status == 400 and etype in MAPPING_ERRORS:
+        return Outcome("mapping", f"{etype}: {reason}", status)
+    return Outcome("failed", f"{status} {etype}: {reason}", status)

@@ -12,9 +12,8 @@ from newsflow_parser.errors import ExtractionError
 from newsflow_parser.extract import extract_payload
 from newsflow_parser.pool import ExtractionPool, WorkerCrashed
 from newsflow_parser.settings import ParserSettings
-from newsflow_shared import streams
-from newsflow_shared.models import Message, ParsedArticle, RawPage
-from newsflow_shared.runtime import PermanentError
+from newsflow_shared.errors import PermanentError
+from newsflow_shared.models import ParsedArticle, RawPage
 
 log = logging.getLogger("newsflow.parser")
 
@@ -46,7 +45,7 @@ class PageHandler:
         )
         return PermanentError(reason, message)
 
-    async def handle(self, raw: RawPage) -> list[tuple[str, Message]]:
+    async def handle(self, raw: RawPage) -> ParsedArticle:
         s = self.settings
         if raw.body_bytes > s.parser_max_bytes:
             raise self._fail(raw, "too-large", f"{raw.body_bytes} bytes of HTML (limit {s.parser_max_bytes})")
@@ -91,4 +90,4 @@ class PageHandler:
             article.language,
             extra={"article_id": article.article_id, "url": article.url},
         )
-        return [(streams.PARSED, article)]
+        return article
