@@ -26,6 +26,12 @@ def run_script(args: list[str], timeout: float = 300) -> str:
     return lines[-1] if lines else ""
 
 
+def run_status(args: list[str]) -> tuple[int, list[str]]:
+    """`status` of a script: its exit code (0 all up, 3 stopped, 4 degraded) and its lines."""
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    return out.returncode, out.stdout.strip().splitlines()
+
+
 async def wait_until(cond: Callable[[], Awaitable[Any]], within: float, what: str, every: float = 0.05) -> float:
     """Await `cond` until it returns something true; the seconds that took. Errors count as "not yet":
     the servers are being killed on purpose."""
@@ -87,6 +93,9 @@ class EsCluster:
     def running(self) -> list[int]:
         return [i for i in range(1, self.size + 1) if self.pid(i) is not None]
 
+    def status(self) -> tuple[int, list[str]]:
+        return run_status(["scripts/elasticsearch.sh", "status", "--home", str(self.home)])
+
     def master(self) -> int:
         """The elected master's node number, as the script reports it."""
         return int(self.script("master").split()[0])
@@ -131,6 +140,9 @@ class RedisHA:
             return None
         pid = int(path.read_text())
         return pid if Path(f"/proc/{pid}").exists() else None
+
+    def status(self) -> tuple[int, list[str]]:
+        return run_status(["scripts/redis.sh", "status", "--dir", str(self.dir)])
 
     def master(self) -> int:
         return int(self.script("master").split()[0])

@@ -39,7 +39,7 @@ async def sentinel_client(ha: RedisHA) -> AsyncIterator[Sentinel]:
 async def server(port: int) -> AsyncIterator[aioredis.Redis]:
     """One server or Sentinel, directly (not through Sentinel)."""
     client = aioredis.Redis(
-        host="127.0.0.1", port=port, socket_timeout=2.0, socket_connect_timeout=1.0, decode_responses=True
+        host="127.0.0.1", port=port, socket_timeout=10.0, socket_connect_timeout=2.0, decode_responses=True
     )
     try:
         yield client
@@ -80,7 +80,7 @@ async def write_confirmed(master: aioredis.Redis, writes: Writes, stop: asyncio.
 
 
 async def write_fast(master: aioredis.Redis, writes: Writes, stop: asyncio.Event) -> None:
-    """Pipelines of 50 entries as fast as the primary takes them, trusting asynchronous replication."""
+    """Pipelines of 50 entries, trusting asynchronous replication: no WAIT."""
     n = 0
     while not stop.is_set():
         try:
@@ -93,8 +93,8 @@ async def write_fast(master: aioredis.Redis, writes: Writes, stop: asyncio.Event
             n += 50
         except Exception:
             writes.errors += 1
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0)
+        # Bounded (about 5,000 entries a second): enough to keep replication busy, not to starve the machine.
+        await asyncio.sleep(0.01)
 
 
 async def test_sentinels_watch_one_replicated_primary(healthy_redis_ha: RedisHA) -> None:
@@ -123,7 +123,24 @@ async def test_sentinels_watch_one_replicated_primary(healthy_redis_ha: RedisHA)
         await master.aclose()
 
 
-async def test_primary_killed_replica_promoted_and_the_client_follows(
+async def test_script_interface_on_a_running_set(healthy_redis_ha: RedisHA) -> None:
+    ha = healthy_redis_ha
+    code, lines = await asyncio.to_thread(ha.status)
+    assert code == 0, lines
+    primary = ha.master()
+    sentinels = ",".join(f"{h}:{p}" for h, p in ha.sentinels)
+    assert lines[-1] == f"primary {primary} redis://127.0.0.1:{ha.port(primary)}/0; sentinel://{sentinels}/newsflow"
+    assert f"server {primary} running redis://127.0.0.1:{ha.port(primary)}/0 pid {ha.pid(primary)} master" in lines
+    assert any(ln.startswith(f"server {3 - primary} running") and ln.endswith("replica (link up)") for ln in lines)
+    assert sum(ln.startswith("sentinel ") and " running 127.0.0.1:" in ln for ln in lines) == 3
+    # Starting what runs changes nothing and answers as the first start did.
+    assert await asyncio.to_thread(ha.script, "start", "--ha") == f"sentinel://{sentinels}/newsflow"
+    assert await asyncio.to_thread(ha.start_server, primary) == f"redis://127.0.0.1:{ha.port(primary)}/0"
+    with pytest.raises(RuntimeError, match="needs a server number"):
+        await asyncio.to_thread(ha.script, "kill-server", "3")
+
+
+async def test_primary_killed_replica_promoted_client_follows_old_primary_rejoins(
     healthy_redis_ha: RedisHA, figures: Figures
 ) -> None:
     ha = healthy_redis_ha
@@ -142,6 +159,8 @@ async def test_primary_killed_replica_promoted_and_the_client_follows(
         t0 = time.monotonic()
         assert await asyncio.to_thread(ha.kill_primary) == old
         killed = time.monotonic()
+        code, lines = await asyncio.to_thread(ha.status)
+        assert code == 4 and f"server {old} stopped redis://127.0.0.1:{ha.port(old)}/0" in lines, lines
 
         async def promoted() -> bool:
             return (await sentinel.discover_master(ha.master_name))[1] == ha.port(new)
@@ -152,62 +171,51 @@ async def test_primary_killed_replica_promoted_and_the_client_follows(
         first_write_s = min(confirmed.acked[i] for i in confirmed.since(killed)) - t0
         stop.set()
         await asyncio.gather(*tasks)
-        await master.aclose()
 
-    async with server(ha.port(new)) as promoted_server:
-        assert (await promoted_server.info("replication"))["role"] == "master"
-        on_new = {w.stream: {e.encode() for e, _ in await promoted_server.xrange(w.stream)} for w in (confirmed, fast)}
-    for w in (confirmed, fast):
-        # The client followed: what it wrote after the kill is on the promoted server.
-        assert w.since(killed) and w.since(killed) <= on_new[w.stream], w.stream
-    # Nothing the replica had confirmed (WAIT) is lost. What only the dead primary held may be: counted.
-    assert confirmed.replicated and confirmed.replicated & confirmed.until(killed) <= on_new[confirmed.stream]
-    lost_confirmed = confirmed.until(killed) - on_new[confirmed.stream]
-    lost_fast = fast.until(killed) - on_new[fast.stream]
-    print(
-        f"one at a time with WAIT 1: {len(confirmed.until(killed))} acknowledged before the kill, "
-        f"{len(confirmed.replicated & confirmed.until(killed))} confirmed by the replica, {len(lost_confirmed)} lost; "
-        f"pipelined without WAIT: {len(fast.until(killed))} acknowledged, {len(lost_fast)} lost; "
-        f"client errors while no primary answered: {confirmed.errors + fast.errors}"
-    )
-    figures.add("Redis kill -9 primary: Sentinel names the replica after", promoted_s)
-    figures.add("Redis kill -9 primary: first write through Sentinel after", first_write_s)
-    figures.add("Redis kill -9 primary: writes acknowledged without WAIT", len(fast.until(killed)), "writes")
-    figures.add("Redis kill -9 primary: ... of which lost with the primary", len(lost_fast), "writes")
+        async with server(ha.port(new)) as promoted_server:
+            assert (await promoted_server.info("replication"))["role"] == "master"
+            on_new = {
+                w.stream: {e.encode() for e, _ in await promoted_server.xrange(w.stream)} for w in (confirmed, fast)
+            }
+        for w in (confirmed, fast):
+            # The client followed: what it wrote after the kill is on the promoted server.
+            assert w.since(killed) and w.since(killed) <= on_new[w.stream], w.stream
+        # Nothing the replica had confirmed (WAIT) is lost. What only the dead primary held may be: counted.
+        assert confirmed.replicated and confirmed.replicated & confirmed.until(killed) <= on_new[confirmed.stream]
+        lost_confirmed = confirmed.until(killed) - on_new[confirmed.stream]
+        lost_fast = fast.until(killed) - on_new[fast.stream]
+        print(
+            f"one at a time with WAIT 1: {len(confirmed.until(killed))} acknowledged before the kill, "
+            f"{len(confirmed.replicated & confirmed.until(killed))} confirmed by the replica, "
+            f"{len(lost_confirmed)} lost; pipelined without WAIT: {len(fast.until(killed))} acknowledged, "
+            f"{len(lost_fast)} lost; client errors while no primary answered: {confirmed.errors + fast.errors}"
+        )
 
-
-async def _at_least(writes: Writes, n: int, since: float = 0.0) -> bool:
-    return len(writes.since(since)) >= n
-
-
-async def test_restarted_old_primary_rejoins_as_a_replica(healthy_redis_ha: RedisHA, figures: Figures) -> None:
-    ha = healthy_redis_ha
-    old = ha.master()
-    new = 3 - old
-    t0 = time.monotonic()
-    assert await asyncio.to_thread(ha.kill_primary) == old
-    async with sentinel_client(ha) as sentinel:
-
-        async def promoted() -> bool:
-            return (await sentinel.discover_master(ha.master_name))[1] == ha.port(new)
-
-        await wait_until(promoted, PROMOTION_WITHIN_S, f"Sentinel to promote server {new}")
-        figures.add("Redis kill -9 primary (again): Sentinel names the replica after", time.monotonic() - t0)
-        master = sentinel.master_for(ha.master_name, socket_timeout=2.0)
-        await master.set("ha:while-away", "written while the old primary was dead")
-
+        # The old primary comes back: as a replica of the promoted server, with what was written meanwhile.
         t1 = time.monotonic()
         await asyncio.to_thread(ha.start_server, old)  # returns once it is linked and Sentinel sees it healthy
         rejoin_s = time.monotonic() - t1
         assert ha.master() == new  # no fail-back: the promoted server stays the primary
-        assert await master.wait(1, 2000) == 1
+        await master.set("ha:after-rejoin", "x")
+        assert await master.wait(1, 5000) == 1
         async with server(ha.port(old)) as back:
             info = await back.info("replication")
             assert (info["role"], info["master_port"], info["master_link_status"]) == ("slave", ha.port(new), "up")
-            assert await back.get("ha:while-away") == "written while the old primary was dead"
+            # Its own unreplicated tail, if any, was dropped: it holds exactly what the new primary holds.
+            assert await back.xlen(confirmed.stream) == len(on_new[confirmed.stream])
+            assert await back.xlen(fast.stream) == len(on_new[fast.stream])
+            assert await back.get("ha:after-rejoin") == "x"
         for _, port in ha.sentinels:
             async with server(port) as s:
                 replicas = await s.sentinel_slaves(ha.master_name)
                 assert [(r["port"], r["flags"]) for r in replicas] == [(ha.port(old), "slave")], replicas
         await master.aclose()
+    figures.add("Redis kill -9 primary: Sentinel names the replica after", promoted_s)
+    figures.add("Redis kill -9 primary: first write through Sentinel after", first_write_s)
+    figures.add("Redis kill -9 primary: writes acknowledged without WAIT", len(fast.until(killed)), "writes")
+    figures.add("Redis kill -9 primary: ... of which lost with the primary", len(lost_fast), "writes")
     figures.add("Redis old primary restarted: linked replica, Sentinels agree, after", rejoin_s)
+
+
+async def _at_least(writes: Writes, n: int, since: float = 0.0) -> bool:
+    return len(writes.since(since)) >= n
