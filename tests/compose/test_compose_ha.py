@@ -159,9 +159,13 @@ def test_named_volumes_are_declared_and_each_stateful_service_has_its_own(ha, sv
     assert len(seen) == len(set(seen))
 
 
-def test_config_files_exist(ha) -> None:
+def test_config_files_exist_and_are_versioned(ha, ha_raw) -> None:
     for name, cfg in ha["configs"].items():
         assert (ROOT / cfg["file"]).is_file(), (name, cfg["file"])
+    # Swarm refuses a changed config under the same name: raising the version deploys it anew.
+    bumped = interpolate(ha_raw, {"NEWSFLOW_CONFIG_VERSION": "2"})["configs"]
+    for name, cfg in ha["configs"].items():
+        assert cfg["name"].endswith("-1") and bumped[name]["name"] == cfg["name"][:-1] + "2", name
 
 
 # --- surviving one machine --------------------------------------------------------------------------
