@@ -104,6 +104,28 @@ async def test_three_nodes_form_one_green_cluster(healthy_es_cluster: EsCluster,
     assert masters == {f"newsflow-{cluster.master()}"}
 
     async with cluster_client(cluster) as es:
+        # Languages are hunspell dictionaries in each node's config/: a node without them could not open its
+        # shards of this index, and the cluster would not be green.
+        await es.indices.create(
+            index="ha-hunspell",
+            settings={
+                "number_of_shards": 3,
+                "number_of_replicas": 1,
+                "analysis": {
+                    "filter": {"de_stem": {"type": "hunspell", "locale": "de_DE"}},
+                    "analyzer": {"de": {"tokenizer": "standard", "filter": ["lowercase", "de_stem"]}},
+                },
+            },
+        )
+        h = await es.cluster.health(index="ha-hunspell", wait_for_status="green", timeout="60s")
+        assert h["status"] == "green", h
+        assert {s["node"] for s in await shard_nodes(es, "ha-hunspell")} == {f"newsflow-{i}" for i in range(1, 4)}
+        for url in cluster.urls:
+            async with node_client(url) as own:
+                tokens = await own.indices.analyze(index="ha-hunspell", analyzer="de", text="Raketen")
+                assert "rakete" in [t["token"] for t in tokens["tokens"]], tokens
+        await es.indices.delete(index="ha-hunspell")
+
         await fresh_index(es, "ha-green", 60)
         shards = await shard_nodes(es, "ha-green")
         assert len(shards) == 6 and all(s["state"] == "STARTED" for s in shards), shards
