@@ -99,7 +99,11 @@ elapsed_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # --- one node, given its home ----------------------------------------------------------------------
 
-node_pid_alive() { [ -f "$1/node.pid" ] && kill -0 "$(cat "$1/node.pid")" 2>/dev/null; }
+# A process counts as running until it exits, not until it is reaped: a killed server is a zombie until
+# init collects it, which can take seconds, and the fault tests time what follows the kill.
+proc_alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
+node_pid_alive() { [ -f "$1/node.pid" ] && proc_alive "$(cat "$1/node.pid")"; }
 
 node_url() { echo "http://127.0.0.1:$(cat "$1/node.port")"; }
 
@@ -129,11 +133,11 @@ signal_node() {
   node_pid_alive "$home" || { rm -f "$home/node.pid"; return 0; }
   pid=$(cat "$home/node.pid")
   kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  if kill -0 "$pid" 2>/dev/null; then
+  for _ in $(seq 1 300); do proc_alive "$pid" || break; sleep 0.1; done
+  if proc_alive "$pid"; then
     echo "elasticsearch: pid $pid still running after 30 s, killing" >&2
     kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    while proc_alive "$pid"; do sleep 0.1; done
   fi
   rm -f "$home/node.pid"
 }

@@ -77,7 +77,11 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 
 elapsed_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
-pid_alive() { [ -f "$1/redis.pid" ] && kill -0 "$(cat "$1/redis.pid")" 2>/dev/null; }
+# A process counts as running until it exits, not until it is reaped: a killed server is a zombie until
+# init collects it, which can take seconds, and the fault tests time what follows the kill.
+proc_alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
+pid_alive() { [ -f "$1/redis.pid" ] && proc_alive "$(cat "$1/redis.pid")"; }
 
 cli() { local port="$1"; shift; redis-cli -h 127.0.0.1 -p "$port" "$@" 2>/dev/null; }
 
@@ -108,8 +112,8 @@ stop_at() {
   if ! pid_alive "$dir"; then rm -f "$dir/redis.pid"; return 1; fi
   pid=$(cat "$dir/redis.pid")
   cli "$(cat "$dir/redis.port")" shutdown >/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && { echo "redis: pid $pid still running after 15 s, killing" >&2; kill -KILL "$pid" 2>/dev/null || true; }
+  for _ in $(seq 1 150); do proc_alive "$pid" || break; sleep 0.1; done
+  proc_alive "$pid" && { echo "redis: pid $pid still running after 15 s, killing" >&2; kill -KILL "$pid" 2>/dev/null || true; }
   rm -f "$dir/redis.pid"
 }
 
@@ -326,7 +330,7 @@ kill_server() {
   pid_alive "$dir" || { echo "redis: server $1 is not running" >&2; return 0; }
   pid=$(cat "$dir/redis.pid")
   kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  while proc_alive "$pid"; do sleep 0.05; done
   rm -f "$dir/redis.pid"
   echo "redis: server $1 killed" >&2
 }

@@ -48,6 +48,15 @@ async def wait_until(cond: Callable[[], Awaitable[Any]], within: float, what: st
         await asyncio.sleep(every)
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting for init to reap it (as the scripts count it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -88,7 +97,7 @@ class EsCluster:
         if not path.exists():
             return None
         pid = int(path.read_text())
-        return pid if Path(f"/proc/{pid}").exists() else None
+        return pid if alive(pid) else None
 
     def running(self) -> list[int]:
         return [i for i in range(1, self.size + 1) if self.pid(i) is not None]
@@ -139,7 +148,7 @@ class RedisHA:
         if not path.exists():
             return None
         pid = int(path.read_text())
-        return pid if Path(f"/proc/{pid}").exists() else None
+        return pid if alive(pid) else None
 
     def status(self) -> tuple[int, list[str]]:
         return run_status(["scripts/redis.sh", "status", "--dir", str(self.dir)])
