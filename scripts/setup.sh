@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs for `make run` and `make test`; quick when already done.
-#   - Debian packages: redis-server, the hunspell dictionaries, Java 17 and Maven when missing
+#   - Debian packages: redis-server, redis-sentinel, the hunspell dictionaries, Java 17 and Maven when missing
 #   - uv (pinned), then the Python environment .venv from uv.lock (--frozen: the lock is the truth)
 #   - the Elasticsearch launcher and its Maven artifacts (cached in ~/.m2)
 set -euo pipefail
@@ -10,6 +10,8 @@ UV_VERSION="0.13.9"
 
 need_pkgs=()
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
+# Sentinel for `scripts/redis.sh start --ha` (automatic failover) and the tests of it in tests/ha.
+command -v redis-sentinel >/dev/null || [ -x /usr/bin/redis-sentinel ] || need_pkgs+=(redis-sentinel)
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v curl >/dev/null || need_pkgs+=(curl)
