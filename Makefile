@@ -5,7 +5,7 @@ setup:
 	@scripts/setup.sh
 
 run: setup
-	@.venv/bin/python scripts/run_local.py
+	@.venv/bin/python -m newsflow_devtools.run_local
 
 test: setup
 	@.venv/bin/pytest $(PYTEST_ARGS)

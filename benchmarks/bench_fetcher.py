@@ -83,10 +83,10 @@ def free_port() -> int:
 async def bench(redis_url: str, port: int, args: argparse.Namespace) -> None:
     import redis.asyncio as aioredis
 
-    from newsflow_fetcher.httpclient import HttpClient
+    from newsflow_feeds.registry import FeedRegistry
     from newsflow_fetcher.poller import Poller
-    from newsflow_fetcher.registry import FeedRegistry
     from newsflow_fetcher.settings import FetcherSettings
+    from newsflow_http.httpclient import HttpClient
     from newsflow_shared import streams
 
     redis = aioredis.Redis.from_url(redis_url)

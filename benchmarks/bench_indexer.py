@@ -185,9 +185,9 @@ async def wipe(es: Any, redis: Any) -> None:
 
 async def run_service(settings: Any, redis: Any, es: Any, arts: list[Any], rate: float) -> dict[str, Any]:
     """The real service in this process; returns documents/s and latency percentiles."""
-    from newsflow_indexer.index_setup import ensure_index
     from newsflow_indexer.main import build
-    from newsflow_indexer.rules import Rule, RuleStore
+    from newsflow_search.index_setup import ensure_index
+    from newsflow_search.rules import Rule, RuleStore
     from newsflow_shared import streams
     from newsflow_shared.runtime import encode
 
@@ -300,9 +300,9 @@ def rule_queries(n: int, seed: int = 11) -> list[str]:
 
 async def rule_cost(settings: Any, es: Any, arts: list[Any], n_rules: int, batch: int, rounds: int) -> dict[str, Any]:
     from newsflow_indexer.alerts import AlertEngine
-    from newsflow_indexer.documents import stemmed_language
-    from newsflow_indexer.index_setup import ensure_index
-    from newsflow_indexer.rules import Rule, RuleStore
+    from newsflow_search.documents import stemmed_language
+    from newsflow_search.index_setup import ensure_index
+    from newsflow_search.rules import Rule, RuleStore
 
     # (no _delete_by_query: that is the reindex module, not in the server core)
     await es.options(ignore_status=404).indices.delete(index=f"{settings.rules_index},{settings.alerts_index}")
@@ -359,8 +359,8 @@ async def bench(
 ) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
-    from newsflow_indexer.es import make_client
     from newsflow_indexer.settings import IndexerSettings
+    from newsflow_search.es import make_client
 
     settings = IndexerSettings(
         redis_url=redis_url,
@@ -376,8 +376,8 @@ async def bench(
     try:
         results: dict[str, Any] = {"source": source, "articles": args.articles, "batch": args.batch}
         if args.rules_only:
-            from newsflow_indexer.index_setup import ensure_index
             from newsflow_indexer.writer import BulkWriter
+            from newsflow_search.index_setup import ensure_index
 
             await wipe(es, redis)
             await ensure_index(es, settings)

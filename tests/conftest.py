@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_shared.settings import CommonSettings
+from newsflow_cli.common import CliSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -64,11 +64,11 @@ def es_url(es_home: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(redis_url: str, es_url: str, monkeypatch: pytest.MonkeyPatch) -> CommonSettings:
+def settings(redis_url: str, es_url: str, monkeypatch: pytest.MonkeyPatch) -> CliSettings:
     """Settings pointing at the test servers, also exported so that subprocesses inherit them."""
     monkeypatch.setenv("NEWSFLOW_REDIS_URL", redis_url)
     monkeypatch.setenv("NEWSFLOW_ELASTICSEARCH_URL", es_url)
-    return CommonSettings(redis_url=redis_url, elasticsearch_url=es_url)
+    return CliSettings(redis_url=redis_url, elasticsearch_url=es_url)
 
 
 @pytest.fixture

@@ -422,7 +422,7 @@ def render(res: Any, cfg: Any) -> str:
         " idle 2-core machine).",
         "- Latency is measured per document: from the moment the site first served its item in a feed"
         " to the moment a search finds it (the benchmark searches every 0.25 s, so figures are up to 0.25 s late).",
-        "- Services run as separate processes (`newsflow_cli.processes.Pipeline`) with the end-to-end tests'"
+        "- Services run as separate processes (`newsflow_devtools.processes.Pipeline`) with the end-to-end tests'"
         " settings (feeds polled every 1 s, no politeness delay to the loopback host), each parser replica with"
         " one extraction worker per core; Redis and Elasticsearch as started by `scripts/`.",
         "",

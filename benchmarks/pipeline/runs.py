@@ -20,14 +20,14 @@ from benchmarks.pipeline.infra import Servers
 from benchmarks.pipeline.pages import ROOT
 from benchmarks.pipeline.sampler import Sampler, tree_cpu_seconds
 from benchmarks.pipeline.site import BenchSite
+from newsflow_cli.common import CliSettings
 from newsflow_cli.infra import initialise
-from newsflow_cli.processes import Pipeline
-from newsflow_fetcher.registry import FeedRegistry
+from newsflow_devtools.processes import Pipeline
+from newsflow_feeds.registry import FeedRegistry
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry
 from newsflow_shared.runtime import encode, stream_backlog
-from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
 # The shape the end-to-end tests use: loopback allowed, no politeness delay to our own site, short timings.
@@ -92,7 +92,7 @@ class Bench:
         self.servers = servers
         self.site = site
         self.log_dir = log_dir
-        self.settings = CommonSettings(redis_url=servers.redis_url, elasticsearch_url=servers.es_url)
+        self.settings = CliSettings(redis_url=servers.redis_url, elasticsearch_url=servers.es_url)
         self.redis = aioredis.Redis.from_url(servers.redis_url)
         self.es = AsyncElasticsearch(servers.es_url, request_timeout=60)
 

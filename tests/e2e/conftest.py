@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_cli.infra import initialise
-from newsflow_cli.processes import Pipeline
-from newsflow_fetcher.registry import FeedRegistry
-from newsflow_indexer.rules import Rule, RuleStore
+from newsflow_devtools.processes import Pipeline
+from newsflow_feeds.registry import FeedRegistry
+from newsflow_search.rules import Rule, RuleStore
 from newsflow_shared import streams
 from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.settings import CommonSettings

@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_cli.demo.server import DemoFeedServer
-from newsflow_indexer.rules import Rule
+from newsflow_devtools.demo.server import DemoFeedServer
+from newsflow_search.rules import Rule
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, DeadLetter, FeedEntry

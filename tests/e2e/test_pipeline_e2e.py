@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_cli.demo.server import DemoFeedServer
+from newsflow_devtools.demo.server import DemoFeedServer
 from newsflow_shared.ids import article_id
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize

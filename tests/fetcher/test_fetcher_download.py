@@ -12,8 +12,8 @@ from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings
 
 from newsflow_fetcher.downloader import ArticleDownloader, TransientFetchError
-from newsflow_fetcher.httpclient import HttpClient
 from newsflow_fetcher.robots import RobotsCache
+from newsflow_http.httpclient import HttpClient
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry, RawPage
 from newsflow_shared.runtime import PermanentError

@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
 
+from newsflow_feeds.registry import FeedRegistry
 from newsflow_fetcher import poller as poller_mod
-from newsflow_fetcher.httpclient import HttpClient
 from newsflow_fetcher.poller import Poller
-from newsflow_fetcher.registry import FeedRegistry
+from newsflow_http.httpclient import HttpClient
 from newsflow_shared import streams
 from newsflow_shared.models import FeedEntry
 from newsflow_shared.runtime import DATA_FIELD

@@ -19,9 +19,9 @@ import yaml
 from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
 
-from newsflow_cli.processes import free_port
+from newsflow_devtools.processes import free_port
+from newsflow_feeds.registry import FeedRegistry
 from newsflow_fetcher.main import service as fetcher
-from newsflow_fetcher.registry import FeedRegistry
 from newsflow_shared import streams
 from newsflow_shared.models import DeadLetter, FeedEntry, RawPage
 from newsflow_shared.runtime import DATA_FIELD, DATA_KEY

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsflow_feeds.opml import parse_opml, write_opml
+from newsflow_feeds.registry import load_feeds_file
 from newsflow_fetcher.charset import decode_html
 from newsflow_fetcher.feedparse import parse_feed
 from newsflow_fetcher.feedtypes import FeedParseError
 from newsflow_fetcher.jsonfeed import parse_json_feed
-from newsflow_fetcher.opml import parse_opml, write_opml
-from newsflow_fetcher.registry import load_feeds_file
 from newsflow_fetcher.schedule import (
     failure_delay,
     jittered,
@@ -26,7 +26,7 @@ from newsflow_fetcher.schedule import (
     success_interval,
 )
 from newsflow_fetcher.settings import FetcherSettings
-from newsflow_fetcher.ssrf import AddressPolicy
+from newsflow_http.ssrf import AddressPolicy
 from newsflow_shared.urls import canonicalize, domain_of, is_tracking_param
 
 pytestmark = pytest.mark.unit

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_indexer.index_setup import ensure_index
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_search.index_setup import ensure_index
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Caption, ParsedArticle
 

@@ -12,9 +12,9 @@ from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.alerts import alert_id
 from newsflow_indexer.handler import Indexer
-from newsflow_indexer.rules import Channel, Rule, rule_id
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
+from newsflow_search.rules import Channel, Rule, rule_id
 from newsflow_shared import streams
 from newsflow_shared.models import Alert
 from newsflow_shared.runtime import encode

@@ -9,9 +9,9 @@ from conftest import make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.handler import Indexer
-from newsflow_indexer.index_setup import write_index
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.writer import BulkWriter
+from newsflow_search.index_setup import write_index
 from newsflow_shared.runtime import PermanentError
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ async def test_no_index_is_created_by_a_write_when_the_alias_is_missing(
     es: AsyncElasticsearch, idx_settings: IndexerSettings
 ) -> None:
     # Only the template exists (as after a half-done init): the write must fail, not create `news`.
-    from newsflow_indexer.index_setup import TEMPLATE_NAME, news_template
+    from newsflow_search.index_setup import TEMPLATE_NAME, news_template
 
     await es.indices.put_index_template(name=TEMPLATE_NAME, **news_template(idx_settings))
     await es.indices.create(index="news-000001")  # a backing index without the alias

@@ -14,10 +14,10 @@ from conftest import ARABIC_TEXT, BUDGET_TEXT, make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.handler import Indexer
-from newsflow_indexer.index_setup import TEMPLATE_NAME, ensure_index
-from newsflow_indexer.rules import Rule
-from newsflow_indexer.search import search
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_search.index_setup import TEMPLATE_NAME, ensure_index
+from newsflow_search.rules import Rule
+from newsflow_search.search import search
 
 pytestmark = pytest.mark.integration
 

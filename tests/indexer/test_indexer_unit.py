@@ -10,14 +10,13 @@ from conftest import make_article, rocket_article
 from pydantic import ValidationError
 
 from newsflow_indexer.alerts import alert_id, delivery_key, fingerprint_id
-from newsflow_indexer.documents import doc_version, primary_language, to_document
-from newsflow_indexer.index_setup import NEWS_TEMPLATE, news_template, resource
-from newsflow_indexer.query import best_snippet, build_query, parse_since, search_fields
-from newsflow_indexer.rules import Channel, Rule, load_rules_file
-from newsflow_indexer.settings import IndexerSettings, indexer_settings
+from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import payload
+from newsflow_search.documents import doc_version, primary_language, to_document
+from newsflow_search.index_setup import NEWS_TEMPLATE, news_template, resource
+from newsflow_search.query import best_snippet, build_query, parse_since, search_fields
+from newsflow_search.rules import Channel, Rule, load_rules_file
 from newsflow_shared.models import Alert
-from newsflow_shared.settings import CommonSettings
 
 pytestmark = pytest.mark.unit
 
@@ -170,7 +169,12 @@ def test_slack_payload_is_only_text_and_json_payload_is_the_alert() -> None:
     assert plain["published_at"].startswith("2026-01-01")
 
 
-def test_cli_settings_become_indexer_settings() -> None:
-    s = indexer_settings(CommonSettings(elasticsearch_url="http://es.example:9200"))
-    assert isinstance(s, IndexerSettings) and s.elasticsearch_url == "http://es.example:9200"
-    assert s.index_alias == "news"
+def test_each_service_reads_only_its_own_settings() -> None:
+    from newsflow_fetcher.settings import FetcherSettings
+    from newsflow_parser.settings import ParserSettings
+
+    indexer = IndexerSettings(elasticsearch_url="http://es.example:9200,http://es2.example:9200/")
+    assert indexer.elasticsearch_nodes == ["http://es.example:9200", "http://es2.example:9200"]
+    assert indexer.index_alias == "news" and "rules_file" in IndexerSettings.model_fields
+    assert "elasticsearch_url" not in ParserSettings.model_fields and "rules_file" not in ParserSettings.model_fields
+    assert "elasticsearch_url" not in FetcherSettings.model_fields and "feeds_file" in FetcherSettings.model_fields

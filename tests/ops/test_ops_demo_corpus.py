@@ -11,8 +11,8 @@ import feedparser
 import pytest
 from lxml import html as lxml_html
 
-from newsflow_cli.demo import render
-from newsflow_cli.demo.corpus import (
+from newsflow_devtools.demo import render
+from newsflow_devtools.demo.corpus import (
     ALERT_PHRASE,
     ALERT_WORDS_RE,
     FEEDS,

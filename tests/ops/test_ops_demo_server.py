@@ -13,7 +13,7 @@ import aiohttp
 import feedparser
 import pytest
 
-from newsflow_cli.demo import DemoFeedServer, DemoServerError
+from newsflow_devtools.demo import DemoFeedServer, DemoServerError
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +109,7 @@ async def test_module_entry_point_serves_until_terminated() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "newsflow_cli.demo.server",
+        "newsflow_devtools.demo.server",
         "--port",
         str(port),
         "--articles",
@@ -134,7 +134,7 @@ async def test_demo_serve_command_serves_until_terminated() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "from newsflow_cli.demo.cli import app; app()",
+        "from newsflow_devtools.demo.cli import app; app()",
         "serve",
         "--port",
         str(port),

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_cli.demo.corpus import build_corpus
+from newsflow_devtools.demo.corpus import build_corpus
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.runtime import DATA_FIELD

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 from prometheus_client.parser import text_string_to_metric_families
 
-from newsflow_cli.demo import DemoFeedServer
 from newsflow_cli.infra import initialise
-from newsflow_cli.processes import Pipeline, ServiceProcess
-from newsflow_fetcher.registry import FeedRegistry
+from newsflow_devtools.demo import DemoFeedServer
+from newsflow_devtools.processes import Pipeline, ServiceProcess
+from newsflow_feeds.registry import FeedRegistry
 from newsflow_shared import streams
 from newsflow_shared.settings import CommonSettings
 

@@ -11,30 +11,42 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from newsflow_http.settings import HttpSettings
+from newsflow_search.settings import SearchSettings
+from newsflow_shared.redact import redact
 from newsflow_shared.settings import CommonSettings
 
 T = TypeVar("T")
 
 
-def load_settings() -> CommonSettings:
+class CliSettings(CommonSettings, SearchSettings, HttpSettings):
+    """The CLI talks to Redis and Elasticsearch, and fetches sites when it discovers feeds."""
+
+
+def load_settings() -> CliSettings:
     try:
-        return CommonSettings()
+        return CliSettings()
     except ValidationError as e:
         first = e.errors()[0]
-        fail(f"bad configuration: {first['msg']} ({'.'.join(map(str, first['loc']))})")
+        var = "NEWSFLOW_" + "_".join(str(p) for p in first["loc"]).upper()
+        fail(f"bad configuration: {var}: {redact(first['msg'])}")
         raise  # unreachable, for type checkers
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"newsflow: {message}", fg=typer.colors.RED, err=True)
+    typer.secho(f"newsflow: {redact(message)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
 
-def run(coro: Coroutine[Any, Any, T], settings: CommonSettings | None = None) -> T:
+def run(coro: Coroutine[Any, Any, T], settings: CliSettings | None = None) -> T:
     """Run a command's coroutine, turning unreachable servers into one actionable line."""
     from elastic_transport import ConnectionError as ESConnectionError
 
-    s = settings or load_settings()
+    try:
+        s = settings or load_settings()
+    except typer.Exit:
+        coro.close()  # never started: closing it keeps Python from warning that it was never awaited
+        raise
     try:
         return asyncio.run(coro)
     except (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError) as e:

@@ -1,6 +1,6 @@
 """`newsflow feeds`: the feeds the fetcher polls, and how each one is doing.
 
-Feeds live in Redis (see newsflow_fetcher.registry); a running fetcher picks up a change within a
+Feeds live in Redis (see newsflow_feeds.registry); a running fetcher picks up a change within a
 second. `list` shows each feed's health: last success, last error, consecutive failures, the current
 polling interval and how many new items it brought.
 """
@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from newsflow_cli.common import fail, load_settings, run
-from newsflow_fetcher.opml import OpmlError
-from newsflow_fetcher.registry import FeedInfo, FeedRegistry, load_feeds_file
+from newsflow_feeds.opml import OpmlError
+from newsflow_feeds.registry import FeedInfo, FeedRegistry, load_feeds_file
 from newsflow_shared.runtime import make_redis
 
 app = typer.Typer(no_args_is_help=True, help="Manage the feeds that are polled.")

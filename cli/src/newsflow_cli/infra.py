@@ -9,10 +9,9 @@ from typing import Any
 
 import typer
 
-from newsflow_cli.common import load_settings, run
+from newsflow_cli.common import CliSettings, load_settings, run
 from newsflow_shared import streams
 from newsflow_shared.runtime import ensure_groups, make_redis
-from newsflow_shared.settings import CommonSettings
 
 
 async def _wait(what: str, probe: Callable[[], Awaitable[Any]], deadline: float) -> None:
@@ -29,14 +28,14 @@ async def _wait(what: str, probe: Callable[[], Awaitable[Any]], deadline: float)
             delay = min(delay * 2, 5)
 
 
-async def initialise(settings: CommonSettings, wait_s: float = 0.0) -> dict[str, Any]:
+async def initialise(settings: CliSettings, wait_s: float = 0.0) -> dict[str, Any]:
     """Create every consumer group at position 0 and the index templates, alias and rules index.
 
     Groups come first and at 0: a group created later at `$` would never see entries that producers
     wrote before it existed. Idempotent: running it again changes nothing.
     """
-    from newsflow_indexer.es import make_client
-    from newsflow_indexer.index_setup import ensure_index
+    from newsflow_search.es import make_client
+    from newsflow_search.index_setup import ensure_index
 
     deadline = time.monotonic() + wait_s
     redis = make_redis(settings.redis_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from newsflow_cli import dlq, feeds, infra, parse, rules, search, status
-from newsflow_cli.demo import cli as demo
 
 app = typer.Typer(
     name="newsflow",
@@ -28,8 +27,18 @@ def version() -> None:
 app.add_typer(feeds.app, name="feeds", help="Manage the feeds that are polled.")
 app.add_typer(rules.app, name="rules", help="Manage alert rules.")
 app.add_typer(dlq.app, name="dlq", help="See, replay and drop dead-lettered messages.")
-app.add_typer(demo.app, name="demo")
 app.command(name="parse")(parse.parse)
 app.command(name="search")(search.search)
 app.command(name="status")(status.status)
 app.command(name="init")(infra.init)
+
+
+def _plugins() -> None:
+    """Command groups other installed packages offer (`newsflow demo` from the development tools)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="newsflow.commands"):
+        app.add_typer(ep.load(), name=ep.name)
+
+
+_plugins()

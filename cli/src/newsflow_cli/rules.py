@@ -17,12 +17,11 @@ app = typer.Typer(no_args_is_help=True, help="Alert rules: Lucene queries evalua
 
 
 async def _with_store(fn: Any) -> Any:
-    from newsflow_indexer.es import make_client
-    from newsflow_indexer.index_setup import ensure_index
-    from newsflow_indexer.rules import RuleStore
-    from newsflow_indexer.settings import indexer_settings
+    from newsflow_search.es import make_client
+    from newsflow_search.index_setup import ensure_index
+    from newsflow_search.rules import RuleStore
 
-    settings = indexer_settings(load_settings())
+    settings = load_settings()
     es = make_client(settings)
     try:
         if not await es.indices.exists(index=settings.rules_index):
@@ -50,7 +49,7 @@ def add(
     """Add or replace a rule (or all the rules of a rules.yaml with --file)."""
     from pydantic import ValidationError
 
-    from newsflow_indexer.rules import Channel, InvalidRule, Rule, RuleFilters, load_rules_file
+    from newsflow_search.rules import Channel, InvalidRule, Rule, RuleFilters, load_rules_file
 
     try:
         if file is not None:
@@ -139,7 +138,7 @@ def test(
     """Show which recent articles a rule (or a query) would have matched."""
     from elasticsearch import BadRequestError
 
-    from newsflow_indexer.search import search as run_search
+    from newsflow_search.search import search as run_search
 
     async def go(store: Any, settings: Any, es: Any) -> Any:
         rule = await store.get(rule_or_query)

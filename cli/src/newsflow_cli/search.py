@@ -13,17 +13,16 @@ from rich.table import Table
 from newsflow_cli.common import fail, load_settings, run
 
 if TYPE_CHECKING:
-    from newsflow_indexer.search import SearchResult
+    from newsflow_search.search import SearchResult
 
 
 async def _search(query: str, since: str | None, lang: str | None, size: int, newest: bool) -> SearchResult:
     from elasticsearch import BadRequestError, NotFoundError
 
-    from newsflow_indexer.es import make_client
-    from newsflow_indexer.search import search as run_search
-    from newsflow_indexer.settings import indexer_settings
+    from newsflow_search.es import make_client
+    from newsflow_search.search import search as run_search
 
-    settings = indexer_settings(load_settings())
+    settings = load_settings()
     es = make_client(settings)
     try:
         return await run_search(

@@ -15,8 +15,9 @@ from typing import Any
 
 import typer
 
+from newsflow_cli.common import CliSettings
 from newsflow_shared import streams
-from newsflow_shared.settings import CommonSettings
+from newsflow_shared.redact import redact
 
 # A feed is "slow" when it is overdue by this much beyond its interval: the pollers are not keeping up
 # with it (too many feeds for the replicas, or a server that keeps them waiting).
@@ -123,10 +124,10 @@ def _classify_feeds(infos: list[Any], now: float) -> dict[str, Any]:
     }
 
 
-async def _redis_part(settings: CommonSettings, report: dict[str, Any]) -> None:
+async def _redis_part(settings: CliSettings, report: dict[str, Any]) -> None:
     import redis.asyncio as aioredis
 
-    from newsflow_fetcher.registry import FeedRegistry
+    from newsflow_feeds.registry import FeedRegistry
 
     r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=5)
     try:
@@ -146,7 +147,8 @@ async def _redis_part(settings: CommonSettings, report: dict[str, Any]) -> None:
         report["redis"]["ok"] = False
         report["redis"]["error"] = _short(e)
         report["errors"].append(
-            f"Redis at {settings.redis_url} is unreachable ({_short(e)}); is it running? Set NEWSFLOW_REDIS_URL."
+            f"Redis at {redact(settings.redis_url)} is unreachable ({_short(e)}); "
+            "is it running? Set NEWSFLOW_REDIS_URL."
         )
     finally:
         await r.aclose()
@@ -171,12 +173,11 @@ async def _alerts_from_stream(r: Any, report: dict[str, Any]) -> None:
     report["alerts"].update(source="stream", last=last, total=None)
 
 
-async def _es_part(settings: CommonSettings, report: dict[str, Any]) -> None:
-    from newsflow_indexer.es import make_client
-    from newsflow_indexer.rules import RuleStore
-    from newsflow_indexer.settings import indexer_settings
+async def _es_part(settings: CliSettings, report: dict[str, Any]) -> None:
+    from newsflow_search.es import make_client
+    from newsflow_search.rules import RuleStore
 
-    s = indexer_settings(settings)
+    s = settings
     es = make_client(s, request_timeout=10)
     part = report["elasticsearch"]
     part["index"] = s.index_alias
@@ -227,23 +228,23 @@ async def _es_part(settings: CommonSettings, report: dict[str, Any]) -> None:
         part["ok"] = False
         part["error"] = _short(e)
         report["errors"].append(
-            f"Elasticsearch at {settings.elasticsearch_url} is unreachable or failing "
+            f"Elasticsearch at {redact(settings.elasticsearch_url)} is unreachable or failing "
             f"({_short(e)}); is it running? Set NEWSFLOW_ELASTICSEARCH_URL."
         )
     finally:
         await es.close()
 
 
-async def collect(settings: CommonSettings) -> dict[str, Any]:
+async def collect(settings: CliSettings) -> dict[str, Any]:
     """Everything `newsflow status` shows, as one JSON-able dict."""
     report: dict[str, Any] = {
         "generated_at": time.time(),
-        "redis": {"url": settings.redis_url, "ok": None, "error": None},
+        "redis": {"url": redact(settings.redis_url), "ok": None, "error": None},
         "streams": [],
         "dead_letters": {"total": None, "streams": {}},
         "feeds": None,
         "elasticsearch": {
-            "url": settings.elasticsearch_url,
+            "url": redact(settings.elasticsearch_url),
             "ok": None,
             "error": None,
             "status": None,

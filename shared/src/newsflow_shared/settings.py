@@ -7,9 +7,8 @@ read the same classes, so a value set once in the environment means the same thi
 from __future__ import annotations
 
 import socket
-from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,11 +16,6 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    elasticsearch_url: str = "http://127.0.0.1:9200"
-    elasticsearch_username: str | None = None
-    elasticsearch_password: SecretStr | None = None
-    elasticsearch_api_key: SecretStr | None = None
-    elasticsearch_ca_certs: Path | None = None
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
@@ -49,19 +43,9 @@ class CommonSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
 
-    feeds_file: Path | None = None
-    rules_file: Path | None = None
-
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, v: str) -> str:
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"NEWSFLOW_REDIS_URL must start with redis://, rediss:// or unix:// (got {v!r})")
         return v
-
-    @field_validator("elasticsearch_url")
-    @classmethod
-    def _es_scheme(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"NEWSFLOW_ELASTICSEARCH_URL must start with http:// or https:// (got {v!r})")
-        return v.rstrip("/")

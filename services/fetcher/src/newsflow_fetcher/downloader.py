@@ -19,11 +19,11 @@ import time
 
 from newsflow_fetcher import metrics
 from newsflow_fetcher.charset import decode_html
-from newsflow_fetcher.httpclient import FetchError, HttpClient, Response
-from newsflow_fetcher.politeness import HostBusy
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.schedule import parse_retry_after
 from newsflow_fetcher.settings import FetcherSettings
+from newsflow_http.httpclient import FetchError, HttpClient, Response
+from newsflow_http.politeness import HostBusy
 from newsflow_shared.errors import Deferred, PermanentError
 from newsflow_shared.models import FeedEntry, RawPage
 

@@ -9,12 +9,12 @@ from typing import Annotated
 
 from faststream import Context
 
+from newsflow_feeds.registry import FeedRegistry, load_feeds_file
 from newsflow_fetcher.downloader import ArticleDownloader
-from newsflow_fetcher.httpclient import HttpClient
 from newsflow_fetcher.poller import Poller
-from newsflow_fetcher.registry import FeedRegistry, load_feeds_file
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.settings import FetcherSettings
+from newsflow_http.httpclient import HttpClient
 from newsflow_shared import streams
 from newsflow_shared.models import FeedEntry, RawPage
 from newsflow_shared.runtime import Runtime, Service

@@ -23,11 +23,10 @@ from urllib.parse import urljoin
 import redis.asyncio as aioredis
 from pydantic import BaseModel
 
+from newsflow_feeds.registry import FeedConfig, FeedRegistry, FeedState
 from newsflow_fetcher import metrics
 from newsflow_fetcher.feedparse import parse_feed
 from newsflow_fetcher.feedtypes import FeedParseError, ParsedFeed
-from newsflow_fetcher.httpclient import FetchError, HttpClient, Response
-from newsflow_fetcher.registry import FeedConfig, FeedRegistry, FeedState
 from newsflow_fetcher.schedule import (
     failure_delay,
     jittered,
@@ -37,6 +36,7 @@ from newsflow_fetcher.schedule import (
 )
 from newsflow_fetcher.seen import SeenSet
 from newsflow_fetcher.settings import FetcherSettings
+from newsflow_http.httpclient import FetchError, HttpClient, Response
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry

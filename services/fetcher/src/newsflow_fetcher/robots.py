@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from protego import Protego
 
 from newsflow_fetcher import metrics
-from newsflow_fetcher.httpclient import FetchError, HttpClient
+from newsflow_http.httpclient import FetchError, HttpClient
 from newsflow_shared import streams
 
 ROBOTS_MAX_BYTES = 512 * 1024  # what the large crawlers read at most

@@ -31,11 +31,11 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
 from newsflow_indexer import metrics
-from newsflow_indexer.documents import stemmed_language
-from newsflow_indexer.query import HIGHLIGHT, best_snippet
-from newsflow_indexer.rules import Rule
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.writer import TransientBulkError
+from newsflow_search.documents import stemmed_language
+from newsflow_search.query import HIGHLIGHT, best_snippet
+from newsflow_search.rules import Rule
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.runtime import DATA_FIELD

@@ -12,12 +12,12 @@ from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer import metrics
 from newsflow_indexer.alerts import AlertEngine
-from newsflow_indexer.documents import doc_version
-from newsflow_indexer.es import is_unavailable
-from newsflow_indexer.rules import RuleStore
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_indexer.writer import BulkWriter, Outcome, TransientBulkError
+from newsflow_search.documents import doc_version
+from newsflow_search.es import is_unavailable
+from newsflow_search.rules import RuleStore
 from newsflow_shared.errors import PermanentError
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.retry import retrying

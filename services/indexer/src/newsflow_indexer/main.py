@@ -11,12 +11,12 @@ from elasticsearch import AsyncElasticsearch
 from faststream import Context
 
 from newsflow_indexer.batcher import Batcher
-from newsflow_indexer.es import is_healthy, is_unavailable, make_client
 from newsflow_indexer.handler import Indexer
-from newsflow_indexer.index_setup import ensure_index
-from newsflow_indexer.rules import load_rules_file
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.webhooks import WebhookDispatcher
+from newsflow_search.es import is_healthy, is_unavailable, make_client
+from newsflow_search.index_setup import ensure_index
+from newsflow_search.rules import load_rules_file
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.redact import redact

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from newsflow_search.settings import SearchSettings
 from newsflow_shared.settings import CommonSettings
 
 
-class IndexerSettings(CommonSettings):
-    # Index names. The alias is what search UIs and the CLI query; backing indices are `<alias>-000001`...
-    index_alias: str = "news"
-    rules_index: str = "newsflow-rules"
-    alerts_index: str = "newsflow-alerts"
-    index_shards: int = Field(1, ge=1)
-    index_replicas: int = Field(0, ge=0, description="0 on a single node; 1+ on a real cluster")
+class IndexerSettings(CommonSettings, SearchSettings):
+    # A YAML rules file seeding the rules index at start (see rules.yaml); the index is the truth.
+    rules_file: Path | None = None
 
     # Bulk batching: a batch is written when it holds batch_size articles or batch_linger_s passed.
     # Under load the stream already holds a full batch when the previous bulk returns, so the linger only
@@ -32,7 +30,6 @@ class IndexerSettings(CommonSettings):
     bulk_initial_backoff_s: float = Field(0.5, gt=0)
     # Elasticsearch unreachable: the batch is retried with backoff up to this interval, forever.
     unavailable_max_backoff_s: float = Field(10.0, gt=0)
-    request_timeout_s: float = Field(30.0, gt=0)
 
     # Rules are cached in memory and reloaded from their index this often.
     rules_refresh_s: float = Field(5.0, gt=0)
@@ -44,12 +41,3 @@ class IndexerSettings(CommonSettings):
     webhook_max_backoff_s: float = Field(30.0, gt=0)
     webhook_queue_size: int = Field(10_000, ge=1)
     webhook_concurrency: int = Field(8, ge=1)
-
-
-def indexer_settings(settings: CommonSettings | None = None) -> IndexerSettings:
-    """IndexerSettings from any CommonSettings (the CLI's), keeping what was set on it explicitly."""
-    if isinstance(settings, IndexerSettings):
-        return settings
-    if settings is None:
-        return IndexerSettings()
-    return IndexerSettings(**{k: getattr(settings, k) for k in settings.model_fields_set})

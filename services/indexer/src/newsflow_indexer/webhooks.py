@@ -19,8 +19,8 @@ import httpx
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer import metrics
-from newsflow_indexer.rules import Channel, Rule
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_search.rules import Channel, Rule
 from newsflow_shared.models import Alert
 
 log = logging.getLogger("newsflow.indexer.webhooks")

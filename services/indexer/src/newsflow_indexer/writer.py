@@ -11,8 +11,8 @@ from typing import Any, Literal
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from newsflow_indexer import metrics
-from newsflow_indexer.documents import doc_version, to_document
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_search.documents import doc_version, to_document
 from newsflow_shared.models import ParsedArticle
 
 log = logging.getLogger("newsflow.indexer.writer")

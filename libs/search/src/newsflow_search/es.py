@@ -6,16 +6,16 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from newsflow_shared.settings import CommonSettings
+from newsflow_search.settings import SearchSettings
 
 
-def make_client(settings: CommonSettings, request_timeout: float | None = None) -> AsyncElasticsearch:
+def make_client(settings: SearchSettings, request_timeout: float | None = None) -> AsyncElasticsearch:
     """An AsyncElasticsearch for `settings.elasticsearch_url` with basic auth or an API key and a CA."""
     kwargs: dict = {
-        "request_timeout": request_timeout or getattr(settings, "request_timeout_s", 30.0),
-        # Retries of the transport itself stay short: the indexer's own loop retries with backoff
-        # and watches for shutdown, which the transport's retries would not.
-        "max_retries": 1,
+        "request_timeout": request_timeout or settings.request_timeout_s,
+        # The transport retries only to move a request to another node of a cluster; waiting out an
+        # outage is the callers' one retry layer (newsflow_shared.retry), which watches for shutdown.
+        "max_retries": max(1, len(settings.elasticsearch_nodes) - 1),
         "retry_on_timeout": False,
     }
     if settings.elasticsearch_api_key is not None:
@@ -25,7 +25,7 @@ def make_client(settings: CommonSettings, request_timeout: float | None = None) 
         kwargs["basic_auth"] = (settings.elasticsearch_username, password)
     if settings.elasticsearch_ca_certs is not None:
         kwargs["ca_certs"] = str(settings.elasticsearch_ca_certs)
-    return AsyncElasticsearch(settings.elasticsearch_url, **kwargs)
+    return AsyncElasticsearch(settings.elasticsearch_nodes, **kwargs)
 
 
 def is_unavailable(exc: BaseException) -> bool:

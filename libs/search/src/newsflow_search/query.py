@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from newsflow_indexer.documents import STEMMED_LANGUAGES, primary_language
+from newsflow_search.documents import STEMMED_LANGUAGES, primary_language
 
 # Unstemmed fields first; titles weigh more. The stemmed copies exist only for documents in their
 # language, so querying all of them costs nothing on the others and finds every inflection.

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from newsflow_fetcher import opml
+from newsflow_feeds import opml
 from newsflow_shared import streams
 from newsflow_shared.urls import canonicalize
 

@@ -6,8 +6,8 @@ also serves the bundled demo articles from a feed server on loopback and registe
 rule "rocket attack" comes from rules.yaml. It shows progress, says where to search, and runs until
 Ctrl-C, which stops the services (SIGTERM), then Elasticsearch and Redis.
 
-    .venv/bin/python scripts/run_local.py                 # interactive, until Ctrl-C
-    .venv/bin/python scripts/run_local.py --until-done    # exit once every demo article is indexed and
+    .venv/bin/python -m newsflow_devtools.run_local                 # interactive, until Ctrl-C
+    .venv/bin/python -m newsflow_devtools.run_local --until-done    # exit once every demo article is indexed and
                                                           # the demo alert fired (for tests and CI)
 
 With NEWSFLOW_REDIS_URL / NEWSFLOW_ELASTICSEARCH_URL set, those servers are used and none is started.
@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from newsflow_devtools import repo_root
+
+ROOT = repo_root()
 VENV_BIN = Path(sys.executable).parent
 DEMO_RULE = "rocket attack"
 # The demo's tuning: poll every few seconds, no politeness delay towards our own loopback server.
@@ -113,11 +115,11 @@ def load_config(argv: list[str] | None) -> Config:
     p.add_argument("--state", type=Path, default=ROOT / ".state", help="state directory (default .state)")
     a = p.parse_args(argv)
 
-    from newsflow_cli.demo.corpus import bundled_count
-    from newsflow_shared.settings import CommonSettings
+    from newsflow_cli.common import CliSettings
+    from newsflow_devtools.demo.corpus import bundled_count
 
     try:
-        settings = CommonSettings()
+        settings = CliSettings()
     except Exception as e:
         raise RunError(f"bad configuration in the environment: {first_error(e)}") from None
     env = os.environ
@@ -143,7 +145,7 @@ def load_config(argv: list[str] | None) -> Config:
 
 
 def check_files(cfg: Config) -> None:
-    from newsflow_indexer.rules import load_rules_file
+    from newsflow_search.rules import load_rules_file
 
     if not cfg.rules_file.is_file():
         raise RunError(f"rules file {cfg.rules_file} not found (set NEWSFLOW_RULES_FILE or restore rules.yaml)")
@@ -154,7 +156,7 @@ def check_files(cfg: Config) -> None:
     if cfg.demo and DEMO_RULE not in {r.name for r in rules}:
         say(f"note: {cfg.rules_file} has no rule named {DEMO_RULE!r}; the demo alert will not fire")
     if cfg.feeds_file is not None:
-        from newsflow_fetcher.registry import load_feeds_file
+        from newsflow_feeds.registry import load_feeds_file
 
         if not cfg.feeds_file.is_file():
             raise RunError(f"feeds file {cfg.feeds_file} not found (NEWSFLOW_FEEDS_FILE)")
@@ -198,7 +200,7 @@ def port_or_free(preferred: int) -> int:
     """The server's usual port when it is free, so that `newsflow ...` finds it with no settings."""
     import socket
 
-    from newsflow_cli.processes import free_port
+    from newsflow_devtools.processes import free_port
 
     with socket.socket() as sock:
         try:
@@ -326,7 +328,7 @@ def newsflow_init(env: dict[str, str]) -> None:
 
 def demo_port(state: Path) -> int:
     """The demo server's port: chosen once, then kept, because article URLs (and ids) contain it."""
-    from newsflow_cli.processes import free_port
+    from newsflow_devtools.processes import free_port
 
     path = state / "demo" / "port"
     if path.is_file():
@@ -546,7 +548,7 @@ class LocalRun:
             demo_ids = await self.start_demo()
         await self.register_feeds(redis_url)
 
-        from newsflow_cli.processes import Pipeline
+        from newsflow_devtools.processes import Pipeline
 
         say(f"starting the fetcher, parser and indexer (logs in {cfg.state / 'logs'}) ...")
         self.pipeline = Pipeline(env, cfg.state / "logs")
@@ -559,7 +561,7 @@ class LocalRun:
         return await self.watch(redis_url, es_url, demo_ids)
 
     async def start_demo(self) -> list[str]:
-        from newsflow_cli.demo import DemoFeedServer, DemoServerError
+        from newsflow_devtools.demo import DemoFeedServer, DemoServerError
         from newsflow_shared.ids import article_id
         from newsflow_shared.urls import canonicalize
 
@@ -582,7 +584,7 @@ class LocalRun:
     async def register_feeds(self, redis_url: str) -> None:
         import redis.asyncio as aioredis
 
-        from newsflow_fetcher.registry import FeedRegistry
+        from newsflow_feeds.registry import FeedRegistry
 
         r = aioredis.Redis.from_url(redis_url)
         try:

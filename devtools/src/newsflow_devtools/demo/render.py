@@ -10,7 +10,7 @@ from html import escape
 from xml.sax.saxutils import escape as xesc
 from xml.sax.saxutils import quoteattr
 
-from newsflow_cli.demo.corpus import FEEDS, DemoArticle, DemoFeed, slugify
+from newsflow_devtools.demo.corpus import FEEDS, DemoArticle, DemoFeed, slugify
 
 SITE_NAME = "The Demo Courier"
 SECTIONS = (

@@ -25,9 +25,9 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from newsflow_fetcher.politeness import HostLimiter
-from newsflow_fetcher.settings import FetcherSettings
-from newsflow_fetcher.ssrf import AddressPolicy, BlockedAddressError, GuardedBackend, Resolver
+from newsflow_http.politeness import HostLimiter
+from newsflow_http.settings import HttpSettings
+from newsflow_http.ssrf import AddressPolicy, BlockedAddressError, GuardedBackend, Resolver
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 SHARD_CONNECTIONS = 8
@@ -97,7 +97,7 @@ class Response:
 
 
 def make_transport(
-    settings: FetcherSettings,
+    settings: HttpSettings,
     resolver: Resolver | None = None,
     max_connections: int | None = None,
     ssl_context: ssl.SSLContext | None = None,
@@ -124,7 +124,7 @@ def make_transport(
 
 
 class HttpClient:
-    def __init__(self, settings: FetcherSettings, resolver: Resolver | None = None) -> None:
+    def __init__(self, settings: HttpSettings, resolver: Resolver | None = None) -> None:
         self.settings = settings
         self.limiter = HostLimiter(settings.per_host_concurrency, settings.per_host_delay_s, settings.max_connections)
         # httpcore's pool scans every connection it holds (with a poll() syscall each) whenever a

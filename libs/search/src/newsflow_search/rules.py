@@ -13,7 +13,7 @@ import yaml
 from elasticsearch import AsyncElasticsearch, NotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from newsflow_indexer.query import FILTER_FIELDS, build_query
+from newsflow_search.query import FILTER_FIELDS, build_query
 
 log = logging.getLogger("newsflow.indexer.rules")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from newsflow_cli.demo.corpus import Block, DemoArticle, DemoFeed, Figure, slugify
+from newsflow_devtools.demo.corpus import Block, DemoArticle, DemoFeed, Figure, slugify
 
 TOWNS = [
     "Brenmouth",

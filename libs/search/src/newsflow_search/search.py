@@ -7,7 +7,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from newsflow_indexer.query import HIGHLIGHT, best_snippet, build_query, parse_since
+from newsflow_search.query import HIGHLIGHT, best_snippet, build_query, parse_since
 
 SOURCE_FIELDS = [
     "article_id",

@@ -8,7 +8,7 @@ import signal
 
 import typer
 
-from newsflow_cli.demo.server import DemoFeedServer, DemoServerError, serve_forever
+from newsflow_devtools.demo.server import DemoFeedServer, DemoServerError, serve_forever
 
 app = typer.Typer(no_args_is_help=True, help="The demo news site (sample articles and feeds on loopback).")
 

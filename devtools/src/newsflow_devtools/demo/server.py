@@ -3,7 +3,7 @@
     async with DemoFeedServer(n_articles=300, seed=1) as srv:
         srv.feed_urls, srv.article_urls, srv.opml_url
 
-    python -m newsflow_cli.demo.server --port 8765 --articles 300
+    python -m newsflow_devtools.demo.server --port 8765 --articles 300
 
 It serves four feeds (RSS 2.0 with media RSS, Atom, JSON Feed 1.1, and a second RSS), an OPML list of
 them, one page per article, robots.txt and placeholder images, with ETag and Last-Modified validators
@@ -30,8 +30,8 @@ from types import TracebackType
 
 from aiohttp import web
 
-from newsflow_cli.demo import render
-from newsflow_cli.demo.corpus import FEEDS, DemoArticle, DemoFeed, build_corpus, bundled_count
+from newsflow_devtools.demo import render
+from newsflow_devtools.demo.corpus import FEEDS, DemoArticle, DemoFeed, build_corpus, bundled_count
 
 # A 1x1 grey PNG: every image URL answers with it, so a client that follows image links gets a real image.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCB3UNq9AAAAABJRU5ErkJggg==")
@@ -216,7 +216,7 @@ async def serve_forever(srv: DemoFeedServer, stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m newsflow_cli.demo.server", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m newsflow_devtools.demo.server", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--articles", type=int, default=None, help=f"number of articles (default {bundled_count()})")

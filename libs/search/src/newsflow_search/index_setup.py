@@ -15,8 +15,7 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, BadRequestError
 
-from newsflow_indexer.settings import IndexerSettings, indexer_settings
-from newsflow_shared.settings import CommonSettings
+from newsflow_search.settings import SearchSettings
 
 log = logging.getLogger("newsflow.indexer.setup")
 
@@ -28,14 +27,14 @@ ALERTS_INDEX = "alerts-index.v1.json"
 
 @cache
 def _resource(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("newsflow_indexer.resources").joinpath(name).read_text("utf-8"))
+    return json.loads(resources.files("newsflow_search.resources").joinpath(name).read_text("utf-8"))
 
 
 def resource(name: str) -> dict[str, Any]:
     return copy.deepcopy(_resource(name))
 
 
-def news_template(settings: IndexerSettings) -> dict[str, Any]:
+def news_template(settings: SearchSettings) -> dict[str, Any]:
     tpl = resource(NEWS_TEMPLATE)
     tpl["index_patterns"] = [f"{settings.index_alias}-*"]
     idx = tpl["template"]["settings"]["index"]
@@ -48,9 +47,8 @@ def first_index(alias: str) -> str:
     return f"{alias}-000001"
 
 
-async def ensure_index(es: AsyncElasticsearch, settings: CommonSettings | None = None) -> dict[str, bool]:
+async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict[str, bool]:
     """Put the template and create what is missing. Returns what was created (for the init step's report)."""
-    settings = indexer_settings(settings)
     # The first template that names a hunspell dictionary makes the node load it (the Arabic one takes
     # seconds): more than a bulk request's timeout.
     es = es.options(request_timeout=max(120.0, settings.request_timeout_s))

@@ -111,7 +111,7 @@ def default_base_time() -> datetime:
 
 @lru_cache(maxsize=1)
 def _bundled() -> tuple[dict, ...]:
-    text = resources.files("newsflow_cli.demo").joinpath("data/articles.yaml").read_text(encoding="utf-8")
+    text = resources.files("newsflow_devtools.demo").joinpath("data/articles.yaml").read_text(encoding="utf-8")
     return tuple(yaml.safe_load(text))
 
 
@@ -151,7 +151,7 @@ def _from_bundled(i: int, raw: dict, base_time: datetime) -> DemoArticle:
 
 def article(i: int, seed: int = 0, base_time: datetime | None = None) -> DemoArticle:
     """Article number `i` (0-based) of the corpus for `seed`."""
-    from newsflow_cli.demo.generator import generate
+    from newsflow_devtools.demo.generator import generate
 
     base = base_time or default_base_time()
     bundled = _bundled()

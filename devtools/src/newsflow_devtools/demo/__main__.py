@@ -1,0 +1,5 @@
+import sys
+
+from newsflow_devtools.demo.server import main
+
+sys.exit(main())
