@@ -17,18 +17,27 @@ from pathlib import Path
 
 import dockerfile
 import pytest
-from compose_loading import ROOT, WORKERS
+from compose_loading import COMPOSE_FILE, ROOT, WORKERS, interpolate, load_yaml
 
 pytestmark = pytest.mark.unit
 
 UV_IMAGE = re.compile(r"ghcr\.io/astral-sh/uv:(\d+\.\d+\.\d+)")
-# image -> (Dockerfile, workspace package, build context)
-PYTHON_IMAGES = {
-    **{svc: (f"services/{svc}/Dockerfile", f"newsflow-{svc}") for svc in WORKERS},
-    "cli": ("docker/cli/Dockerfile", "newsflow-cli"),
-}
+PYTHON_DOCKERFILE = "docker/newsflow/Dockerfile"
 ES_DOCKERFILE = "docker/elasticsearch/Dockerfile"
-ALL_DOCKERFILES = [p for p, _ in PYTHON_IMAGES.values()] + [ES_DOCKERFILE]
+ALL_DOCKERFILES = [PYTHON_DOCKERFILE, ES_DOCKERFILE]
+
+
+def _python_images() -> dict[str, tuple[str, str]]:
+    """Compose service -> (workspace package, console script) of every image built from the one Dockerfile."""
+    compose = interpolate(load_yaml(COMPOSE_FILE.read_text()), {})
+    return {
+        name: (b["args"]["PACKAGE"], b["args"]["COMMAND"])
+        for name, svc in compose["services"].items()
+        if (b := svc.get("build")) and b.get("dockerfile") == PYTHON_DOCKERFILE
+    }
+
+
+PYTHON_IMAGES = _python_images()
 
 
 def _parse(path: str) -> tuple[dockerfile.Command, ...]:
@@ -49,9 +58,10 @@ def _members() -> dict[str, Path]:
     """Workspace package name -> member directory (relative to the root)."""
     root = tomllib.loads((ROOT / "pyproject.toml").read_text())
     out = {}
-    for member in root["tool"]["uv"]["workspace"]["members"]:
-        meta = tomllib.loads((ROOT / member / "pyproject.toml").read_text())
-        out[meta["project"]["name"]] = Path(member)
+    for pattern in root["tool"]["uv"]["workspace"]["members"]:
+        for manifest in sorted(ROOT.glob(f"{pattern}/pyproject.toml")):
+            meta = tomllib.loads(manifest.read_text())
+            out[meta["project"]["name"]] = manifest.parent.relative_to(ROOT)
     return out
 
 
@@ -161,8 +171,9 @@ def test_the_checks_reject_broken_dockerfiles() -> None:
 
 @pytest.mark.parametrize("image", PYTHON_IMAGES)
 def test_python_image_installs_the_locked_package_deps_first(image: str) -> None:
-    path, package = PYTHON_IMAGES[image]
-    cmds = _parse(path)
+    package, _command = PYTHON_IMAGES[image]
+    assert package in _members(), package
+    cmds = _parse(PYTHON_DOCKERFILE)
     builder = _stages(cmds)[-2]
     runs = [(i, c) for i, c in enumerate(builder) if c.cmd == "RUN" and "uv sync" in c.value[0]]
     assert len(runs) == 2, "one sync for the dependencies, one for the project"
@@ -170,7 +181,7 @@ def test_python_image_installs_the_locked_package_deps_first(image: str) -> None
         args = run.value[0].split()
         # --frozen: install exactly uv.lock; --no-dev: no test tools in images; only this package's deps.
         assert {"--frozen", "--no-dev"} <= set(args)
-        assert args[args.index("--package") + 1] == package
+        assert args[args.index("--package") + 1].strip('"') == "$PACKAGE"
         assert any(f.startswith("--mount=type=cache") and "/root/.cache/uv" in f for f in run.flags)
     (deps_i, deps), (src_i, src) = runs
     assert "--no-install-workspace" in deps.value[0].split()
@@ -184,8 +195,8 @@ def test_python_image_installs_the_locked_package_deps_first(image: str) -> None
 
 @pytest.mark.parametrize("image", PYTHON_IMAGES)
 def test_python_image_copies_what_uv_needs(image: str) -> None:
-    path, package = PYTHON_IMAGES[image]
-    builder = _stages(_parse(path))[-2]
+    package, _command = PYTHON_IMAGES[image]
+    builder = _stages(_parse(PYTHON_DOCKERFILE))[-2]
     copied = {s.rstrip("/") for c in builder if c.cmd == "COPY" and not c.flags for s in c.value[:-1]}
     members = _members()
     # Every member's manifest, or uv cannot read the workspace at all.
@@ -200,9 +211,8 @@ def test_python_image_copies_what_uv_needs(image: str) -> None:
         assert not _ignored(src), f"{src} is excluded by .dockerignore"
 
 
-@pytest.mark.parametrize("image", PYTHON_IMAGES)
-def test_python_image_pins_uv_and_python(image: str) -> None:
-    path, _ = PYTHON_IMAGES[image]
+def test_python_image_pins_uv_and_python() -> None:
+    path = PYTHON_DOCKERFILE
     text = (ROOT / path).read_text()
     versions = set(UV_IMAGE.findall(text))
     assert len(versions) == 1, "uv comes from its official image at one exact version"
@@ -217,21 +227,27 @@ def test_python_image_pins_uv_and_python(image: str) -> None:
 
 @pytest.mark.parametrize("image", PYTHON_IMAGES)
 def test_python_image_runs_the_declared_entry_point(image: str) -> None:
-    path, package = PYTHON_IMAGES[image]
-    runtime = _stages(_parse(path))[-1]
-    (entry,) = [c for c in runtime if c.cmd == "ENTRYPOINT"]
-    assert entry.json, "exec form, so the process is PID 1 and gets SIGTERM"
+    package, command = PYTHON_IMAGES[image]
     meta = tomllib.loads((ROOT / _members()[package] / "pyproject.toml").read_text())
-    assert entry.value[0] in meta["project"]["scripts"]
+    assert command in meta["project"]["scripts"], f"{command} is not a console script of {package}"
+    builder, runtime = _stages(_parse(PYTHON_DOCKERFILE))[-2:]
+    link = [c.value[0] for c in builder if c.cmd == "RUN" and "/app/entrypoint" in c.value[0]]
+    assert link and 'ln -s "/app/.venv/bin/$COMMAND" /app/entrypoint' in link[0]
+    (entry,) = [c for c in runtime if c.cmd == "ENTRYPOINT"]
+    assert entry.json and entry.value == ("/app/entrypoint",), "exec form, so the process is PID 1 and gets SIGTERM"
     env = {c.value[i]: c.value[i + 1] for c in runtime if c.cmd == "ENV" for i in range(0, len(c.value), 2)}
     assert env["PATH"].strip('"').startswith("/app/.venv/bin:")
     copies = [c for c in runtime if c.cmd == "COPY"]
-    assert [c.value for c in copies] == [("/app/.venv", "/app/.venv")], "only the venv ships"
+    assert [c.value for c in copies] == [("/app", "/app")], "only the venv (and its entry link) ships"
 
 
-@pytest.mark.parametrize("svc", WORKERS)
-def test_worker_images_probe_health_without_curl(svc: str, health_server) -> None:
-    runtime = _stages(_parse(PYTHON_IMAGES[svc][0]))[-1]
+def test_every_newsflow_service_builds_from_the_one_dockerfile(services) -> None:
+    for name in (*WORKERS, "init", "cli"):
+        assert services[name]["build"]["dockerfile"] == PYTHON_DOCKERFILE, name
+
+
+def test_worker_images_probe_health_without_curl(health_server) -> None:
+    runtime = _stages(_parse(PYTHON_DOCKERFILE))[-1]
     (hc,) = [c for c in runtime if c.cmd == "HEALTHCHECK"]
     assert hc.value[:3] == ("CMD", "python", "-c")
     env = {**os.environ, "NEWSFLOW_METRICS_PORT": str(health_server.port)}
@@ -243,10 +259,11 @@ def test_worker_images_probe_health_without_curl(svc: str, health_server) -> Non
 
 
 def test_worker_images_agree_with_compose(services) -> None:
+    runtime = _stages(_parse(PYTHON_DOCKERFILE))[-1]
+    env = {c.value[i]: c.value[i + 1] for c in runtime if c.cmd == "ENV" for i in range(0, len(c.value), 2)}
     for svc in WORKERS:
-        runtime = _stages(_parse(PYTHON_IMAGES[svc][0]))[-1]
-        env = {c.value[i]: c.value[i + 1] for c in runtime if c.cmd == "ENV" for i in range(0, len(c.value), 2)}
         assert env["NEWSFLOW_METRICS_PORT"] == services[svc]["environment"]["NEWSFLOW_METRICS_PORT"]
+        assert env["NEWSFLOW_METRICS_HOST"] == services[svc]["environment"]["NEWSFLOW_METRICS_HOST"] == "0.0.0.0"
 
 
 # --- the Elasticsearch image ----------------------------------------------------------------------

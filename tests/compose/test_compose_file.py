@@ -23,8 +23,6 @@ from compose_loading import (
     parse_duration_s,
 )
 
-from newsflow_shared.settings import CommonSettings
-
 pytestmark = pytest.mark.unit
 
 ONE_SHOTS = ("init", "cli")
@@ -148,7 +146,8 @@ def test_worker_waits_for_healthy_servers_and_init(services, name) -> None:
 def test_init_is_the_cli_init_step_after_healthy_servers(services, root: Path) -> None:
     init = services["init"]
     assert init["command"] == ["init"]
-    assert init["build"]["dockerfile"] == "docker/cli/Dockerfile"
+    assert init["build"]["dockerfile"] == "docker/newsflow/Dockerfile"
+    assert init["build"]["args"] == {"PACKAGE": "newsflow-cli", "COMMAND": "newsflow"}
     assert (root / init["build"]["context"] / init["build"]["dockerfile"]).is_file()
     assert init["depends_on"]["redis"]["condition"] == "service_healthy"
     assert init["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
@@ -167,23 +166,45 @@ def test_worker_is_scalable(services, name) -> None:
 def test_worker_build_and_image(services, root: Path, name) -> None:
     build = services[name]["build"]
     assert build["context"] == "."  # the uv workspace root: uv.lock and shared/ are in the context
-    assert build["dockerfile"] == f"services/{name}/Dockerfile"
+    assert build["dockerfile"] == "docker/newsflow/Dockerfile"  # one Dockerfile, the package a build argument
+    assert build["args"] == {"PACKAGE": f"newsflow-{name}", "COMMAND": f"newsflow-{name}"}
     assert (root / build["dockerfile"]).is_file()
+
+
+def _settings_class(name: str) -> type:
+    from newsflow_cli.common import CliSettings
+    from newsflow_fetcher.settings import FetcherSettings
+    from newsflow_indexer.settings import IndexerSettings
+    from newsflow_parser.settings import ParserSettings
+
+    return {"fetcher": FetcherSettings, "parser": ParserSettings, "indexer": IndexerSettings, "init": CliSettings}[name]
+
+
+# What each container needs beyond Redis: its own settings and nothing else.
+OWN_ENV = {
+    "fetcher": {"NEWSFLOW_FEEDS_FILE": "/config/feeds.yaml"},
+    "parser": {},
+    "indexer": {"NEWSFLOW_ELASTICSEARCH_URL": "http://elasticsearch:9200", "NEWSFLOW_RULES_FILE": "/config/rules.yaml"},
+    "init": {"NEWSFLOW_ELASTICSEARCH_URL": "http://elasticsearch:9200"},
+}
+ALL_OWN = {k for env in OWN_ENV.values() for k in env}
 
 
 @pytest.mark.parametrize("name", (*WORKERS, "init"))
 def test_configuration_comes_from_the_environment(services, root: Path, name) -> None:
     env = services[name]["environment"]
     assert env["NEWSFLOW_REDIS_URL"] == "redis://redis:6379/0"
-    assert env["NEWSFLOW_ELASTICSEARCH_URL"] == "http://elasticsearch:9200"
-    assert env["NEWSFLOW_FEEDS_FILE"] == "/config/feeds.yaml"
-    assert env["NEWSFLOW_RULES_FILE"] == "/config/rules.yaml"
     assert env["NEWSFLOW_LOG_LEVEL"] == "INFO"
-    # The values must be accepted by the settings the services actually load.
-    settings = CommonSettings(**{k.removeprefix("NEWSFLOW_").lower(): v for k, v in env.items()})
-    assert settings.metrics_port == 8000
-    mounts = {v["target"]: v for v in services[name]["volumes"]}
-    for target in (env["NEWSFLOW_FEEDS_FILE"], env["NEWSFLOW_RULES_FILE"]):
+    own = {k: v for k, v in env.items() if k in ALL_OWN}
+    assert own == OWN_ENV[name], "each service is given only the settings it reads"
+    # The values must be accepted by the settings the service actually loads, and every one must be read.
+    cls = _settings_class(name)
+    fields = {k.removeprefix("NEWSFLOW_").lower(): v for k, v in env.items()}
+    assert set(fields) <= set(cls.model_fields), set(fields) - set(cls.model_fields)
+    settings = cls(**fields)
+    assert settings.metrics_port == 8000 and settings.metrics_host == "0.0.0.0"
+    mounts = {v["target"]: v for v in services[name].get("volumes", [])}
+    for target in (v for k, v in own.items() if k.endswith("_FILE")):
         assert mounts[target]["read_only"] is True
         # The defaults are the repository's own files, so `up` works on a fresh clone.
         assert (root / mounts[target]["source"]).is_file(), mounts[target]["source"]
@@ -221,7 +242,7 @@ def test_worker_healthcheck_is_healthy_on_200_only(services, health_server) -> N
 def test_stop_grace_outlasts_the_graceful_timeout(services, name) -> None:
     svc = services[name]
     configured = float(svc["environment"]["NEWSFLOW_GRACEFUL_TIMEOUT_S"])
-    default = CommonSettings.model_fields["graceful_timeout_s"].default
+    default = _settings_class(name).model_fields["graceful_timeout_s"].default
     grace = parse_duration_s(svc["stop_grace_period"])
     assert grace > configured and grace > default
     assert svc.get("stop_signal", "SIGTERM") == "SIGTERM"
