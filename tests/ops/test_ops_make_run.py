@@ -15,11 +15,11 @@ import pytest
 import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
+from newsflow_cli.common import CliSettings
 from newsflow_devtools.demo.corpus import build_corpus
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.runtime import DATA_FIELD
-from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
-async def run_local(state: Path, settings: CommonSettings, *args: str) -> tuple[int, str, dict[str, Any]]:
+async def run_local(state: Path, settings: CliSettings, *args: str) -> tuple[int, str, dict[str, Any]]:
     env = {
         **os.environ,
         "NEWSFLOW_REDIS_URL": settings.redis_url,
@@ -37,7 +37,8 @@ async def run_local(state: Path, settings: CommonSettings, *args: str) -> tuple[
     env.pop("NEWSFLOW_FEEDS_FILE", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(ROOT / "scripts" / "run_local.py"),
+        "-m",
+        "newsflow_devtools.run_local",
         "--until-done",
         "--timeout",
         "240",
@@ -59,7 +60,7 @@ async def demo_alerts(redis: aioredis.Redis) -> list[dict[str, Any]]:
     return [json.loads(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
 
 
-def status_json(settings: CommonSettings) -> dict[str, Any]:
+def status_json(settings: CliSettings) -> dict[str, Any]:
     env = {
         **os.environ,
         "NEWSFLOW_REDIS_URL": settings.redis_url,
@@ -78,7 +79,7 @@ def status_json(settings: CommonSettings) -> dict[str, Any]:
 
 
 async def test_make_run_headless_indexes_every_demo_article_and_alerts_once(
-    settings: CommonSettings, redis: aioredis.Redis, es: AsyncElasticsearch, tmp_path: Path
+    settings: CliSettings, redis: aioredis.Redis, es: AsyncElasticsearch, tmp_path: Path
 ) -> None:
     code, out, result = await run_local(tmp_path, settings)
     assert code == 0, out[-3000:]
@@ -130,7 +131,7 @@ async def test_make_run_headless_indexes_every_demo_article_and_alerts_once(
     assert len(await demo_alerts(redis)) == 1
 
 
-def test_status_reports_unreachable_servers_in_one_line_each(settings: CommonSettings) -> None:
+def test_status_reports_unreachable_servers_in_one_line_each(settings: CliSettings) -> None:
     env = {
         **os.environ,
         "NEWSFLOW_REDIS_URL": "redis://127.0.0.1:1/0",
@@ -164,7 +165,7 @@ def test_make_run_config_errors_are_one_line(tmp_path: Path) -> None:
     for extra, expected in cases:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLOW_")} | extra
         out = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "run_local.py"), "--state", str(tmp_path)],
+            [sys.executable, "-m", "newsflow_devtools.run_local", "--state", str(tmp_path)],
             env=env,
             capture_output=True,
             text=True,

@@ -18,6 +18,7 @@ import typer
 from newsflow_cli.common import CliSettings
 from newsflow_shared import streams
 from newsflow_shared.redact import redact
+from newsflow_shared.runtime import DATA_KEY
 
 # A feed is "slow" when it is overdue by this much beyond its interval: the pollers are not keeping up
 # with it (too many feeds for the replicas, or a server that keeps them waiting).
@@ -159,7 +160,7 @@ async def _alerts_from_stream(r: Any, report: dict[str, Any]) -> None:
     last = []
     for _id, fields in await r.xrevrange(streams.ALERTS, count=LAST_ALERTS):
         try:
-            a = json.loads(fields["data"])
+            a = json.loads(fields[DATA_KEY])
         except (KeyError, ValueError):
             continue
         last.append(

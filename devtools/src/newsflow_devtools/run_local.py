@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from newsflow_devtools import repo_root
+from newsflow_shared.runtime import DATA_KEY
 
 ROOT = repo_root()
 VENV_BIN = Path(sys.executable).parent
@@ -410,7 +411,7 @@ class Watcher:
             for entry_id, fields in entries:
                 self._alerts_cursor = "(" + entry_id
                 with contextlib.suppress(ValueError, KeyError):
-                    alert = json.loads(fields["data"])
+                    alert = json.loads(fields[DATA_KEY])
                     self._alerts_total.add(alert["alert_id"])
                     if alert.get("rule_name") == DEMO_RULE and alert.get("article_id") in self.demo_ids_set:
                         self._alert_ids.add(alert["alert_id"])
