@@ -387,7 +387,14 @@ class Instance(Generic[S]):
     ) -> Holdings:
         workers = max(1, c.concurrency(settings))
         holdings = Holdings(
-            rt.redis, c.stream, c.group, settings.consumer_name, interval_s=max(0.05, settings.claim_idle_ms / 3000)
+            rt.redis,
+            c.stream,
+            c.group,
+            settings.consumer_name,
+            interval_s=max(0.05, settings.claim_idle_ms / 3000),
+            # An entry FastStream read but no handler has seen: waiting for a free worker (kept), or lost
+            # with a read reply in a Redis restart (let go after this, for a claimer to take over).
+            grace_s=max(10 * settings.claim_idle_ms / 1000, 30.0),
         )
         delivery = Delivery(
             service=self.name,
