@@ -42,6 +42,7 @@ import uvicorn
 from faststream import AckPolicy, ContextRepo, apply_types
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.broker.sentinel_broker import RedisSentinelBroker
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel, ValidationError
@@ -235,7 +236,7 @@ class Instance(Generic[S]):
         for c in self.consumers:
             c.check()
         stopping = asyncio.Event()
-        redis = make_redis(settings.redis_url)
+        redis = make_redis(settings)
         try:
             with _signals(stopping, handle_signals):
                 if await self._wait_for_redis(redis, settings, stop, stopping):
@@ -309,8 +310,8 @@ class Instance(Generic[S]):
 
     def _app(self, settings: S, rt: Runtime) -> AsgiFastStream:
         deliveries: dict[int, tuple[Delivery, bool]] = {}
-        broker = RedisBroker(
-            settings.redis_url,
+        broker = broker_for(
+            settings,
             message_format=BareJson,
             graceful_timeout=settings.graceful_timeout_s,
             middlewares=(RedisPrometheusMiddleware(registry=REGISTRY, app_name=self.name), middleware_for(deliveries)),
@@ -510,6 +511,18 @@ class Instance(Generic[S]):
                     "consumer group %s on %s was gone: re-created at position 0, consuming again", c.group, c.stream
                 )
                 await sub.start()
+
+
+def broker_for(settings: CommonSettings, **options: Any) -> RedisBroker:
+    """FastStream's broker for the settings: through Sentinel when Sentinels are given."""
+    if settings.redis_sentinels:
+        return RedisSentinelBroker(
+            settings.redis_url,
+            sentinels=settings.sentinel_addresses,
+            sentinel_master_name=settings.redis_sentinel_master,
+            **options,
+        )
+    return RedisBroker(settings.redis_url, **options)
 
 
 async def _gauges(redis: aioredis.Redis, watched: set[str]) -> None:
