@@ -108,13 +108,13 @@ def _coverage_query(view: ArticleView) -> dict[str, Any]:
         )
     mlt = {
         "more_like_this": {
-            "fields": ["title", "text"],
+            "fields": ["title", "description", "text"],
             "like": [{"_index": view.index, "_id": view.article_id}],
             "min_term_freq": 1,
             "min_doc_freq": 2,
-            "max_query_terms": 25,
-            # Sharing a topic's words is not enough: a third of the article's distinctive terms must recur.
-            "minimum_should_match": "30%",
+            "max_query_terms": 20,
+            # Sharing a topic's words is not enough: most of the article's distinctive terms must recur.
+            "minimum_should_match": "60%",
         }
     }
     return {"bool": {"must": [mlt], "filter": flt, "must_not": must_not}}

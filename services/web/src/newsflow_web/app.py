@@ -183,6 +183,7 @@ def create_app(settings: WebSettings) -> FastAPI:
                 await tail
             await es.close()
             await redis.aclose()
+            log.info("web app stopped: open requests finished, clients closed")
 
     app = FastAPI(title="Newsflow", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityMiddleware, secure_cookies=settings.web_cookie_secure)
