@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,12 @@ async def seed(es: AsyncElasticsearch, settings: SearchSettings, articles: list[
     await async_bulk(es, actions, refresh=True)
 
 
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, also while Playwright's sync API holds this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 class WebProcess:
     """`newsflow-web` on a free loopback port, with its log in a file."""
 
@@ -199,7 +206,7 @@ def seeded(redis_url: str, es_url: str) -> dict[str, Any]:
         finally:
             await es.close()
 
-    return {"articles": asyncio.run(go()), "redis_url": redis_url, "es_url": es_url}
+    return {"articles": run_async(go()), "redis_url": redis_url, "es_url": es_url}
 
 
 @pytest.fixture(scope="module")

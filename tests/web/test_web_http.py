@@ -113,7 +113,7 @@ def test_security_headers_and_no_inline_script(http: httpx.Client) -> None:
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["referrer-policy"] == "same-origin"
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", r.text)  # every script is a file of this origin
     assert " style=" not in r.text and "<style" not in r.text
 

@@ -48,8 +48,9 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    # Links lead to the news sites themselves: they need not learn where the analyst came from.
-    (b"referrer-policy", b"no-referrer"),
+    # Links lead to the news sites themselves: they need not learn where the analyst came from. (Not
+    # no-referrer: with it, browsers send `Origin: null` on this site's own form posts.)
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
 ]
@@ -89,7 +90,9 @@ class Guard:
     async def check_csrf(self, request: Request) -> None:
         site = request.headers.get("sec-fetch-site")
         origin = request.headers.get("origin")
-        if site == "cross-site" or (origin and origin != _own_origin(request)):
+        # Sec-Fetch-Site and Origin are set by the browser, not by pages; "null" comes from privacy settings and
+        # sandboxes, and is left to the token below.
+        if site == "cross-site" or (origin and origin != "null" and origin != _own_origin(request)):
             raise Forbidden(403, "This form was sent from another site; nothing was changed.")
         sent = request.headers.get(CSRF_HEADER)
         if sent is None:

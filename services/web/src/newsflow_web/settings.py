@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
 
 from newsflow_search.settings import SearchSettings
 from newsflow_shared.settings import CommonSettings
@@ -24,3 +26,9 @@ class WebSettings(CommonSettings, SearchSettings):
     web_export_max: int = Field(10_000, ge=1, le=1_000_000)
     # How many recent alerts the alerts page lists before live ones arrive.
     web_alerts_shown: int = Field(50, ge=1, le=500)
+
+    @field_validator("web_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        # Compose passes `${NEWSFLOW_WEB_TOKEN:-}`: an empty token means none, not a 0-character secret.
+        return None if isinstance(v, str) and not v.strip() else v
