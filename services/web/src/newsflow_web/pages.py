@@ -91,7 +91,9 @@ def _histogram(req: SearchRequest, page: explore.Page) -> dict[str, Any] | None:
         return None
     top = max(b.count for b in page.histogram) or 1
     bars = [{"start": b.start, "count": b.count, "height": round(100 * b.count / top, 1)} for b in page.histogram]
-    return {"bars": bars, "top": top, "unit": page.interval}
+    # A few bars are drawn at the width thirty would have, centred, rather than stretched across the chart.
+    slots = max(len(bars), 30)
+    return {"bars": bars, "top": top, "unit": page.interval, "slots": slots, "offset": (slots - len(bars)) // 2}
 
 
 @router.get("/articles/{article_id}")
