@@ -28,7 +28,7 @@ PAGES_DEFERRED = Counter(
 )
 FETCH_SECONDS = Histogram(
     "newsflow_fetcher_fetch_seconds",
-    "HTTP fetch time (all hops, body included) by kind: feed, article, robots",
+    "HTTP fetch time (all hops, body included) by kind: feed, sitemap (children of an index), article, robots",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60),
 )

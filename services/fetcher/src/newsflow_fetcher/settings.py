@@ -25,6 +25,15 @@ class FetcherSettings(CommonSettings, HttpSettings):
         10, ge=0, description="every Nth poll goes without ETag/Last-Modified to catch lying validators (0: never)"
     )
 
+    # --- sitemaps -----------------------------------------------------------------------------
+    sitemap_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="one sitemap document, decompressed (the protocol's own limit)"
+    )
+    sitemap_max_children: int = Field(50, ge=1, description="child sitemaps of an index read per poll")
+    sitemap_max_age_days: float = Field(
+        2.0, gt=0, description="a new sitemap URL dated earlier than this is an old article, not news"
+    )
+
     # --- articles ------------------------------------------------------------------------------
     # Entries a replica holds at once. Most of them wait for a host's politeness slot rather than download,
     # so this is well above the connection limit: one slow host must not hold every slot.
