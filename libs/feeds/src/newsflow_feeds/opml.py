@@ -44,8 +44,10 @@ def parse_opml_sources(text: str | bytes) -> tuple[list[dict[str, Any]], list[di
         if url in seen:
             continue
         seen.add(url)
-        kind = "sitemap" if (el.get("type") or "").strip().lower() == "sitemap" else None
-        out.append({"url": url, "title": title, "interval": None, "kind": kind})
+        row: dict[str, Any] = {"url": url, "title": title, "interval": None}
+        if (el.get("type") or "").strip().lower() == "sitemap":
+            row["kind"] = "sitemap"
+        out.append(row)
     return out, sites
 
 

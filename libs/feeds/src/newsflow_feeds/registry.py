@@ -359,7 +359,8 @@ def load_feeds_file(path: str | Path) -> list[dict[str, Any]]:
         kind = item.get("kind")
         if kind is not None and kind not in SOURCE_KINDS:
             raise ValueError(f"{p}: feed #{i + 1}: kind must be one of {', '.join(SOURCE_KINDS)}")
-        out.append({"url": item["url"], "interval": interval, "title": item.get("title"), "kind": kind})
+        row = {"url": item["url"], "interval": interval, "title": item.get("title")}
+        out.append(row | {"kind": kind} if kind else row)
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from faststream import Context
 
 from newsflow_feeds.registry import FeedRegistry, load_feeds_file
+from newsflow_fetcher.archiving import PageArchive
 from newsflow_fetcher.downloader import ArticleDownloader
 from newsflow_fetcher.poller import Poller
 from newsflow_fetcher.robots import RobotsCache
@@ -32,9 +33,14 @@ async def http_client(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
         added, updated = await FeedRegistry(runtime.redis).add_many(feeds)
         log.info("seeded feeds from %s: %d added, %d already known", s.feeds_file, added, updated)
     resolver = runtime.provided.get("resolver")  # the tests' fake DNS, so that any host name is loopback
-    async with HttpClient(s, resolver=resolver) as http:  # type: ignore[arg-type]
-        robots = RobotsCache(http, runtime.redis, s.user_agent, s.robots_cache_s) if s.respect_robots else None
-        yield {"http": http, "downloader": ArticleDownloader(http, robots, s)}
+    archive = PageArchive(s) if s.archive_enabled else None
+    try:
+        async with HttpClient(s, resolver=resolver) as http:  # type: ignore[arg-type]
+            robots = RobotsCache(http, runtime.redis, s.user_agent, s.robots_cache_s) if s.respect_robots else None
+            yield {"http": http, "downloader": ArticleDownloader(http, robots, s, archive)}
+    finally:
+        if archive is not None:
+            archive.close()  # the open file is renamed final, so `warcio check` and retention see it
 
 
 @service.task(publishes=[streams.ENTRIES])
