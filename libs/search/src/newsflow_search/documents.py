@@ -35,7 +35,8 @@ def doc_version(article: ParsedArticle) -> int:
 
 def to_document(article: ParsedArticle, indexed_at: datetime | None = None) -> dict[str, Any]:
     """The `_source` of an article. Language-specific copies go to `<field>_<lang>` only for its language."""
-    doc = article.model_dump(mode="json", exclude={"blocks"})
+    # `alerts` is an instruction to the indexer, not a property of the article.
+    doc = article.model_dump(mode="json", exclude={"blocks", "alerts"})
     doc["language"] = primary_language(article.language)
     doc["indexed_at"] = (indexed_at or datetime.now(UTC)).isoformat()
     lang = stemmed_language(article.language)

@@ -71,6 +71,10 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
             # Another replica's init won the race: fine as long as the alias is there now.
             if e.error != "resource_already_exists_exception":
                 raise
+    else:
+        # Mappings only grow: fields a newer template adds reach the indices behind the alias now, not
+        # at the next rollover (the mapping is strict, so a new field would be refused until then).
+        await es.indices.put_mapping(index=alias, properties=tpl["template"]["mappings"]["properties"])
     for name, res in ((settings.rules_index, RULES_INDEX), (settings.alerts_index, ALERTS_INDEX)):
         if await es.indices.exists(index=name):
             # Mappings only grow: new fields of a newer resource version are added in place.
