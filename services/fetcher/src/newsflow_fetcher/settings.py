@@ -6,11 +6,12 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from newsflow_archive.settings import ArchiveSettings
 from newsflow_http.settings import HttpSettings
 from newsflow_shared.settings import CommonSettings
 
 
-class FetcherSettings(CommonSettings, HttpSettings):
+class FetcherSettings(CommonSettings, HttpSettings, ArchiveSettings):
     # A YAML feed list seeding the registry at start (see feeds.yaml); the registry in Redis is the truth.
     feeds_file: Path | None = None
 
@@ -50,17 +51,6 @@ class FetcherSettings(CommonSettings, HttpSettings):
     robots_cache_s: float = Field(3600.0, gt=0)
     seen_ttl_days: float = Field(30.0, gt=0, description="how long a canonical URL counts as downloaded")
     compress_above_bytes: int = Field(32 * 1024, ge=0)
-
-    # --- the WARC archive of every downloaded page (docs/ARCHIVE.md) ----------------------------
-    # On by default: reparse only helps pages archived when they were fetched; an archive turned on
-    # later cannot recover the past. Its cost is bounded by the retention and measured in docs/ARCHIVE.md.
-    archive_enabled: bool = True
-    archive_dir: Path = Field(Path(".state/archive"), description="local directory or volume; replicas may share it")
-    archive_max_file_mb: int = Field(1024, ge=1, description="a WARC file is rotated at this size")
-    archive_max_file_age_s: float = Field(3600.0, gt=0, description="... or when it is this old")
-    archive_retention_days: float = Field(30.0, ge=0, description="closed files older than this are deleted (0: keep)")
-    archive_max_total_gb: float = Field(0.0, ge=0, description="oldest files deleted beyond this size (0: no cap)")
-    archive_compress_level: int = Field(6, ge=1, le=9, description="gzip level of each record")
 
     @model_validator(mode="after")
     def _intervals(self) -> FetcherSettings:
