@@ -102,9 +102,10 @@ async def _file(
                 job.state.setdefault("problems", []).append(f"{path.name} at byte {item.offset}: {item.error}")
                 continue
             try:
+                # What is no page at all is told apart before the filters, whose language check costs more.
+                raw = to_raw_page(item, entry_for(item.url, f"warc:{path.name}"), "backfill", opts["alerts"])
                 if (why := filters.reason(item)) is not None:
                     raise Unusable(f"filtered-{why}")
-                raw = to_raw_page(item, entry_for(item.url, f"warc:{path.name}"), "backfill", opts["alerts"])
                 batch.append(raw)
             except Unusable as e:
                 job.count(str(e))
