@@ -20,4 +20,6 @@ class ArchiveSettings(BaseSettings):
     archive_max_file_age_s: float = Field(3600.0, gt=0, description="... or when it is this old")
     archive_retention_days: float = Field(30.0, ge=0, description="closed files older than this are deleted (0: keep)")
     archive_max_total_gb: float = Field(0.0, ge=0, description="oldest files deleted beyond this size (0: no cap)")
-    archive_compress_level: int = Field(6, ge=1, le=9, description="gzip level of each record")
+    # Level 1: 2.0 ms per article against 3.7 ms at level 6 for files 18 % larger (eval pages, 181 KiB of
+    # HTML on average); level 6 would take the archive past 5 % of the pipeline's CPU per article.
+    archive_compress_level: int = Field(1, ge=1, le=9, description="gzip level of each record")

@@ -84,7 +84,7 @@ class WarcArchive:
         max_file_age_s: float = 3600.0,
         retention_days: float = 30.0,
         max_total_bytes: int = 0,
-        compress_level: int = 6,
+        compress_level: int = 1,
     ) -> None:
         self.directory = Path(directory)
         self.replica = _SAFE.sub("-", replica).strip("-")[:80] or "fetcher"
