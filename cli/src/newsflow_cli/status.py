@@ -18,7 +18,7 @@ import typer
 from newsflow_cli.common import CliSettings
 from newsflow_shared import streams
 from newsflow_shared.redact import redact
-from newsflow_shared.runtime import DATA_KEY
+from newsflow_shared.runtime import DATA_KEY, make_redis
 
 # A feed is "slow" when it is overdue by this much beyond its interval: the pollers are not keeping up
 # with it (too many feeds for the replicas, or a server that keeps them waiting).
@@ -126,11 +126,10 @@ def _classify_feeds(infos: list[Any], now: float) -> dict[str, Any]:
 
 
 async def _redis_part(settings: CliSettings, report: dict[str, Any]) -> None:
-    import redis.asyncio as aioredis
 
     from newsflow_feeds.registry import FeedRegistry
 
-    r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=5)
+    r = make_redis(settings, decode_responses=True)
     try:
         await r.ping()
         report["redis"]["ok"] = True

@@ -677,7 +677,7 @@ class LocalRun:
             await watcher.close()
 
     def print_ready(self, es_url: str, p: Progress, elapsed: float) -> None:
-        from newsflow_shared.settings import CommonSettings
+        from newsflow_cli.common import CliSettings
 
         nf = str(VENV_BIN / "newsflow")
         rel = os.path.relpath(nf, Path.cwd()) if str(nf).startswith(str(Path.cwd())) else nf
@@ -690,7 +690,7 @@ class LocalRun:
         say(f'  Search:        {rel} search "rocket attack"')
         say(f"  Status:        {rel} status")
         say(f"  Logs:          {self.cfg.state / 'logs'}")
-        defaults = CommonSettings.model_fields
+        defaults = CliSettings.model_fields
         if (self.servers.redis_url, es_url) != (defaults["redis_url"].default, defaults["elasticsearch_url"].default):
             env_file = self.cfg.state / "env"
             say(

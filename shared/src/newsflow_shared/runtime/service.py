@@ -42,6 +42,7 @@ import uvicorn
 from faststream import AckPolicy, ContextRepo, apply_types
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.broker.sentinel_broker import RedisSentinelBroker
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel, ValidationError
@@ -235,7 +236,7 @@ class Instance(Generic[S]):
         for c in self.consumers:
             c.check()
         stopping = asyncio.Event()
-        redis = make_redis(settings.redis_url)
+        redis = make_redis(settings)
         try:
             with _signals(stopping, handle_signals):
                 if await self._wait_for_redis(redis, settings, stop, stopping):
@@ -309,8 +310,8 @@ class Instance(Generic[S]):
 
     def _app(self, settings: S, rt: Runtime) -> AsgiFastStream:
         deliveries: dict[int, tuple[Delivery, bool]] = {}
-        broker = RedisBroker(
-            settings.redis_url,
+        broker = broker_for(
+            settings,
             message_format=BareJson,
             graceful_timeout=settings.graceful_timeout_s,
             middlewares=(RedisPrometheusMiddleware(registry=REGISTRY, app_name=self.name), middleware_for(deliveries)),
@@ -387,7 +388,14 @@ class Instance(Generic[S]):
     ) -> Holdings:
         workers = max(1, c.concurrency(settings))
         holdings = Holdings(
-            rt.redis, c.stream, c.group, settings.consumer_name, interval_s=max(0.05, settings.claim_idle_ms / 3000)
+            rt.redis,
+            c.stream,
+            c.group,
+            settings.consumer_name,
+            interval_s=max(0.05, settings.claim_idle_ms / 3000),
+            # An entry FastStream read but no handler has seen: waiting for a free worker (kept), or lost
+            # with a read reply in a Redis restart (let go after this, for a claimer to take over).
+            grace_s=max(10 * settings.claim_idle_ms / 1000, 30.0),
         )
         delivery = Delivery(
             service=self.name,
@@ -503,6 +511,18 @@ class Instance(Generic[S]):
                     "consumer group %s on %s was gone: re-created at position 0, consuming again", c.group, c.stream
                 )
                 await sub.start()
+
+
+def broker_for(settings: CommonSettings, **options: Any) -> RedisBroker:
+    """FastStream's broker for the settings: through Sentinel when Sentinels are given."""
+    if settings.redis_sentinels:
+        return RedisSentinelBroker(
+            settings.redis_url,
+            sentinels=settings.sentinel_addresses,
+            sentinel_master_name=settings.redis_sentinel_master,
+            **options,
+        )
+    return RedisBroker(settings.redis_url, **options)
 
 
 async def _gauges(redis: aioredis.Redis, watched: set[str]) -> None:
