@@ -86,7 +86,7 @@ async def _file(
     path: Path, size: int, settings: CliSettings, filters: Filters, opts: dict[str, Any], progress: Progress, task: Any
 ) -> dict[str, Any]:
     es = make_client(settings)
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings)
     try:
         params = {k: v for k, v in opts.items() if k not in ("max_lag", "restart")}
         job = Job(redis, "backfill", {"file": str(path), "size": size, **params})

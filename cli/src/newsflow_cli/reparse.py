@@ -75,7 +75,7 @@ def entry_of(page_meta: dict[str, Any], doc: dict[str, Any]) -> FeedEntry:
 
 async def _reparse(settings: CliSettings, params: dict[str, Any], restart: bool, max_lag: int) -> dict[str, int]:
     es = make_client(settings)
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings)
     console = Console(stderr=True)
     try:
         job = Job(redis, "reparse", params)
