@@ -223,7 +223,7 @@ def cc_news_warc(path: Path) -> None:
         ("https://b.test/nachrichten/1", 200, "text/html", article_html("Eine Geschichte", lang="de")),
         ("https://a.test/doc.pdf", 200, "application/pdf", b"%PDF-1.4 not a page"),
         ("https://a.test/gone", 404, "text/html", b"<html>gone</html>"),
-        ("https://c.test/news/3", 200, "text/html", article_html("Story on another site")),
+        ("https://c.test/news/3", 200, "text/html", article_html("Story on another site", "A rocket attack.")),
     ]
     for i, (url, status, ctype, body) in enumerate(pages):
         http = StatusAndHeaders(
@@ -276,7 +276,8 @@ async def test_backfill_filters_skips_broken_records_and_resumes(
 
     await until(three)
     rocket = canonicalize("https://a.test/news/1")
-    # --alerts: the backfilled article that matches the rule alerts (once).
+    # --alerts: the backfilled article that matches the rule alerts (once); c.test/news/3 matches too, but
+    # was backfilled without --alerts.
     await until(lambda: _alerted(redis, rocket))
     assert len({d["url"] for d in await docs(es)}) == 3
 

@@ -207,6 +207,8 @@ def list_(
         health = _health(f)
         name = f.config.title or st.title
         label = f"{name}\n[dim]{f.url}[/dim]" if name else f.url
+        if f.config.kind != "feed":
+            label += f" [dim]({st.format or f.config.kind})[/dim]"
         error = f"{st.last_error[:80]} ({_ago(st.last_error_at, now)})" if st.last_error else ""
         interval = _interval(f.config.interval_s or st.current_interval_s)
         table.add_row(
