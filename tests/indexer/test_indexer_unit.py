@@ -45,7 +45,7 @@ def test_every_document_field_is_in_the_strict_mapping() -> None:
 
 
 def test_template_follows_settings() -> None:
-    tpl = news_template(IndexerSettings(index_alias="wire", index_replicas=1))
+    tpl = news_template(IndexerSettings(index_alias="wire"), replicas=1)
     assert tpl["index_patterns"] == ["wire-*"]
     assert tpl["template"]["settings"]["index"]["number_of_replicas"] == 1
     analyzers = tpl["template"]["settings"]["analysis"]["analyzer"]
@@ -154,7 +154,7 @@ def test_slack_payload_is_only_text_and_json_payload_is_the_alert() -> None:
         rule_id="r",
         rule_name="rocket",
         query="rocket attack",
-        article_id="x",
+        article_id="0" * 32,
         url="https://n.example/a",
         title="Port | strike",
         published_at=datetime(2026, 1, 1, tzinfo=UTC),
