@@ -48,5 +48,7 @@ FEEDS_CONFIG_KEY = "newsflow:feeds:config"  # hash: feed url -> FeedConfig JSON 
 FEEDS_UNHEALTHY_KEY = "newsflow:feeds:unhealthy"  # set of feed urls failing for long
 SEEN_PREFIX = "newsflow:seen:"  # canonical-URL seen-set (see newsflow_fetcher.seen)
 ROBOTS_PREFIX = "newsflow:robots:"
+JOBS_PREFIX = "newsflow:jobs:"  # hash per reparse/backfill job: its cursor and counts, for resuming
+SITEMAP_KNOWN_PREFIX = "newsflow:sitemap:known:"  # string per sitemap document: the URLs it listed last
 FAILURES_PREFIX = "newsflow:failures:"  # hash per stream:group: message id -> first/last failure
 PUBLISHED_PREFIX = "newsflow:published:"  # stream:key of messages published at most once (alerts)

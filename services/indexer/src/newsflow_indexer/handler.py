@@ -68,9 +68,11 @@ class Indexer:
         searchable = [m for m in msgs if outcomes[m.article_id].searchable]
         self._observe_latency(m for m in msgs if outcomes[m.article_id].status == "indexed")
         fired: dict[str, list[Alert]] = {}
-        if searchable:
+        # A backfill indexes without alerts unless asked to (RawPage.alerts, carried onto the article).
+        alerting = [m for m in searchable if m.alerts]
+        if alerting:
             rules = await self.rules.cached(self.settings.rules_refresh_s)
-            fired = await self.alerts.evaluate(rules, _unique(searchable))
+            fired = await self.alerts.evaluate(rules, _unique(alerting))
             if self.dispatcher is not None and fired:
                 by_id = {r.id: r for r in rules}
                 for alerts in fired.values():
