@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from newsflow_fetcher.charset import decode_html
+from newsflow_parser.extract import extract
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings
@@ -92,6 +93,13 @@ async def test_a_correctly_declared_legacy_page_keeps_its_charset(handler: PageH
     assert "„Endlich“, sagte eine Händlerin" in article.text
 
 
+async def test_a_utf8_page_with_a_few_nul_bytes_is_an_article(handler: PageHandler) -> None:
+    # A CMS that pads a template field with NUL: the page is still text, not a binary file.
+    html = page("utf-8").replace("<p>Die Anwohner", "<p>\x00Die Anwohner").replace("</article>", "\x00\x00</article>")
+    article = await parsed(handler, html.encode("utf-8"), "text/html; charset=utf-8")
+    assert "Die Anwohner freuen sich" in article.text and "\x00" not in article.text
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -104,3 +112,10 @@ async def test_binary_bodies_are_still_refused_as_binary(handler: PageHandler, b
     with pytest.raises(PermanentError) as err:
         await handler.handle(raw_page(text))
     assert err.value.reason == "binary"
+
+
+def test_nul_bytes_do_not_reach_the_article_text() -> None:
+    html = page().replace("Marktplatz läuft", "Marktplatz\x00 läuft")
+    assert "\x00" in html
+    a = extract(html, URL)
+    assert "Marktplatz läuft wieder" in a.text and "\x00" not in a.text

@@ -29,6 +29,7 @@ from newsflow_shared.urls import domain_of as shared_domain_of
 
 MIN_ARTICLE_WORDS = 25
 BINARY_SAMPLE = 65536
+BINARY_SHARE = 0.05
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _BINARY_MAGIC = ("%PDF-", "\x89PNG", "GIF87a", "GIF89a", "PK\x03\x04", "\x1f\x8b", "\xff\xd8\xff", "ÿØÿ", "‰PNG")
 _MARKUP = re.compile(r"<\s*(?:html|body|div|p|article|head|span|table|section|main)\b", re.IGNORECASE)
@@ -52,7 +53,7 @@ def extract(
 ) -> ParsedArticle:
     """Extract the article from `html` (fetched from canonical `url`); raises ExtractionError."""
     now = now or datetime.now(UTC)
-    check_input(html)
+    html = check_input(html)
     tree = _tree(html)
     base = final_url or url
 
@@ -144,15 +145,19 @@ def extract(
 # --- input checks -------------------------------------------------------------------------------
 
 
-def check_input(html: str) -> None:
+def check_input(html: str) -> str:
+    """The page with control characters removed; ExtractionError if it is empty or binary data."""
     if not html or not html.strip():
         raise ExtractionError("no-content", "empty body")
     sample = html[:BINARY_SAMPLE]
-    if "\x00" in sample or sample.lstrip().startswith(_BINARY_MAGIC):
+    if sample.lstrip().startswith(_BINARY_MAGIC):
         raise ExtractionError("binary", "the body is binary data, not HTML")
+    # A few NULs or undecodable characters are a CMS's or a charset's slip on a text page; binary data read
+    # as text has one in four or more (bytes below 0x20, and invalid sequences).
     bad = len(_CONTROL.findall(sample)) + sample.count("\ufffd")
-    if bad > max(8, len(sample) // 100):
+    if bad > max(8, len(sample) * BINARY_SHARE):
         raise ExtractionError("binary", f"{bad} control or undecodable characters in the first {len(sample)}")
+    return _CONTROL.sub("", html) if _CONTROL.search(html) else html
 
 
 def _tree(html: str) -> HtmlElement:
