@@ -136,6 +136,9 @@ class Block(Part):
 
 
 DateSource = Literal["json-ld", "meta", "feed", "url", "text", "html"]
+# Which path of the parser's fallback ladder produced the text: its own tree work, plain trafilatura, or
+# trafilatura's recall mode.
+ExtractionMethod = Literal["own", "trafilatura", "trafilatura-recall"]
 
 
 class ParsedArticle(Message):
@@ -166,6 +169,7 @@ class ParsedArticle(Message):
     word_count: int = 0
     content_hash: str  # sha256 of the normalised text: exact duplicates
     simhash: str  # 64-bit SimHash as 16 hex digits: near-duplicates (syndicated copies)
+    extraction_method: ExtractionMethod = "own"  # parsers before the fallback ladder had only their own
     discovered_at: datetime | None = None  # when the fetcher saw it in the feed (latency metric)
     fetched_at: datetime | None = None
     parsed_at: datetime = Field(default_factory=utcnow)

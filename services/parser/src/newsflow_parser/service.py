@@ -83,10 +83,12 @@ class PageHandler:
         article = ParsedArticle.model_validate_json(payload)
         article.fetched_at = raw.fetched_at
         metrics.ARTICLES.inc()
+        metrics.PAGES.labels(article.extraction_method).inc()
         metrics.CAPTIONS.inc(len(article.captions))
         metrics.WORDS.observe(article.word_count)
         log.info(
-            "parsed: %d words, %d captions, language %s",
+            "parsed (%s): %d words, %d captions, language %s",
+            article.extraction_method,
             article.word_count,
             len(article.captions),
             article.language,
