@@ -63,6 +63,16 @@ _BODY_PAIRS = frozenset(
     ]
 )
 _COMMENT_WORDS = frozenset(["comment", "comments", "commentlist", "disqus", "discussion", "replies"])
+# Chrome words that also name wrappers of the story itself ("byline-and-story", Elementor's
+# "elementor-widget-text-editor", "tab-menu"): such an element is removed only when it does not hold
+# paragraphs of text.
+# Ad words too: "TestReport__Section--Ads" is a section with ads in it, "cmp-text" an AEM component.
+_SOFT_LIST = """byline widget menu banner masthead toolbar follow tags keywords popular
+    ad ads adv advert advertisement adslot adunit cmp"""
+_SOFT_WORDS = frozenset(_SOFT_LIST.split())
+SOFT_PROSE = 200
+_NOT_PRINTED = frozenset(["hide", "hidden", "no", "not", "non"])
+LINK_CELL_SHARE = 0.8
 
 
 def _words(el: HtmlElement) -> tuple[str, ...]:
@@ -90,8 +100,20 @@ def _body_named(names: str) -> bool:
 
 @lru_cache(maxsize=16384)
 def _chrome_named(names: str) -> bool:
+    words = _split_words(names)
+    if "print" in words and not _NOT_PRINTED.isdisjoint(words):
+        # "hide-for-print", "no-print": screen content kept off paper, unlike "print-header" or "print-tools"
+        words = tuple(w for w in words if w != "print")
     # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
-    return _named(_split_words(names), _CHROME_WORDS, _CHROME_PAIRS) and not _body_named(names)
+    return _named(words, _CHROME_WORDS, _CHROME_PAIRS) and not _body_named(names)
+
+
+@lru_cache(maxsize=16384)
+def _soft_named(names: str) -> bool:
+    """Named as chrome only by soft words."""
+    words = _split_words(names)
+    hard = (_CHROME_WORDS - _SOFT_WORDS).intersection(words) or any(p in _CHROME_PAIRS for p in pairwise(words))
+    return not hard and not _SOFT_WORDS.isdisjoint(words)
 
 
 def is_body_container(el: HtmlElement) -> bool:
@@ -175,15 +197,19 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     # Keeping the <p> proxies referenced keeps their identity stable for the lookups below.
     p_len = {p: len(p.text_content() or "") for p in tree.iter("p")}
     total = sum(p_len.values())
-    doomed: list[HtmlElement] = [el for el in tree.iter(*_DROP_TAGS) if el not in protected]
+    doomed: list[HtmlElement] = [
+        el for el in tree.iter(*_DROP_TAGS) if el not in protected and not (el.tag == "form" and _wraps_page(el, tree))
+    ]
     for el in tree.xpath("//*[@class or @id or @role or @aria-hidden]"):
         if el in protected or el.tag in _NEVER_PRUNED or el.tag in _DROP_TAGS or not is_chrome(el):
             continue
-        if total > 1000 and not _is_comments(el):
-            share = sum(p_len.get(p, 0) for p in el.iter("p")) / total
-            if share > 0.5:
-                continue  # most of the page's prose: a layout class, not a widget
+        prose = sum(p_len.get(p, 0) for p in el.iter("p"))
+        if total > 1000 and prose / total > 0.5 and not _is_comments(el):
+            continue  # most of the page's prose: a layout class, not a widget
+        if prose >= SOFT_PROSE and _soft_named(attrs(el)) and _paragraphs(el, p_len) >= 2:
+            continue  # paragraphs of text in a "byline" or "widget" wrapper: the story, not the widget
         doomed.append(el)
+    doomed.extend(_link_cells(tree, protected))
     doomed_set = set(doomed)
     removed = 0
     for el in doomed:
@@ -192,6 +218,33 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
         drop(el)
         removed += 1
     return removed
+
+
+def _wraps_page(form: HtmlElement, tree: HtmlElement) -> bool:
+    """ASP.NET and other frameworks wrap the whole page in one <form>: that form is the page, not a widget."""
+    return len(form.text_content() or "") > 0.5 * len(tree.text_content() or "")
+
+
+def _paragraphs(el: HtmlElement, p_len: dict[HtmlElement, int]) -> int:
+    return sum(1 for p in el.iter("p") if p_len.get(p, 0) >= 40)
+
+
+def _link_cells(tree: HtmlElement, protected: set[HtmlElement]) -> list[HtmlElement]:
+    """Table cells that are only links: a layout table's navigation column or row of teasers."""
+    out: list[HtmlElement] = []
+    for cell in tree.iter("td", "th"):
+        if cell in protected or cell.find(".//a") is None:
+            continue
+        links = cell.findall(".//a")
+        text = len(clean_text(cell))
+        linked = sum(len(clean_text(a)) for a in links)
+        if len(links) >= 3 and text and linked >= LINK_CELL_SHARE * text:
+            out.append(cell)
+    return out
+
+
+def clean_text(el: HtmlElement) -> str:
+    return "".join((el.text_content() or "").split())
 
 
 # a paragraph's class is styling ("paywall", "ad-free"); chrome lines are caught after extraction
