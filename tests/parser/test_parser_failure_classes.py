@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from newsflow_parser.extract import extract
+from lxml import etree
+
+from newsflow_parser.extract import _blocks, extract
 from newsflow_shared.models import ParsedArticle
 
 pytestmark = pytest.mark.unit
@@ -18,6 +20,16 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "parser"
 
 def page(name: str, url: str = "https://news.example/2024/05/02/story") -> ParsedArticle:
     return extract((FIXTURES / name).read_text(encoding="utf-8"), url)
+
+
+def test_a_document_without_a_body_element_is_an_article() -> None:
+    # The markup starts mid-document: lxml roots the tree at a <div>.
+    a = page("fragment_no_body.html")
+    assert a.extraction_method == "own"
+    assert a.text.startswith("Night buses will run on the ring road again from Monday")
+    assert "a second driver on the late services" in a.text
+    assert "More transport news" not in a.text
+    assert a.title == "Night buses return to the ring road"
 
 
 def test_a_page_wrapped_in_one_form_keeps_its_article() -> None:
@@ -36,3 +48,44 @@ def test_an_article_inside_an_element_named_byline_is_kept() -> None:
     assert "Apple growers in the valley expect to lose" in a.text
     assert "emergency loans for the family farms" in a.text
     assert "By Tove Lindqvist" not in a.text and "Share on Facebook" not in a.text
+
+
+def test_nested_layout_tables_print_the_article_once_without_navigation_or_teasers() -> None:
+    a = page("layout_tables.html", "https://courier.example/local/mill.html")
+    assert a.extraction_method == "own"
+    blocks = [b.text for b in a.blocks]
+    assert blocks[0].startswith("The Harlow paper mill started its machines again on Thursday")
+    assert blocks[1].startswith("About two hundred workers were kept on the payroll")
+    assert blocks[2].startswith('"We lost the spring orders')
+    assert a.text.count("About two hundred workers") == 1
+    for chrome in ("Home", "Local News", "Obituaries", "Council delays the bridge vote", "Regatta moved"):
+        assert chrome not in a.text
+    assert a.title == "Mill reopens after the flood"
+
+
+def test_nested_tables_in_trafilaturas_output_are_read_once() -> None:
+    body = etree.fromstring(
+        "<body><table><row><cell>Left column</cell><cell><table><row><cell>"
+        "<table><row><cell><p>Innermost paragraph of the story.</p><p>Its second paragraph.</p></cell></row></table>"
+        "</cell></row></table></cell></row></table>"
+        "<list><item>Outer item<list><item>Inner item</item></list></item></list></body>"
+    )
+    lines = [b.text for b in _blocks(body)]
+    assert lines == [
+        "Left column",
+        "Innermost paragraph of the story.",
+        "Its second paragraph.",
+        "Outer item",
+        "Inner item",
+    ]
+
+
+def test_words_are_not_glued_where_a_heading_or_quote_block_ends() -> None:
+    a = page("inline_blocks.html")
+    assert a.extraction_method == "own"
+    lines = [b.text for b in a.blocks]
+    assert "Riverside declares first" in lines
+    assert "The sitting councillor held Riverside with a reduced majority after a recount of the postal votes." in lines
+    assert "firstThe" not in a.text and "votersThe" not in a.text
+    assert "midnight.We" not in a.text and "tonight.Her" not in a.text
+    assert "We heard the town loud and clear tonight." in lines

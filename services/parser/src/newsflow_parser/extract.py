@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
-from lxml.html import HtmlElement
+from lxml.html import HtmlElement, document_fromstring
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
@@ -275,6 +275,12 @@ def _tree(html: str) -> HtmlElement:
         if _MARKUP.search(html[:BINARY_SAMPLE]):
             raise ExtractionError("broken-html", "the markup could not be parsed into a document")
         raise ExtractionError("no-content", "no HTML document in the body")
+    if tree.tag != "html":
+        # Markup that starts mid-document: lxml roots the tree at its first element. Giving it the
+        # document's frame lets every later step (and trafilatura) see a page with a body.
+        page = document_fromstring("<html><body></body></html>")
+        page.find("body").append(tree)
+        return page
     return tree
 
 
@@ -291,10 +297,14 @@ def _check_text(tree: HtmlElement, html: str) -> None:
 # --- body ---------------------------------------------------------------------------------------
 
 _KIND = {"p": "p", "head": "h", "item": "li", "quote": "quote", "cell": "p", "code": "p"}
+# trafilatura's inline elements; any other element inside a paragraph, list item or cell starts a line of
+# its own (a heading in a list item, a quote inside a paragraph), so that words are not glued together.
+_INLINE = frozenset(("hi", "ref", "del", "span", "sub", "sup", "abbr"))
+_BLOCK = frozenset(("p", "head", "list", "quote", "table", "code", "div", "row"))
 
 
 def _lines(el: etree._Element) -> list[str]:
-    """Text of a trafilatura output element, split at its <lb/> line breaks."""
+    """Text of a trafilatura output element, split at its <lb/> line breaks and around block children."""
     parts: list[str] = []
 
     def walk(node: etree._Element) -> None:
@@ -303,8 +313,12 @@ def _lines(el: etree._Element) -> list[str]:
         for child in node:
             if child.tag == "lb":
                 parts.append("\n")
-            else:
+            elif child.tag in _INLINE or not isinstance(child.tag, str):
                 walk(child)
+            else:
+                parts.append("\n")
+                walk(child)
+                parts.append("\n")
             if child.tail:
                 parts.append(child.tail)
 
@@ -317,27 +331,50 @@ def _tail_lines(s: str | None) -> list[str]:
 
 
 def _blocks(body: etree._Element) -> list[Block]:
-    # trafilatura leaves text between its elements as body.text and element tails: paragraphs too.
-    out: list[Block] = [Block(kind="p", text=t) for t in _tail_lines(body.text)]
-    for el in body:
-        _element_blocks(el, out)
-        out.extend(Block(kind="p", text=t) for t in _tail_lines(el.tail))
+    out: list[Block] = []
+    _container_blocks(body, out)
     return out
+
+
+def _container_blocks(el: etree._Element, out: list[Block]) -> None:
+    """Blocks of an element that holds other blocks (the body, a layout table's cell): text between its
+    block children, which trafilatura leaves there, is paragraphs too."""
+    run: list[str] = [el.text or ""]
+    for child in el:
+        if child.tag in _BLOCK or child.tag in ("list", "item", "table"):
+            out.extend(Block(kind="p", text=t) for t in _tail_lines("".join(run)))
+            run = []
+            _element_blocks(child, out)
+        elif child.tag == "lb":
+            run.append("\n")
+        elif isinstance(child.tag, str) and child.tag != "graphic":
+            run.append(" ".join(_lines(child)))
+        run.append(child.tail or "")
+    out.extend(Block(kind="p", text=t) for t in _tail_lines("".join(run)))
 
 
 def _element_blocks(el: etree._Element, out: list[Block]) -> None:
     tag = el.tag
     if tag == "list":
-        for item in el.iter("item"):
+        for item in el.iterchildren("item"):
             out.extend(Block(kind="li", text=t) for t in _lines(item))
     elif tag == "table":
-        for row in el.iter("row"):
-            cells = [" ".join(_lines(c)) for c in row.iter("cell")]
-            if line := " | ".join(c for c in cells if c):
-                out.append(Block(kind="p", text=line))
+        _table_blocks(el, out)
     elif tag not in ("graphic", "lb"):
         kind = _KIND.get(tag, "p")
         out.extend(Block(kind=kind, text=t) for t in _lines(el))  # type: ignore[arg-type]
+
+
+def _table_blocks(table: etree._Element, out: list[Block]) -> None:
+    """A data table as one line per row; a layout table (cells holding paragraphs, headings or tables)
+    as the blocks of each cell. Only the table's own rows and cells: a nested table is read once."""
+    for row in table.iterchildren("row"):
+        cells = list(row.iterchildren("cell"))
+        if any(c.tag in _BLOCK or c.tag == "list" for cell in cells for c in cell):
+            for cell in cells:
+                _container_blocks(cell, out)
+        elif line := " | ".join(c for c in (" ".join(_lines(cell)) for cell in cells) if c):
+            out.append(Block(kind="p", text=line))
 
 
 def _filter_blocks(blocks: list[Block], page: _Page) -> list[Block]:

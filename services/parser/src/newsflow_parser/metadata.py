@@ -350,8 +350,8 @@ def _same_headline(h1: str, other: str) -> bool:
     return a == b
 
 
-def _h1(tree: HtmlElement) -> str | None:
-    for h in tree.iter("h1"):
+def _h1(tree: HtmlElement, tags: tuple[str, ...] = ("h1",)) -> str | None:
+    for h in tree.iter(*tags):
         t = _node_text(h)
         if 2 <= len(t.split()) <= 40:
             return t
@@ -383,7 +383,8 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
         h1,
         clean_title(title_tag, md.site_name),
     ]
-    candidates = [c for c in candidates if c]
+    # a page without <title>, <meta> or <h1> (a fragment of a document): its first sub-heading
+    candidates = [c for c in candidates if c] or [t for t in (_h1(tree, ("h2", "h3")),) if t]
     if h1 and any(_same_headline(h1, c) for c in candidates if c is not h1):
         # The visible headline, when the SEO title is a variant of it ("Topic: headline", a suffix).
         md.title = h1
