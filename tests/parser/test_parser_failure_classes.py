@@ -89,3 +89,22 @@ def test_words_are_not_glued_where_a_heading_or_quote_block_ends() -> None:
     assert "firstThe" not in a.text and "votersThe" not in a.text
     assert "midnight.We" not in a.text and "tonight.Her" not in a.text
     assert "We heard the town loud and clear tonight." in lines
+
+
+def test_a_short_japanese_article_is_counted_in_words_not_in_runs_of_characters() -> None:
+    # Chinese and Japanese write without spaces: one \w+ run is a whole clause, not a word.
+    story = (
+        "市の図書館は来月から開館時間を午後九時まで延長すると発表した。"
+        "仕事帰りの利用者から要望が多く、試験的に半年間続ける。"
+        "夜間は職員二人が受付を担当し、自習室も同じ時間まで使えるようになる。"
+        "館長は「多くの人に本と出会う場所として使ってほしい」と話している。"
+    )
+    title = "図書館、開館時間を延長"
+    html = (
+        f"<html lang='ja'><head><title>{title}</title></head>"
+        f"<body><article><h1>{title}</h1><p>{story}</p></article></body></html>"
+    )
+    a = extract(html, "https://news.example/ja/2024/05/02/library")
+    assert a.extraction_method == "own"
+    assert a.text == story
+    assert 50 <= a.word_count <= 120  # about half its characters

@@ -34,8 +34,29 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalise(text))
 
 
+# Scripts written without spaces between words, and about how many characters a word takes in each:
+# Chinese and Japanese (Han, kana) 2, Thai, Lao, Khmer and Burmese 4. One \w+ run there is a clause.
+_UNSPACED = (
+    (re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"), 2),
+    (re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]"), 4),
+)
+
+
+_ANY_UNSPACED = re.compile(
+    r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+)
+
+
 def word_count(text: str) -> int:
-    return len(_WORD.findall(text))
+    if text.isascii() or not _ANY_UNSPACED.search(text):
+        return len(_WORD.findall(text))
+    words = 0
+    for rx, chars_per_word in _UNSPACED:
+        if rx.search(text):
+            n = len(rx.findall(text))
+            text = rx.sub(" ", text)
+            words += (n + chars_per_word - 1) // chars_per_word
+    return words + len(_WORD.findall(text))
 
 
 def content_hash(text: str) -> str:
