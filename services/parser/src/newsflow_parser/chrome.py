@@ -116,6 +116,11 @@ def _soft_named(names: str) -> bool:
     return not hard and not _SOFT_WORDS.isdisjoint(words)
 
 
+def is_hard_chrome(el: HtmlElement) -> bool:
+    """Chrome that never holds the article or its byline: related lists, comments, sidebars, footers..."""
+    return is_chrome(el) and not _soft_named(attrs(el))
+
+
 def is_body_container(el: HtmlElement) -> bool:
     return _body_named(attrs(el))
 

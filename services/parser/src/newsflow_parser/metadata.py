@@ -16,7 +16,9 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from lxml.html import HtmlElement
+from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
+from newsflow_parser import chrome
 from newsflow_parser.dates import date_from_url, parse_date
 from newsflow_parser.textutil import clean_space, key
 
@@ -189,7 +191,10 @@ def _image_url(v: Any) -> str | None:
 # --- cleaning -----------------------------------------------------------------------------------
 
 _BYLINE_PREFIX = re.compile(
-    r"^(?:(?:written|reported|reporting|text|story|words|photos?)\s+by|by|von|por|par|di|door|av|af|"
+    r"^(?:(?:written|reported|reporting|text|story|words|photos?|posted|published|post author)\s+by|"
+    r"(?:eingestellt|veröffentlicht|erstellt|geschrieben|verfasst|ein beitrag|ein artikel)\s+von|"
+    r"(?:show|view|see)\s+(?:all\s+)?(?:articles|posts|stories)\s+(?:of|by)|post author|posted in|"
+    r"by|von|vom|por|par|di|door|av|af|"
     r"autor(?:in)?|author|auteur|text|texte|bericht|redacción|redaccion|بقلم|كتب|كتبت|بواسطة|به قلم|نویسنده)"
     r"\s*[:\-–]?\s+",
     re.IGNORECASE,
@@ -198,7 +203,10 @@ _SPLIT = re.compile(r"\s*(?:,|;|\||/|\band\b|&|\bund\b|\bet\b|\by\b|\be\b|\bog\b
 _JUNK = re.compile(
     r"(\d|@|https?:|www\.|\.(?:com|net|org)\b|\bago\b|\bupdated?\b|\bpublished\b|\bmin(?:ute)?s?\b|\bread\b|"
     r"\bhours?\b|\bdays?\b|\bstunden?\b|\bvor\b|\bgeleden\b|\bhace\b|\bil y a\b|\bsubscribe\b|\bfollow\b|"
-    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b|\bimages?\b|\bphotos?\b|getty|istock|shutterstock)",
+    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b|\bimages?\b|\bphotos?\b|getty|istock|shutterstock|"
+    # links beside a byline: "View my complete profile", "Archiv anzeigen", "Alle Beiträge", "Weitere Artikel"
+    r"\bprofile?\b|\barchiv(?:e|es)?\b|\bbeiträge\b|\bartikel\b|\barticles\b|\bposts\b|\bweiter\b|\bweitere\b|"
+    r"\bbiograf[ií]a\b|\bbiography\b|\bbiografie\b)",
     re.IGNORECASE,
 )
 _ROLE_TAIL = re.compile(r"\s+(?:[-–—|:]|\bfor\b)\s+.*$", re.IGNORECASE)
@@ -208,6 +216,13 @@ _ROLE = re.compile(
     r"redakteur(?:in)?|korrespondent(?:in)?|redaktion|desk)s?$",
     re.IGNORECASE,
 )
+# "Jane Doe am 21. April 2020", "Jane Doe on Monday", "Tomas Spahn Fr, 3. Mai": the date after a name
+_DATE_TAIL = re.compile(
+    r"\s+(?:(?:am|on|le|el|il|den)\s+.*|(?:mo|di|mi|do|fr|sa|so|mon|tue|wed|thu|fri|sat|sun)\.?,?\s*(?:\d.*)?|\S*\d.*)$",
+    re.IGNORECASE,
+)
+# German bylines put the role after the name ("Christoph Hein Chefredakteur")
+_TRAILING_ROLE = re.compile(r"\s+(?:chef)?(?:redakteur|reporter|korrespondent|autor)(?:in)?$", re.IGNORECASE)
 _PAREN = re.compile(r"\s*[(\[][^)\]]*(?:[)\]]|$)")
 _NOT_NAMES = {
     "by",
@@ -231,10 +246,18 @@ _NOT_NAMES = {
     "none",
     "guest",
     "anonymous",
+    "name",
+    "author",
+    "authors",
+    "autor",
+    "autoren",
+    "auteur",
+    "auteurs",
 }
 
 
-def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[str]:
+def clean_authors(values: Iterable[str], site_name: str | None = None, roles: bool = False) -> list[str]:
+    """Names from bylines; `roles` keeps a credit that names no person ("Redaktion", "Staff Writer")."""
     out: list[str] = []
     seen: set[str] = set()
     for value in values:
@@ -245,10 +268,11 @@ def clean_authors(values: Iterable[str], site_name: str | None = None) -> list[s
         # A byline that carries its date ("Jane Doe, 4 March 2024") loses the date part in the split.
         for part in _SPLIT.split(v):
             name = _BYLINE_PREFIX.sub("", part.strip(" \t.,:;-–—·•*\"'()[]"))
-            name = _ROLE_TAIL.sub("", name).strip(" .,:;-–—·•*\"'()[]")
+            name = _DATE_TAIL.sub("", _ROLE_TAIL.sub("", name))
+            name = _TRAILING_ROLE.sub("", name).strip(" .,:;-–—·•*\"'()[]")
             if not name or len(name) < 2 or _JUNK.search(name):
                 continue
-            if len(name.split()) > 5 or name.lower() in _NOT_NAMES or _ROLE.match(name):
+            if len(name.split()) > 5 or name.lower() in _NOT_NAMES or (_ROLE.match(name) and not roles):
                 continue
             k = name.casefold()
             if k not in seen:
@@ -312,25 +336,80 @@ def _class_id(el: HtmlElement) -> str:
 
 
 def _byline_candidates(tree: HtmlElement) -> list[str]:
+    """The first byline the markup gives, in trafilatura's order of author selectors (rel/itemprop/
+    author-name first, then byline and author classes), outside comments, sidebars and figures."""
+    discarded: set[HtmlElement] = set()
+    for xp in AUTHOR_DISCARD_XPATHS:
+        discarded.update(xp(tree))
+    for xp in AUTHOR_XPATHS:
+        for el in xp(tree):
+            if el.tag in ("meta", "link") or el in discarded or any(a in discarded for a in el.iterancestors()):
+                continue
+            names = el.xpath('.//*[@itemprop="name"]')
+            if names:
+                return [t for n in names if (t := n.get("content") or _node_text(n))]
+            # itertext with spaces: "Veröffentlicht von<a>Chris Jung</a>" is two words, not "vonChris"
+            t = clean_space(" ".join(el.itertext()))
+            if 2 < len(t) < 120:
+                return [t]
+    return []
+
+
+def _ld_authors(ld: dict[str, Any], objs: list[dict[str, Any]]) -> list[str]:
+    # Yoast and other graphs name the author by reference: {"@id": ".../#/schema/person/..."}
+    by_id = {o["@id"]: o for o in objs if isinstance(o.get("@id"), str)}
     out: list[str] = []
-    for el in tree.xpath(
-        '//*[@rel="author" or @itemprop="author"]'
-        ' | //*[contains(@class, "byline") or contains(@class, "author-name") or contains(@class, "authorname")'
-        ' or contains(@class, "article-author") or contains(@class, "author__name") or contains(@class, "post-author")'
-        ' or contains(@class, "story-author")]'
-    ):
-        if el.tag in ("meta", "link"):
-            continue
-        names = el.xpath('.//*[@itemprop="name"]')
-        if names:
-            out.extend(t for n in names if (t := (n.get("content") or _node_text(n))))
-            continue
-        t = _node_text(el)
-        if t and len(t) < 150:
-            out.append(t)
-        if len(out) > 6:
-            break
+    for a in _as_list(ld.get("author")) + _as_list(ld.get("creator")):
+        if isinstance(a, dict):
+            if "name" not in a and isinstance(a.get("@id"), str):
+                a = by_id.get(a["@id"], a)
+            if _types(a) & {"organization", "newsmediaorganization"} and out:
+                continue
+            if n := _text(a.get("name")):
+                out.append(n)
+        elif isinstance(a, str):
+            out.append(a)
     return out
+
+
+def _authors(
+    tree: HtmlElement,
+    meta: dict[str, list[str]],
+    ld: dict[str, Any],
+    objs: list[dict[str, Any]],
+    site_name: str | None,
+    url: str,
+) -> list[str]:
+    """People first: JSON-LD, <meta>, then the byline in the markup. A publisher named as the author
+    gives way to people named further down; a newsroom credit ("Redaktion") is kept when nobody is."""
+    sources = (
+        lambda: _ld_authors(ld, objs),
+        lambda: meta.get("author", []) + meta.get("article:author", []),
+        lambda: (
+            meta.get("parsely-author", [])
+            + meta.get("sailthru.author", [])
+            + meta.get("dc.creator", [])
+            + meta.get("byl", [])
+        ),
+        lambda: _byline_candidates(tree),
+    )
+    fallback: list[str] = []
+    seen: list[list[str]] = []
+    for source in sources:
+        values = source()
+        seen.append(values)
+        authors = clean_authors(values, site_name)
+        if authors and all(_is_publisher(a, site_name, url) for a in authors):
+            # "author" = the site itself: a byline further down may name the people
+            fallback = fallback or authors
+            continue
+        if authors and fallback and not all(len(a.split()) >= 2 for a in authors):
+            continue  # replacing the publisher needs full names, not fragments of a dateline
+        if authors:
+            return authors
+    if fallback:
+        return fallback
+    return next((a for values in seen if (a := clean_authors(values, site_name, roles=True))), [])
 
 
 def _is_publisher(name: str, site_name: str | None, url: str) -> bool:
@@ -393,45 +472,12 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
     if md.title and not md.site_name:
         md.title = _strip_generic_suffix(md.title)
 
-    # authors
-    ld_authors: list[str] = []
-    for a in _as_list(ld.get("author")) + _as_list(ld.get("creator")):
-        if isinstance(a, dict):
-            if _types(a) & {"organization", "newsmediaorganization"} and ld_authors:
-                continue
-            n = _text(a.get("name"))
-            if n:
-                ld_authors.append(n)
-        elif isinstance(a, str):
-            ld_authors.append(a)
-    fallback: list[str] = []
-    for source in (
-        lambda: ld_authors,
-        lambda: meta.get("author", []) + meta.get("article:author", []),
-        lambda: (
-            meta.get("parsely-author", [])
-            + meta.get("sailthru.author", [])
-            + meta.get("dc.creator", [])
-            + meta.get("byl", [])
-        ),
-        lambda: _byline_candidates(tree),
-    ):
-        authors = clean_authors(source(), md.site_name)
-        if authors and all(_is_publisher(a, md.site_name, url) for a in authors):
-            # "author" = the site itself: a byline further down may name the people
-            fallback = fallback or authors
-            continue
-        if authors and fallback and not all(len(a.split()) >= 2 for a in authors):
-            continue  # replacing the publisher needs full names, not fragments of a dateline
-        if authors:
-            md.authors = authors
-            break
-    else:
-        md.authors = fallback
+    md.authors = _authors(tree, meta, ld, objs, md.site_name, url)
 
     # dates
     md.published = _date(
-        [(ld.get("datePublished"), "json-ld"), (ld.get("dateCreated"), "json-ld")]
+        [(v, "meta") for v in meta.get("article:published_time", ())]
+        + [(ld.get("datePublished"), "json-ld"), (ld.get("dateCreated"), "json-ld")]
         + [(v, "meta") for n in _PUBLISHED_META for v in meta.get(n, ())]
         + [(t, "html") for t in _time_elements(tree, published=True)],
     )
@@ -516,32 +562,52 @@ _MODIFIED_META = (
 
 
 def _time_elements(tree: HtmlElement, published: bool) -> list[str]:
+    """<time datetime> values labelled as the publication (or modification) date, nearest to the
+    headline first: teaser lists around an article carry their own dates."""
     want = (
         ("datepublished", "published", "pubdate", "publish") if published else ("datemodified", "updated", "modified")
     )
+    times = [t for t in tree.iter("time") if t.get("datetime") and not _in_teaser(t)]
+    h1 = next(tree.iter("h1"), None)
+    if h1 is not None and len(times) > 1:
+        line = h1.sourceline or 0
+        times.sort(key=lambda t: abs((t.sourceline or 0) - line))
     out: list[str] = []
-    for t in tree.iter("time"):
-        dt = t.get("datetime")
-        if not dt:
-            continue
+    for t in times:
         label = f"{t.get('itemprop') or ''} {t.get('class') or ''} {'pubdate' if t.get('pubdate') is not None else ''}"
         if any(w in label.lower() for w in want):
-            out.append(dt)
-    if published and not out:
-        out.extend(t.get("datetime", "") for t in tree.iter("time") if t.get("datetime"))
-        out = out[:1]
+            out.append(t.get("datetime", ""))
+    if published and not out and times:
+        out = [times[0].get("datetime", "")]
     return out
 
 
+def _in_teaser(t: HtmlElement) -> bool:
+    """A date in a list item, in a link, beside a link that reads like a headline, or in a related-stories
+    box or sidebar: another article's."""
+    for i, a in enumerate(t.iterancestors()):
+        if (i < 3 and a.tag in ("li", "a")) or (a.tag not in ("html", "body") and chrome.is_hard_chrome(a)):
+            return True
+    parent = t.getparent()
+    return parent is not None and any(len(_node_text(a).split()) >= 4 for a in parent.iter("a"))
+
+
 def _date(candidates: list[tuple[Any, str]]) -> Dated | None:
+    """The first usable candidate; told in the page's own time zone when another source gives the same
+    instant with an offset (a UTC timestamp in <meta> beside "-03:00" in JSON-LD): its day is the page's."""
+    first: Dated | None = None
     for value, source in candidates:
-        if value is None:
-            continue
         if isinstance(value, list):
             value = value[0] if value else None
-        if (dt := parse_date(value)) is not None:
-            return Dated(dt, source)
-    return None
+        if value is None or (dt := parse_date(value)) is None:
+            continue
+        if first is None:
+            first = Dated(dt, source)
+            if dt.utcoffset():
+                return first
+        elif dt.utcoffset() and abs((dt - first.value).total_seconds()) < 60:
+            return Dated(dt, first.source)
+    return first
 
 
 def _as_list(v: Any) -> list[Any]:
