@@ -108,3 +108,61 @@ def test_a_short_japanese_article_is_counted_in_words_not_in_runs_of_characters(
     assert a.extraction_method == "own"
     assert a.text == story
     assert 50 <= a.word_count <= 120  # about half its characters
+
+
+def title_of(head: str, body: str, url: str = "https://www.valleycourier.com/local/2024/05/02/mill") -> str | None:
+    html = f"<html><head>{head}</head><body>{body}<p>{'The mill reopened on Thursday. ' * 12}</p></body></html>"
+    from lxml.html import document_fromstring
+
+    from newsflow_parser.metadata import extract_metadata
+
+    return extract_metadata(document_fromstring(html), url).title
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        # "… - SiteName.com": the domain names the site
+        ("<title>Mill reopens after the flood - ValleyCourier.com</title>", ""),
+        ("<title>Mill reopens after the flood | Valley Courier</title>", ""),
+        # "Site - Section - Headline": og:site_name and article:section name the first two
+        (
+            '<meta property="og:site_name" content="The Courier"><meta property="article:section" content="Local">'
+            "<title>The Courier - Local - Mill reopens after the flood</title>",
+            "",
+        ),
+        # the logo's <h1> and a menu label are not the headline; the page's own <h1> is
+        (
+            "<title>Mill reopens after the flood – Valley Courier</title>",
+            "<h1 class='menu-toggle'>Menu</h1><h1 class='site-title'><a href='/' rel='home'>Valley Courier</a></h1>"
+            "<h1 class='entry-title'>Mill reopens after the flood</h1>",
+        ),
+        # the site's name in <title> is not the title when the page has a headline
+        ("<title>Valley Courier</title>", "<header><a href='/'>Valley Courier</a></header><h1>Mill reopens</h1>"),
+    ],
+)
+def test_titles_lose_the_site_and_section_names(head: str, body: str) -> None:
+    expected = "Mill reopens" if "<h1>Mill reopens</h1>" in body else "Mill reopens after the flood"
+    assert title_of(head, body) == expected
+
+
+def test_the_site_description_is_not_the_title() -> None:
+    head = (
+        "<title>News and events from the valley</title>"
+        '<meta name="description" content="News and events from the valley">'
+    )
+    assert title_of(head, "<h1>Mill reopens after the flood</h1>") == "Mill reopens after the flood"
+
+
+def test_a_headline_and_its_sub_headline_stay_joined_where_the_page_joins_them() -> None:
+    head = '<meta property="og:title" content="Mill reopens after the flood: two hundred jobs saved">'
+    body = "<header><h1>Mill reopens after the flood</h1><p class='standfirst'>Two hundred jobs saved</p></header>"
+    assert title_of(head, body) == "Mill reopens after the flood: two hundred jobs saved"
+    # and a sub-headline the SEO title does not carry is not added
+    assert title_of("<title>Mill reopens after the flood</title>", body) == "Mill reopens after the flood"
+
+
+def test_a_title_that_goes_on_after_a_dash_keeps_its_second_part() -> None:
+    head = "<title>Dog chases burglars away – police appeal for witnesses – Valley Courier</title>"
+    body = "<h1>Dog chases burglars away – police appeal for witnesses</h1>"
+    assert title_of(head, body) == "Dog chases burglars away – police appeal for witnesses"

@@ -18,7 +18,7 @@ from urllib.parse import urljoin, urlsplit
 from lxml.html import HtmlElement
 from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
-from newsflow_parser import chrome
+from newsflow_parser import chrome, titles
 from newsflow_parser.dates import date_from_url, parse_date
 from newsflow_parser.textutil import clean_space, key
 
@@ -286,32 +286,9 @@ def clean_authors(values: Iterable[str], site_name: str | None = None, roles: bo
 
 def clean_title(title: str | None, site_name: str | None) -> str | None:
     """Drop the " | Site" / " - Site" suffix or prefix that <title> and og:title often carry."""
-    if not title:
-        return None
-    t = clean_space(_unescape(title))
-    if site_name:
-        sk = key(site_name)
-        for sep in (" | ", " - ", " – ", " — ", " :: ", " · ", " » "):
-            if sep in t:
-                head, _, tail = t.rpartition(sep)
-                if key(tail) == sk or (sk and sk in key(tail) and len(tail) < 60):
-                    t = head.strip()
-                    break
-                first, _, rest = t.partition(sep)
-                if key(first) == sk:
-                    t = rest.strip()
-                    break
-    return t or None
-
-
-def _strip_generic_suffix(title: str) -> str:
-    # Without a known site name: a short last segment after " | " is almost always the site.
-    for sep in (" | ", " – ", " — ", " - "):
-        if sep in title:
-            head, _, tail = title.rpartition(sep)
-            if len(tail.split()) <= 4 and len(head.split()) >= 3:
-                return head.strip()
-    return title
+    site = titles.Site()
+    site.add(site_name)
+    return titles.strip_site(_unescape(title) if title else None, site)
 
 
 def language_code(value: str | None) -> str | None:
@@ -421,14 +398,6 @@ def _is_publisher(name: str, site_name: str | None, url: str) -> bool:
     return "." in name or (bool(site) and (k in site or site in k)) or k in host.replace(".", "").replace("-", "")
 
 
-def _same_headline(h1: str, other: str) -> bool:
-    a, b = key(h1), key(other)
-    if not a or not b:
-        return False
-    # "Topic: headline" in the SEO title, the plain headline on the page
-    return a == b
-
-
 def _h1(tree: HtmlElement, tags: tuple[str, ...] = ("h1",)) -> str | None:
     for h in tree.iter(*tags):
         t = _node_text(h)
@@ -452,25 +421,19 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
         site = next((o for o in objs if _types(o) & {"website", "newsmediaorganization", "organization"}), None)
         md.site_name = _text(site.get("name")) if site else None
 
-    # title: a headline that the page's own <h1> confirms wins; then JSON-LD, og, h1, <title>.
-    h1 = _h1(tree)
+    md.section = _text(ld.get("articleSection")) or _first(
+        meta, "article:section", "parsely-section", "section", "sailthru.section", "og:section"
+    )
+    site = titles.site_of(url, md.site_name, _text(publisher), md.section)
     title_tag = next((clean_space(t.text_content()) for t in tree.iter("title")), None)
-    candidates = [
+    seo = [
         _text(ld.get("headline")) if article else None,
-        clean_title(_first(meta, "og:title", "twitter:title", "dc.title", "title"), md.site_name),
+        _first(meta, "og:title", "twitter:title", "dc.title", "title"),
         _text(ld.get("name")) if article else None,
-        h1,
-        clean_title(title_tag, md.site_name),
     ]
+    md.title = titles.choose(tree, site, seo, title_tag, _first(meta, "og:description", "description"))
     # a page without <title>, <meta> or <h1> (a fragment of a document): its first sub-heading
-    candidates = [c for c in candidates if c] or [t for t in (_h1(tree, ("h2", "h3")),) if t]
-    if h1 and any(_same_headline(h1, c) for c in candidates if c is not h1):
-        # The visible headline, when the SEO title is a variant of it ("Topic: headline", a suffix).
-        md.title = h1
-    elif candidates:
-        md.title = candidates[0]
-    if md.title and not md.site_name:
-        md.title = _strip_generic_suffix(md.title)
+    md.title = md.title or _h1(tree, ("h2", "h3"))
 
     md.authors = _authors(tree, meta, ld, objs, md.site_name, url)
 
@@ -489,9 +452,6 @@ def extract_metadata(tree: HtmlElement, url: str) -> Metadata:
     if md.published is None and (d := date_from_url(url)):
         md.published = Dated(d, "url")
 
-    md.section = _text(ld.get("articleSection")) or _first(
-        meta, "article:section", "parsely-section", "section", "sailthru.section", "og:section"
-    )
     tags: list[str] = []
     for v in (
         _strings(ld.get("keywords"))
