@@ -166,3 +166,12 @@ def test_a_title_that_goes_on_after_a_dash_keeps_its_second_part() -> None:
     head = "<title>Dog chases burglars away – police appeal for witnesses – Valley Courier</title>"
     body = "<h1>Dog chases burglars away – police appeal for witnesses</h1>"
     assert title_of(head, body) == "Dog chases burglars away – police appeal for witnesses"
+
+
+def test_the_captions_field_holds_captions_only() -> None:
+    # Teaser headlines, logos, player labels, credits alone, times and consent notices are not captions.
+    a = page("caption_junk.html", "https://www.valleytimes.example/sport/2024/05/02/river-race")
+    assert [(c.text, c.credit) for c in a.captions] == [
+        ("The Harlow crew crosses the finish line under the old stone bridge.", "Ana Ruiz")
+    ]
+    assert "Council delays the vote" not in a.text and "Play Video" not in a.text

@@ -146,15 +146,73 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
     return text, credit
 
 
+# What pages put where captions go that is not a caption: a credit alone, a player's label or duration,
+# an embed's consent notice.
+_CREDIT_ONLY = re.compile(
+    r"^(?:photo(?:graph)?s?|fotos?|bild(?:quelle)?|image|picture|credit|quelle|source|©)\s*(?:credit)?\s*[:©]"
+    r"\s*(?:\S+\s*){1,6}$",
+    re.IGNORECASE,
+)
+_PLAYER_LABEL = re.compile(
+    r"^(?:play|watch|listen|replay|live)\b.{0,60}$|\babspielen\b|\blaufzeit\b|\b\d+\s*(?:minuten|sekunden|min|sec)\b",
+    re.IGNORECASE,
+)
+_CONSENT = re.compile(r"\b(?:privacy policy|datenschutz\w*|cookies?|consent|einwilligung|zustimm\w*)\b", re.I)
+_LOGO = re.compile(r"\blogos?\b", re.IGNORECASE)
+_PLAYER = re.compile(r"video|player|jw-|jwplayer|brightcove|vjs", re.IGNORECASE)
+_LETTERS = re.compile(r"[^\W\d_]{2}")
+TEASER_WORDS = 4
+
+
+class _Judge:
+    """Verdicts on caption candidates; the page's link texts are read once, when first needed."""
+
+    def __init__(self, tree: HtmlElement) -> None:
+        self.tree = tree
+        self._links: set[str] | None = None
+
+    def links(self) -> set[str]:
+        if self._links is None:
+            texts = (" ".join((a.text_content() or "").split()).casefold() for a in self.tree.iter("a"))
+            self._links = {t for t in texts if len(t.split()) >= TEASER_WORDS}
+        return self._links
+
+    def not_a_caption(self, text: str, img: str | None, source: str, at: HtmlElement) -> bool:
+        if not _LETTERS.search(text) or _CREDIT_ONLY.match(text) or _CONSENT.search(text):
+            return True
+        if len(text.split()) <= 12 and _PLAYER_LABEL.search(text):
+            return True
+        if source in ("alt", "title"):
+            if _LOGO.search(text) or (img and _LOGO.search(img.rsplit("/", 1)[-1])):
+                return True
+            if any(_PLAYER.search(chrome.attrs(a)) for a in list(at.iterancestors())[:4]):
+                return True  # a video's thumbnail: its alt is the video's title
+        if source in ("figcaption", "caption-class") and _linked(at, text):
+            return True  # a teaser's caption, or a link labelled like a caption
+        # a teaser: the image's text is a headline the page links to
+        return len(text.split()) >= TEASER_WORDS and " ".join(text.split()).casefold() in self.links()
+
+
+def _linked(at: HtmlElement, text: str) -> bool:
+    if any(a.tag == "a" and a.get("href") for a in at.iterancestors()):
+        return True
+    linked = " ".join(" ".join(a.itertext()) for a in at.iter("a"))
+    return bool(linked.strip()) and key(linked) == key(text)
+
+
 def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
     found = Found()
     consumed: set[HtmlElement] = set()
 
     placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+    judge = _Judge(tree)
 
     def add(text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
         text = text.strip()
         if not text or len(text) > MAX_CAPTION_CHARS:
+            return
+        if judge.not_a_caption(text, img, source, at):
+            found.keys.add(key(text))  # and not body text either
             return
         placed.append((at.sourceline or 0, (text, img, credit, source)))
 
