@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urljoin
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from newsflow_parser import chrome
@@ -149,8 +150,8 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
 # What pages put where captions go that is not a caption: a credit alone, a player's label or duration,
 # an embed's consent notice.
 _CREDIT_ONLY = re.compile(
-    r"^(?:photo(?:graph)?s?|fotos?|bild(?:quelle)?|image|picture|credit|quelle|source|©)\s*(?:credit)?\s*[:©]"
-    r"\s*(?:\S+\s*){1,6}$",
+    r"^(?:©|(?:photo(?:graph)?s?|fotos?|bild(?:quelle)?|image|picture|credit|quelle|source)\s*(?:credit)?\s*[:©])"
+    r"\s*(?:\S+\s*){0,6}$",
     re.IGNORECASE,
 )
 _PLAYER_LABEL = re.compile(
@@ -158,10 +159,17 @@ _PLAYER_LABEL = re.compile(
     re.IGNORECASE,
 )
 _CONSENT = re.compile(r"\b(?:privacy policy|datenschutz\w*|cookies?|consent|einwilligung|zustimm\w*)\b", re.I)
-_LOGO = re.compile(r"\blogos?\b", re.IGNORECASE)
+_LOGO = re.compile(r"(?<![^\W_])logos?(?![^\W_])", re.IGNORECASE)  # "Logo_Sponsors" too
 _PLAYER = re.compile(r"video|player|jw-|jwplayer|brightcove|vjs", re.IGNORECASE)
 _LETTERS = re.compile(r"[^\W\d_]{2}")
 TEASER_WORDS = 4
+# Links long enough to be a headline (4+ words), found in C: a page has hundreds of short ones.
+_HEADLINE_LINKS = etree.XPath("//a[string-length(normalize-space(.)) > 15]")
+
+
+@lru_cache(maxsize=16384)
+def _player_named(names: str) -> bool:
+    return _PLAYER.search(names) is not None
 
 
 class _Judge:
@@ -173,7 +181,7 @@ class _Judge:
 
     def links(self) -> set[str]:
         if self._links is None:
-            texts = (" ".join((a.text_content() or "").split()).casefold() for a in self.tree.iter("a"))
+            texts = (" ".join((a.text_content() or "").split()).casefold() for a in _HEADLINE_LINKS(self.tree))
             self._links = {t for t in texts if len(t.split()) >= TEASER_WORDS}
         return self._links
 
@@ -185,7 +193,7 @@ class _Judge:
         if source in ("alt", "title"):
             if _LOGO.search(text) or (img and _LOGO.search(img.rsplit("/", 1)[-1])):
                 return True
-            if any(_PLAYER.search(chrome.attrs(a)) for a in list(at.iterancestors())[:4]):
+            if any(_player_named(chrome.attrs(a)) for a in list(at.iterancestors())[:4]):
                 return True  # a video's thumbnail: its alt is the video's title
         if source in ("figcaption", "caption-class") and _linked(at, text):
             return True  # a teaser's caption, or a link labelled like a caption
@@ -200,7 +208,7 @@ def _linked(at: HtmlElement, text: str) -> bool:
     return bool(linked.strip()) and key(linked) == key(text)
 
 
-def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
+def find(tree: HtmlElement, base: str, protected: set[HtmlElement], named: list[HtmlElement] | None = None) -> Found:
     found = Found()
     consumed: set[HtmlElement] = set()
 
@@ -246,7 +254,7 @@ def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
                     add(text, img, credit, "alt" if im.get("alt") else "title", fig)
                     break
 
-    for el in tree.xpath("//*[@class or @id]"):
+    for el in chrome.attributed(tree) if named is None else named:
         if el in consumed or el.tag in ("table", "caption", "body", "html", "p") or el in protected:
             continue
         a = chrome.attrs(el)

@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from itertools import pairwise
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 # Class and id values are split into words at spaces, dashes and underscores ("c-related-list",
@@ -154,13 +155,19 @@ def is_chrome(el: HtmlElement) -> bool:
     return _chrome_named(attrs(el))
 
 
-_ATTRIBUTED = "//*[@class or @id]"
+_ATTRIBUTED = etree.XPath("//*[@class or @id]")
 
 
-def body_markers(tree: HtmlElement) -> list[HtmlElement]:
+def attributed(tree: HtmlElement) -> list[HtmlElement]:
+    """Every element with a class or an id, in document order: metadata, captions and chrome all look at
+    these, so a page's list is made once (an XPath over the whole tree is a millisecond on a big page)."""
+    return _ATTRIBUTED(tree)
+
+
+def body_markers(tree: HtmlElement, named: list[HtmlElement] | None = None) -> list[HtmlElement]:
     marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
     if not marks:
-        marks = [el for el in tree.xpath(_ATTRIBUTED) if is_body_container(el)]
+        marks = [el for el in (attributed(tree) if named is None else named) if is_body_container(el)]
     if not marks:
         marks = _densest_paragraph_parent(tree)
     return marks
@@ -185,10 +192,10 @@ def _densest_paragraph_parent(tree: HtmlElement) -> list[HtmlElement]:
     return [max(weight, key=weight.__getitem__)]
 
 
-def protected_set(tree: HtmlElement) -> set[HtmlElement]:
+def protected_set(tree: HtmlElement, named: list[HtmlElement] | None = None) -> set[HtmlElement]:
     """The article containers and their ancestors: removing any of them would remove the article."""
     keep: set[HtmlElement] = set()
-    anchors = body_markers(tree) + list(tree.iter("h1"))[:1]
+    anchors = body_markers(tree, named) + list(tree.iter("h1"))[:1]
     for el in anchors:
         node: HtmlElement | None = el
         while node is not None:
@@ -202,8 +209,11 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     # Keeping the <p> proxies referenced keeps their identity stable for the lookups below.
     p_len = {p: len(p.text_content() or "") for p in tree.iter("p")}
     total = sum(p_len.values())
+    page_text: list[int] = []  # the page's text length, measured once if a <form> asks
     doomed: list[HtmlElement] = [
-        el for el in tree.iter(*_DROP_TAGS) if el not in protected and not (el.tag == "form" and _wraps_page(el, tree))
+        el
+        for el in tree.iter(*_DROP_TAGS)
+        if el not in protected and not (el.tag == "form" and _wraps_page(el, tree, page_text))
     ]
     for el in tree.xpath("//*[@class or @id or @role or @aria-hidden]"):
         if el in protected or el.tag in _NEVER_PRUNED or el.tag in _DROP_TAGS or not is_chrome(el):
@@ -225,9 +235,11 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     return removed
 
 
-def _wraps_page(form: HtmlElement, tree: HtmlElement) -> bool:
+def _wraps_page(form: HtmlElement, tree: HtmlElement, page_text: list[int]) -> bool:
     """ASP.NET and other frameworks wrap the whole page in one <form>: that form is the page, not a widget."""
-    return len(form.text_content() or "") > 0.5 * len(tree.text_content() or "")
+    if not page_text:
+        page_text.append(len(tree.text_content() or ""))
+    return len(form.text_content() or "") > 0.5 * page_text[0]
 
 
 def _paragraphs(el: HtmlElement, p_len: dict[HtmlElement, int]) -> int:
@@ -238,12 +250,12 @@ def _link_cells(tree: HtmlElement, protected: set[HtmlElement]) -> list[HtmlElem
     """Table cells that are only links: a layout table's navigation column or row of teasers."""
     out: list[HtmlElement] = []
     for cell in tree.iter("td", "th"):
-        if cell in protected or cell.find(".//a") is None:
-            continue
         links = cell.findall(".//a")
+        if len(links) < 3 or cell in protected:
+            continue
         text = len(clean_text(cell))
         linked = sum(len(clean_text(a)) for a in links)
-        if len(links) >= 3 and text and linked >= LINK_CELL_SHARE * text:
+        if text and linked >= LINK_CELL_SHARE * text:
             out.append(cell)
     return out
 

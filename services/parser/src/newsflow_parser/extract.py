@@ -73,10 +73,11 @@ def extract(
         page = _read_page(tree, base, entry)
         _check_text(tree, html)
         own = _own_blocks(tree, page, base)
-        words = word_count("\n\n".join(b.text for b in own))
+        text = "\n\n".join(b.text for b in own)
+        words = word_count(text)
         if words < min_words:
             raise ExtractionError("not-an-article", f"{words} words of text (minimum {min_words})")
-        blocks, method = own, "own"
+        return _article(html, url, entry, final_url, now, page, own, "own", (text, words))
     except ExtractionError as refusal:
         if refusal.reason not in LADDER_REASONS:
             raise
@@ -87,10 +88,24 @@ def extract(
 def _read_page(tree: HtmlElement | None, base: str, entry: FeedEntry | None) -> _Page:
     if tree is None:  # markup without a document: only the feed entry can say anything
         return _Page(Metadata(), caps.Found(), _merge_captions(caps.Found(), [], entry), set())
-    md = extract_metadata(tree, base)
-    protected = chrome.protected_set(tree)
-    found = caps.find(tree, base, protected)
-    return _Page(md, found, _merge_captions(found, md.images, entry), protected)
+    named = chrome.attributed(tree)
+    md = extract_metadata(tree, base, named)
+    protected = chrome.protected_set(tree, named)
+    found = caps.find(tree, base, protected, named)
+    captions = _merge_captions(found, md.images, entry)
+    if md.title and (title := key(md.title)):
+        # the headline again as an image's alt text ("Headline image"): search-engine text, not a caption
+        kept = [c for c in captions if not _is_headline(key(c.text), title)]
+        found.keys.update(key(c.text) for c in captions if c not in kept)
+        captions = kept
+    return _Page(md, found, captions, protected)
+
+
+_IMAGE_WORDS = frozenset(("image", "photo", "picture", "bild", "foto", "imagen", "img"))
+
+
+def _is_headline(caption: str, title: str) -> bool:
+    return caption == title or (caption.startswith(title + " ") and caption[len(title) :].split()[0] in _IMAGE_WORDS)
 
 
 def _own_blocks(tree: HtmlElement, page: _Page, base: str) -> list[Block]:
@@ -180,9 +195,11 @@ def _article(
     page: _Page,
     blocks: list[Block],
     method: str,
+    counted: tuple[str, int] | None = None,
 ) -> ParsedArticle:
     md, captions, base = page.md, page.captions, final_url or url
-    text = "\n\n".join(b.text for b in blocks)
+    text, words = counted or ("\n\n".join(b.text for b in blocks), 0)
+    words = words if counted else word_count(text)
     published, modified = _dates(md, entry, now)
     if published is None:
         published = _date_from_text(html, base)  # the page as printed: pruning removed bylines and datelines
@@ -211,7 +228,7 @@ def _article(
         top_image=_top_image(md, entry, captions),
         language=lang,
         language_source=lang_source,  # type: ignore[arg-type]
-        word_count=word_count(text),
+        word_count=words,
         content_hash=content_hash(text),
         simhash=simhash(text),
         extraction_method=method,  # type: ignore[arg-type]
@@ -250,7 +267,8 @@ def _top_image(md: Metadata, entry: FeedEntry | None, captions: list[Caption]) -
 
 
 def check_input(html: str) -> str:
-    """The page with control characters removed; ExtractionError if it is empty or binary data."""
+    """The page, if it is text: ExtractionError if it is empty or binary data. lxml drops the few
+    control characters a text page may carry (a NUL from a CMS), so they are counted, not removed."""
     sample = html[:BINARY_SAMPLE]
     if sample.lstrip().startswith(_BINARY_MAGIC):
         raise ExtractionError("binary", "the body is binary data, not HTML")
@@ -259,9 +277,8 @@ def check_input(html: str) -> str:
     bad = len(_CONTROL.findall(sample)) + sample.count("\ufffd")
     if bad > max(8, len(sample) * BINARY_SHARE):
         raise ExtractionError("binary", f"{bad} control or undecodable characters in the first {len(sample)}")
-    if _CONTROL.search(html):
-        html = _CONTROL.sub("", html)
-    if not html.strip():
+    stripped = html.strip()
+    if not stripped or (len(stripped) < 256 and not _CONTROL.sub("", stripped).strip()):
         raise ExtractionError("no-content", "empty body")
     return html
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from newsflow_parser.textutil import clean_space, key
@@ -31,6 +32,7 @@ class Site:
 
     names: set[str] = field(default_factory=set)
     section: str | None = None
+    url: str = ""
 
     def add(self, name: str | None) -> None:
         if name and (k := _squash(name)):
@@ -56,7 +58,7 @@ def _squash(s: str) -> str:
 
 
 def site_of(url: str, site_name: str | None, publisher: str | None, section: str | None) -> Site:
-    site = Site(section=_squash(section) if section else None)
+    site = Site(section=_squash(section) if section else None, url=url)
     site.add(site_name)
     site.add(publisher)
     try:
@@ -123,17 +125,37 @@ def _text(el: HtmlElement) -> str:
     return clean_space(" ".join(el.itertext()))
 
 
-def home_links(tree: HtmlElement, limit: int = 5) -> list[str]:
+# Links to the home page, by equality tests that libxml2 runs fast: a page has hundreds of links.
+_HOME_LINKS = etree.XPath(
+    "//a[@rel='home' or @href='/' or @href=$a or @href=$b or @href=$c or @href=$d or @href=$e or @href=$f]"
+)
+
+
+def home_links(tree: HtmlElement, url: str = "", limit: int = 5) -> list[str]:
     """What the links to the home page say (the logo's text or its image's alt): the site's name."""
     out: list[str] = []
-    for a in tree.iter("a"):
-        if _is_home(a.get("href")):
+    for a in _HOME_LINKS(tree, **_roots(url)):
+        if _is_home(a.get("href")) or a.get("rel") == "home":
             t = _text(a) or next((img.get("alt") or "" for img in a.iter("img")), "")
             if t and len(t.split()) <= 6:
                 out.append(t)
                 if len(out) >= limit:
                     break
     return out
+
+
+def _roots(url: str) -> dict[str, str]:
+    """The six spellings of the site's root URL the XPath above compares hrefs with."""
+    try:
+        host = (urlsplit(url).hostname or "").removeprefix("www.")
+    except ValueError:
+        host = ""
+    if not host:
+        return dict.fromkeys("abcdef", "/")
+    spellings = [
+        f"{scheme}://{www}{host}{end}" for scheme in ("https", "http") for www in ("", "www.") for end in ("/",)
+    ]
+    return dict(zip("abcdef", [*spellings, f"https://{host}", f"https://www.{host}"], strict=True))
 
 
 def _is_home(href: str | None) -> bool:
@@ -151,7 +173,7 @@ def choose(
 ) -> str | None:
     """seo: the JSON-LD headline, og:title (or twitter/dc), the JSON-LD name, in that order."""
     heads, logos = headlines(tree, site)
-    for logo in logos + home_links(tree):
+    for logo in logos + home_links(tree, site.url):
         site.add(logo)
     raw = [s for s in [*seo, title_tag] if s]
     for r in raw:  # og:title and JSON-LD before <title>, whose segments are often sections
