@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ WORD = re.compile(r"\w+")
 SPACE = re.compile(r"\s+")
 SHINGLE = 4
 NO_URL = "https://unknown.invalid/"  # trafilatura-eval items whose "url" is a label such as hard::name
+LABELS = Path(__file__).resolve().parent / "caption_labels.jsonl"  # see caption_labels.md
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -170,6 +172,7 @@ class Score:
     caps_found: int = 0
     caps_leaked: int = 0
     caps_returned: int = 0
+    labelled: Counter[str] = field(default_factory=Counter)  # labelled caption items returned, by label
 
     def text_prf(self, summed: bool) -> tuple[float, float, float]:
         if not summed:
@@ -234,6 +237,28 @@ def score_captions(s: Score, truth: dict[str, Any], out: Out) -> None:
         # a caption whose sentence the article body also prints (truth text) is not a leak
         s.caps_leaked += int(ck in tk and ck not in body)
         s.caps_found += int(any(ck == f or (ck in f) or (f in ck and len(f) > 0.6 * len(ck)) for f in found))
+
+
+def caption_hash(text: str) -> str:
+    from newsflow_parser.textutil import key as parser_key
+
+    return hashlib.sha1(parser_key(text).encode()).hexdigest()[:16]
+
+
+def load_labels() -> dict[tuple[str, str], dict[str, str]]:
+    """(set, page) -> {caption hash: label} from the hand-labelled sample (caption_labels.md)."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    if LABELS.exists():
+        for line in LABELS.read_text(encoding="utf-8").splitlines():
+            r = json.loads(line)
+            out.setdefault((r["set"], r["page"]), {})[r["caption_sha1"]] = r["label"]
+    return out
+
+
+def score_labels(s: Score, labels: dict[str, str], out: Out) -> None:
+    for h in {caption_hash(c) for c in out.captions}:
+        if h in labels:
+            s.labelled[labels[h]] += 1
 
 
 def record(s: Score, set_name: str, row: dict[str, Any], out: Out, cpu: float) -> None:
@@ -331,6 +356,7 @@ def dump(sr: SetRun, path: Path) -> None:
 
 def run_set(name: str, rows: list[dict[str, Any]], pair: tuple[Worker, Worker] | None) -> SetRun:
     sr = SetRun(name, Score("newsflow"), Score("trafilatura"), Score("trafilatura metadata"))
+    labels = load_labels()
     for row in rows:
         html, url = row["html"], row["url"]
         ours, cpu = timed(newsflow, html, url)
@@ -349,6 +375,8 @@ def run_set(name: str, rows: list[dict[str, Any]], pair: tuple[Worker, Worker] |
         if name == "fundus-parser":
             score_captions(sr.ours, row, ours)
             score_captions(sr.plain, row, got)
+        if (name, row["id"]) in labels:
+            score_labels(sr.ours, labels[(name, row["id"])], ours)
         sr.outputs.append((row["id"], ours, got, meta))
     return sr
 
@@ -380,6 +408,9 @@ def report(sr: SetRun, n: int) -> None:
             line += f" {_pct(s.caps_found, s.caps_truth)} | {_pct(s.caps_leaked, s.caps_truth)} |"
         print(line)
     print(f"\nnewsflow paths: {dict(sr.ours.methods)}; refusals: {dict(sr.ours.failures) or '-'}")
+    if n_labelled := sum(sr.ours.labelled.values()):
+        ok = sr.ours.labelled["caption"]
+        print(f"captions field, hand-labelled sample: {ok}/{n_labelled} returned items are captions")
     if sr.name == "fundus-parser":
         print(f"newsflow returned {sr.ours.caps_returned} captions in all")
     if sr.base_cpu:
@@ -422,11 +453,13 @@ def main() -> int:
         return 1
     pair = (Worker(), Worker(args.baseline_src)) if args.baseline_src else None
     started = time.monotonic()
+    labelled: Counter[str] = Counter()
     try:
         for name in args.sets.split(","):
             rows = load(args.eval_dir / name)[: args.limit or None]
             sr = run_set(name, rows, pair)
             report(sr, len(rows))
+            labelled.update(sr.ours.labelled)
             if args.dump:
                 dump(sr, args.dump)
             if args.worst:
@@ -434,6 +467,11 @@ def main() -> int:
     finally:
         for w in pair or ():
             w.close()
+    if n := sum(labelled.values()):
+        print(
+            f"\ncaptions precision on the hand-labelled sample, all sets: {labelled['caption'] / n:.1%}"
+            f" ({labelled['caption']} of the {n} labelled items returned in this run are captions)"
+        )
     print(f"\n({time.monotonic() - started:.0f} s, load average {os.getloadavg()[0]:.1f})")
     return 0
 
