@@ -209,92 +209,106 @@ def _linked(at: HtmlElement, text: str) -> bool:
 
 
 def find(tree: HtmlElement, base: str, protected: set[HtmlElement], named: list[HtmlElement] | None = None) -> Found:
-    found = Found()
-    consumed: set[HtmlElement] = set()
+    """Captions of the page, each once, and the elements to remove before extraction."""
+    finder = _Finder(tree, base, protected)
+    finder.figures()
+    finder.named(chrome.attributed(tree) if named is None else named)
+    finder.images()
+    # document order, so that a lead image's caption comes first however it is marked up
+    finder.found.captions = [c for _, c in sorted(finder.placed, key=lambda p: p[0])]
+    return finder.found
 
-    placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
-    judge = _Judge(tree)
 
-    def add(text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
+class _Finder:
+    def __init__(self, tree: HtmlElement, base: str, protected: set[HtmlElement]) -> None:
+        self.tree, self.base, self.protected = tree, base, protected
+        self.found = Found()
+        self.consumed: set[HtmlElement] = set()
+        self.placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+        self.judge = _Judge(tree)
+
+    def add(self, text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
         text = text.strip()
         if not text or len(text) > MAX_CAPTION_CHARS:
             return
-        if judge.not_a_caption(text, img, source, at):
-            found.keys.add(key(text))  # and not body text either
+        if self.judge.not_a_caption(text, img, source, at):
+            self.found.keys.add(key(text))  # and not body text either
             return
-        placed.append((at.sourceline or 0, (text, img, credit, source)))
+        self.placed.append((at.sourceline or 0, (text, img, credit, source)))
 
-    for fig in tree.iter("figure"):
-        if fig in consumed:
-            continue
-        consumed.update(fig.iter())
-        has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
-        caps = fig.xpath(".//figcaption") or [
-            el for el in fig.iter() if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
-        ]
-        if not has_media and not caps:
-            continue  # a pull quote or an embedded post wrapped in <figure>: body content
-        found.nodes.append(fig)
-        if _in_chrome(fig, protected):
-            continue  # a teaser's image: its caption is a headline of another article
-        img = _first_image(fig, base)
+    def figures(self) -> None:
+        for fig in self.tree.iter("figure"):
+            if fig in self.consumed:
+                continue
+            self.consumed.update(fig.iter())
+            has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
+            caps = fig.xpath(".//figcaption") or [
+                el
+                for el in fig.iter()
+                if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
+            ]
+            if not has_media and not caps:
+                continue  # a pull quote or an embedded post wrapped in <figure>: body content
+            self.found.nodes.append(fig)
+            if _in_chrome(fig, self.protected):
+                continue  # a teaser's image: its caption is a headline of another article
+            self._figure(fig, caps)
+
+    def _figure(self, fig: HtmlElement, caps: list[HtmlElement]) -> None:
+        img = _first_image(fig, self.base)
         got = False
         for cap in caps[:1] if caps and caps[0].tag == "figcaption" else caps[:2]:
             text, credit = _text_without_credits(cap)
             if text:
-                add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class", fig)
+                self.add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class", fig)
                 got = True
             elif credit:
-                found.keys.add(key(credit))
+                self.found.keys.add(key(credit))
         if not got:
             for im in fig.iter("img"):
                 alt = clean_space(im.get("alt") or im.get("title") or "")
                 if len(alt.split()) >= MIN_ALT_WORDS and not _FILENAME.search(alt):
                     text, credit = split_credit(alt)
-                    add(text, img, credit, "alt" if im.get("alt") else "title", fig)
+                    self.add(text, img, credit, "alt" if im.get("alt") else "title", fig)
                     break
 
-    for el in chrome.attributed(tree) if named is None else named:
-        if el in consumed or el.tag in ("table", "caption", "body", "html", "p") or el in protected:
-            continue
-        a = chrome.attrs(el)
-        if _caption_named(a):
-            text, credit = _text_without_credits(el)
-            if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
-                continue  # a container named after captions, not a caption
-            consumed.update(el.iter())
-            found.nodes.append(el)
-            if text and not _in_chrome(el, protected):
-                add(text, _nearby_image(el, base), credit, "caption-class", el)
-        elif (
-            el.tag in ("span", "small", "div", "cite")
-            and _credit_named(a)
-            and (
-                len(clean_space(el.text_content() or "")) < 120
-                and el.getparent() is not None
-                and el.getparent().xpath(".//img")
-            )
-        ):
-            # a photo credit printed beside an image
-            consumed.update(el.iter())
-            found.nodes.append(el)
-            found.keys.add(key(el.text_content() or ""))
+    def named(self, elements: list[HtmlElement]) -> None:
+        """Elements whose class or id names a caption, and photo credits printed beside an image."""
+        for el in elements:
+            if el in self.consumed or el.tag in ("table", "caption", "body", "html", "p") or el in self.protected:
+                continue
+            a = chrome.attrs(el)
+            if _caption_named(a):
+                text, credit = _text_without_credits(el)
+                if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
+                    continue  # a container named after captions, not a caption
+                self.consumed.update(el.iter())
+                self.found.nodes.append(el)
+                if text and not _in_chrome(el, self.protected):
+                    self.add(text, _nearby_image(el, self.base), credit, "caption-class", el)
+            elif el.tag in ("span", "small", "div", "cite") and _credit_named(a) and _credit_beside_image(el):
+                self.consumed.update(el.iter())
+                self.found.nodes.append(el)
+                self.found.keys.add(key(el.text_content() or ""))
 
-    for img in tree.iter("img"):
-        if img in consumed:
-            continue
-        for attr in ("alt", "title"):
-            alt = clean_space(img.get(attr) or "")
-            if len(alt.split()) < MIN_ALT_WORDS or _FILENAME.search(alt) or _ALT_JUNK.match(alt):
+    def images(self) -> None:
+        for img in self.tree.iter("img"):
+            if img in self.consumed:
                 continue
-            # Every alt text is kept out of the body (teaser images carry their headline as alt).
-            found.keys.add(key(alt))
-            found.keys.add(key(split_credit(alt)[0]))
-            if img.xpath("ancestor::a[@href]") or _in_chrome(img, protected):
-                continue
-            text, credit = split_credit(alt)
-            add(text, image_url(img, base), credit, attr, img)
-            break
-    # document order, so that a lead image's caption comes first however it is marked up
-    found.captions = [c for _, c in sorted(placed, key=lambda p: p[0])]
-    return found
+            for attr in ("alt", "title"):
+                alt = clean_space(img.get(attr) or "")
+                if len(alt.split()) < MIN_ALT_WORDS or _FILENAME.search(alt) or _ALT_JUNK.match(alt):
+                    continue
+                # Every alt text is kept out of the body (teaser images carry their headline as alt).
+                self.found.keys.add(key(alt))
+                self.found.keys.add(key(split_credit(alt)[0]))
+                if img.xpath("ancestor::a[@href]") or _in_chrome(img, self.protected):
+                    continue
+                text, credit = split_credit(alt)
+                self.add(text, image_url(img, self.base), credit, attr, img)
+                break
+
+
+def _credit_beside_image(el: HtmlElement) -> bool:
+    parent = el.getparent()
+    return len(clean_space(el.text_content() or "")) < 120 and parent is not None and bool(parent.xpath(".//img"))

@@ -505,7 +505,6 @@ def extract_metadata(tree: HtmlElement, url: str, named: list[HtmlElement] | Non
     if not md.site_name:
         site = next((o for o in objs if _types(o) & {"website", "newsmediaorganization", "organization"}), None)
         md.site_name = _text(site.get("name")) if site else None
-
     md.section = _text(ld.get("articleSection")) or _first(
         meta, "article:section", "parsely-section", "section", "sailthru.section", "og:section"
     )
@@ -519,25 +518,40 @@ def extract_metadata(tree: HtmlElement, url: str, named: list[HtmlElement] | Non
     md.title = titles.choose(tree, site, seo, title_tag, _first(meta, "og:description", "description"))
     # a page without <title>, <meta> or <h1> (a fragment of a document): its first sub-heading
     md.title = md.title or _h1(tree, ("h2", "h3"))
-
     md.authors = _authors(tree, meta, ld, objs, md.site_name, url, named)
+    md.published, md.modified = _dates(tree, meta, ld, url)
+    _describe(md, meta, ld, url)
+    md.language, md.language_source = _declared_language(tree, meta, ld)
+    canon = next(
+        (link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None
+    )
+    md.canonical = urljoin(url, canon.strip()) if canon and canon.strip() else None
+    md.og_type = _first(meta, "og:type")
+    return md
 
-    # dates
+
+def _dates(
+    tree: HtmlElement, meta: dict[str, list[str]], ld: dict[str, Any], url: str
+) -> tuple[Dated | None, Dated | None]:
     published_times, modified_times = _time_elements(tree)
-    md.published = _date(
+    published = _date(
         [(v, "meta") for v in meta.get("article:published_time", ())]
         + [(ld.get("datePublished"), "json-ld"), (ld.get("dateCreated"), "json-ld")]
         + [(v, "meta") for n in _PUBLISHED_META for v in meta.get(n, ())]
         + [(t, "html") for t in published_times],
     )
-    md.modified = _date(
+    modified = _date(
         [(ld.get("dateModified"), "json-ld")]
         + [(v, "meta") for n in _MODIFIED_META for v in meta.get(n, ())]
         + [(t, "html") for t in modified_times],
     )
-    if md.published is None and (d := date_from_url(url)):
-        md.published = Dated(d, "url")
+    if published is None and (d := date_from_url(url)):
+        published = Dated(d, "url")
+    return published, modified
 
+
+def _describe(md: Metadata, meta: dict[str, list[str]], ld: dict[str, Any], url: str) -> None:
+    """Tags, description, top image and the JSON-LD image captions."""
     tags: list[str] = []
     for v in (
         _strings(ld.get("keywords"))
@@ -560,6 +574,10 @@ def extract_metadata(tree: HtmlElement, url: str, named: list[HtmlElement] | Non
             credit = _text(im.get("creditText") or im.get("copyrightHolder"))
             md.images.append((urljoin(url, u) if u else None, cap, credit))
 
+
+def _declared_language(
+    tree: HtmlElement, meta: dict[str, list[str]], ld: dict[str, Any]
+) -> tuple[str | None, str | None]:
     html_el = tree if tree.tag == "html" else next(iter(tree.iter("html")), None)
     for value, source in (
         (html_el.get("lang") or html_el.get("xml:lang") if html_el is not None else None, "html"),
@@ -567,15 +585,8 @@ def extract_metadata(tree: HtmlElement, url: str, named: list[HtmlElement] | Non
         (_text(ld.get("inLanguage")), "json-ld"),
     ):
         if code := language_code(value):
-            md.language, md.language_source = code, source
-            break
-
-    canon = next(
-        (link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None
-    )
-    md.canonical = urljoin(url, canon.strip()) if canon and canon.strip() else None
-    md.og_type = _first(meta, "og:type")
-    return md
+            return code, source
+    return None, None
 
 
 _PUBLISHED_META = (
