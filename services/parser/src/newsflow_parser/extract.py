@@ -518,3 +518,6 @@ def warm_up() -> None:
     """Load the language model and trafilatura's lazy parts once per worker, outside any page's time limit."""
     language.detect("warm up the language identifier with a sentence of text")
     extract(_WARM_PAGE, "https://warm-up.invalid/", min_words=0)
+    # The ladder's first run on a short page loads trafilatura's own fallbacks (jusText's lists: 0.3 s).
+    for recall in (False, True):
+        _trafilatura_body("<html><body><p>A short page.</p></body></html>", "https://warm-up.invalid/", recall)
