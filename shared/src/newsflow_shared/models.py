@@ -95,6 +95,10 @@ class ArchiveRef(Part):
 Origin = Literal["live", "reparse", "backfill"]
 
 
+class BodyTooLarge(ValueError):
+    """A page body that decodes to more than the reader's cap (`RawPage.html(max_bytes=...)`)."""
+
+
 class RawPage(Message):
     """`news.raw`: a downloaded HTML page, decoded to text.
 
@@ -130,9 +134,22 @@ class RawPage(Message):
             return cls(body=body, body_encoding="zlib+base64", body_bytes=len(raw), **fields)
         return cls(body=html, body_encoding="identity", body_bytes=len(raw), **fields)
 
-    def html(self) -> str:
+    def html(self, max_bytes: int | None = None) -> str:
+        """The page's HTML; BodyTooLarge past `max_bytes` of UTF-8, found without inflating more than that.
+
+        `body_bytes` is only the producer's claim: a few hundred kB of zlib can hold gigabytes.
+        """
         if self.body_encoding == "zlib+base64":
-            return zlib.decompress(base64.b64decode(self.body)).decode("utf-8")
+            packed = base64.b64decode(self.body)
+            if max_bytes is None:
+                return zlib.decompress(packed).decode("utf-8")
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(packed, max_bytes + 1)
+            if len(data) > max_bytes or inflater.unconsumed_tail:
+                raise BodyTooLarge(f"the compressed body holds more than {max_bytes} bytes")
+            return (data + inflater.flush()).decode("utf-8")
+        if max_bytes is not None and len(self.body) > max_bytes:
+            raise BodyTooLarge(f"{len(self.body)} characters of HTML (limit {max_bytes})")
         return self.body
 
 
@@ -149,6 +166,9 @@ class Block(Part):
 
 
 DateSource = Literal["json-ld", "meta", "feed", "url", "text", "html"]
+# Which path of the parser's fallback ladder produced the text: its own tree work, plain trafilatura, or
+# trafilatura's recall mode.
+ExtractionMethod = Literal["own", "trafilatura", "trafilatura-recall"]
 
 
 class ParsedArticle(Message):
@@ -179,6 +199,7 @@ class ParsedArticle(Message):
     word_count: int = 0
     content_hash: str  # sha256 of the normalised text: exact duplicates
     simhash: str  # 64-bit SimHash as 16 hex digits: near-duplicates (syndicated copies)
+    extraction_method: ExtractionMethod = "own"  # parsers before the fallback ladder had only their own
     discovered_at: datetime | None = None  # when the fetcher saw it in the feed (latency metric)
     fetched_at: datetime | None = None
     parsed_at: datetime = Field(default_factory=utcnow)
@@ -250,6 +271,7 @@ __all__ = [
     "AnyHttpUrl",
     "ArchiveRef",
     "Block",
+    "BodyTooLarge",
     "Caption",
     "DeadLetter",
     "FeedEntry",

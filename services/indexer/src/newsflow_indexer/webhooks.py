@@ -29,7 +29,8 @@ log = logging.getLogger("newsflow.indexer.webhooks")
 def payload(alert: Alert, channel: Channel) -> dict[str, Any]:
     """The JSON body: the alert itself, or Slack's incoming-webhook `{"text": ...}` for slack channels."""
     if channel.slack:
-        when = alert.published_at.strftime("%Y-%m-%d %H:%M UTC") if alert.published_at else "date unknown"
+        published = alert.published_at.astimezone(UTC) if alert.published_at else None  # pages keep their offset
+        when = published.strftime("%Y-%m-%d %H:%M UTC") if published else "date unknown"
         title = (alert.title or alert.url).replace("|", "/").replace(">", "›")
         lines = [f"*{alert.rule_name}* (`{alert.query}`): <{alert.url}|{title}> — {when}"]
         if alert.snippet:

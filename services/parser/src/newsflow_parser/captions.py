@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urljoin
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from newsflow_parser import chrome
@@ -146,89 +147,168 @@ def _text_without_credits(el: HtmlElement) -> tuple[str, str | None]:
     return text, credit
 
 
-def find(tree: HtmlElement, base: str, protected: set[HtmlElement]) -> Found:
-    found = Found()
-    consumed: set[HtmlElement] = set()
+# What pages put where captions go that is not a caption: a credit alone, a player's label or duration,
+# an embed's consent notice.
+_CREDIT_ONLY = re.compile(
+    r"^(?:©|(?:photo(?:graph)?s?|fotos?|bild(?:quelle)?|image|picture|credit|quelle|source)\s*(?:credit)?\s*[:©])"
+    r"\s*(?:\S+\s*){0,6}$",
+    re.IGNORECASE,
+)
+_PLAYER_LABEL = re.compile(
+    r"^(?:play|watch|listen|replay|live)\b.{0,60}$|\babspielen\b|\blaufzeit\b|\b\d+\s*(?:minuten|sekunden|min|sec)\b",
+    re.IGNORECASE,
+)
+_CONSENT = re.compile(r"\b(?:privacy policy|datenschutz\w*|cookies?|consent|einwilligung|zustimm\w*)\b", re.I)
+_LOGO = re.compile(r"(?<![^\W_])logos?(?![^\W_])", re.IGNORECASE)  # "Logo_Sponsors" too
+_PLAYER = re.compile(r"video|player|jw-|jwplayer|brightcove|vjs", re.IGNORECASE)
+_LETTERS = re.compile(r"[^\W\d_]{2}")
+TEASER_WORDS = 4
+# Links long enough to be a headline (4+ words), found in C: a page has hundreds of short ones.
+_HEADLINE_LINKS = etree.XPath("//a[string-length(normalize-space(.)) > 15]")
 
-    placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
 
-    def add(text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
+@lru_cache(maxsize=16384)
+def _player_named(names: str) -> bool:
+    return _PLAYER.search(names) is not None
+
+
+class _Judge:
+    """Verdicts on caption candidates; the page's link texts are read once, when first needed."""
+
+    def __init__(self, tree: HtmlElement) -> None:
+        self.tree = tree
+        self._links: set[str] | None = None
+
+    def links(self) -> set[str]:
+        if self._links is None:
+            texts = (" ".join((a.text_content() or "").split()).casefold() for a in _HEADLINE_LINKS(self.tree))
+            self._links = {t for t in texts if len(t.split()) >= TEASER_WORDS}
+        return self._links
+
+    def not_a_caption(self, text: str, img: str | None, source: str, at: HtmlElement) -> bool:
+        if not _LETTERS.search(text) or _CREDIT_ONLY.match(text) or _CONSENT.search(text):
+            return True
+        if len(text.split()) <= 12 and _PLAYER_LABEL.search(text):
+            return True
+        if source in ("alt", "title"):
+            if _LOGO.search(text) or (img and _LOGO.search(img.rsplit("/", 1)[-1])):
+                return True
+            if any(_player_named(chrome.attrs(a)) for a in list(at.iterancestors())[:4]):
+                return True  # a video's thumbnail: its alt is the video's title
+        if source in ("figcaption", "caption-class") and _linked(at, text):
+            return True  # a teaser's caption, or a link labelled like a caption
+        # a teaser: the image's text is a headline the page links to
+        return len(text.split()) >= TEASER_WORDS and " ".join(text.split()).casefold() in self.links()
+
+
+def _linked(at: HtmlElement, text: str) -> bool:
+    if any(a.tag == "a" and a.get("href") for a in at.iterancestors()):
+        return True
+    linked = " ".join(" ".join(a.itertext()) for a in at.iter("a"))
+    return bool(linked.strip()) and key(linked) == key(text)
+
+
+def find(tree: HtmlElement, base: str, protected: set[HtmlElement], named: list[HtmlElement] | None = None) -> Found:
+    """Captions of the page, each once, and the elements to remove before extraction."""
+    finder = _Finder(tree, base, protected)
+    finder.figures()
+    finder.named(chrome.attributed(tree) if named is None else named)
+    finder.images()
+    # document order, so that a lead image's caption comes first however it is marked up
+    finder.found.captions = [c for _, c in sorted(finder.placed, key=lambda p: p[0])]
+    return finder.found
+
+
+class _Finder:
+    def __init__(self, tree: HtmlElement, base: str, protected: set[HtmlElement]) -> None:
+        self.tree, self.base, self.protected = tree, base, protected
+        self.found = Found()
+        self.consumed: set[HtmlElement] = set()
+        self.placed: list[tuple[int, tuple[str, str | None, str | None, str]]] = []
+        self.judge = _Judge(tree)
+
+    def add(self, text: str, img: str | None, credit: str | None, source: str, at: HtmlElement) -> None:
         text = text.strip()
         if not text or len(text) > MAX_CAPTION_CHARS:
             return
-        placed.append((at.sourceline or 0, (text, img, credit, source)))
+        if self.judge.not_a_caption(text, img, source, at):
+            self.found.keys.add(key(text))  # and not body text either
+            return
+        self.placed.append((at.sourceline or 0, (text, img, credit, source)))
 
-    for fig in tree.iter("figure"):
-        if fig in consumed:
-            continue
-        consumed.update(fig.iter())
-        has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
-        caps = fig.xpath(".//figcaption") or [
-            el for el in fig.iter() if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
-        ]
-        if not has_media and not caps:
-            continue  # a pull quote or an embedded post wrapped in <figure>: body content
-        found.nodes.append(fig)
-        if _in_chrome(fig, protected):
-            continue  # a teaser's image: its caption is a headline of another article
-        img = _first_image(fig, base)
+    def figures(self) -> None:
+        for fig in self.tree.iter("figure"):
+            if fig in self.consumed:
+                continue
+            self.consumed.update(fig.iter())
+            has_media = any(True for _ in fig.iter("img", "picture", "video", "iframe", "svg", "amp-img", "source"))
+            caps = fig.xpath(".//figcaption") or [
+                el
+                for el in fig.iter()
+                if el is not fig and isinstance(el.tag, str) and _caption_named(chrome.attrs(el))
+            ]
+            if not has_media and not caps:
+                continue  # a pull quote or an embedded post wrapped in <figure>: body content
+            self.found.nodes.append(fig)
+            if _in_chrome(fig, self.protected):
+                continue  # a teaser's image: its caption is a headline of another article
+            self._figure(fig, caps)
+
+    def _figure(self, fig: HtmlElement, caps: list[HtmlElement]) -> None:
+        img = _first_image(fig, self.base)
         got = False
         for cap in caps[:1] if caps and caps[0].tag == "figcaption" else caps[:2]:
             text, credit = _text_without_credits(cap)
             if text:
-                add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class", fig)
+                self.add(text, img, credit, "figcaption" if cap.tag == "figcaption" else "caption-class", fig)
                 got = True
             elif credit:
-                found.keys.add(key(credit))
+                self.found.keys.add(key(credit))
         if not got:
             for im in fig.iter("img"):
                 alt = clean_space(im.get("alt") or im.get("title") or "")
                 if len(alt.split()) >= MIN_ALT_WORDS and not _FILENAME.search(alt):
                     text, credit = split_credit(alt)
-                    add(text, img, credit, "alt" if im.get("alt") else "title", fig)
+                    self.add(text, img, credit, "alt" if im.get("alt") else "title", fig)
                     break
 
-    for el in tree.xpath("//*[@class or @id]"):
-        if el in consumed or el.tag in ("table", "caption", "body", "html", "p") or el in protected:
-            continue
-        a = chrome.attrs(el)
-        if _caption_named(a):
-            text, credit = _text_without_credits(el)
-            if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
-                continue  # a container named after captions, not a caption
-            consumed.update(el.iter())
-            found.nodes.append(el)
-            if text and not _in_chrome(el, protected):
-                add(text, _nearby_image(el, base), credit, "caption-class", el)
-        elif (
-            el.tag in ("span", "small", "div", "cite")
-            and _credit_named(a)
-            and (
-                len(clean_space(el.text_content() or "")) < 120
-                and el.getparent() is not None
-                and el.getparent().xpath(".//img")
-            )
-        ):
-            # a photo credit printed beside an image
-            consumed.update(el.iter())
-            found.nodes.append(el)
-            found.keys.add(key(el.text_content() or ""))
+    def named(self, elements: list[HtmlElement]) -> None:
+        """Elements whose class or id names a caption, and photo credits printed beside an image."""
+        for el in elements:
+            if el in self.consumed or el.tag in ("table", "caption", "body", "html", "p") or el in self.protected:
+                continue
+            a = chrome.attrs(el)
+            if _caption_named(a):
+                text, credit = _text_without_credits(el)
+                if len(text) > MAX_CAPTION_CHARS or el.xpath(".//p[string-length(normalize-space()) > 400]"):
+                    continue  # a container named after captions, not a caption
+                self.consumed.update(el.iter())
+                self.found.nodes.append(el)
+                if text and not _in_chrome(el, self.protected):
+                    self.add(text, _nearby_image(el, self.base), credit, "caption-class", el)
+            elif el.tag in ("span", "small", "div", "cite") and _credit_named(a) and _credit_beside_image(el):
+                self.consumed.update(el.iter())
+                self.found.nodes.append(el)
+                self.found.keys.add(key(el.text_content() or ""))
 
-    for img in tree.iter("img"):
-        if img in consumed:
-            continue
-        for attr in ("alt", "title"):
-            alt = clean_space(img.get(attr) or "")
-            if len(alt.split()) < MIN_ALT_WORDS or _FILENAME.search(alt) or _ALT_JUNK.match(alt):
+    def images(self) -> None:
+        for img in self.tree.iter("img"):
+            if img in self.consumed:
                 continue
-            # Every alt text is kept out of the body (teaser images carry their headline as alt).
-            found.keys.add(key(alt))
-            found.keys.add(key(split_credit(alt)[0]))
-            if img.xpath("ancestor::a[@href]") or _in_chrome(img, protected):
-                continue
-            text, credit = split_credit(alt)
-            add(text, image_url(img, base), credit, attr, img)
-            break
-    # document order, so that a lead image's caption comes first however it is marked up
-    found.captions = [c for _, c in sorted(placed, key=lambda p: p[0])]
-    return found
+            for attr in ("alt", "title"):
+                alt = clean_space(img.get(attr) or "")
+                if len(alt.split()) < MIN_ALT_WORDS or _FILENAME.search(alt) or _ALT_JUNK.match(alt):
+                    continue
+                # Every alt text is kept out of the body (teaser images carry their headline as alt).
+                self.found.keys.add(key(alt))
+                self.found.keys.add(key(split_credit(alt)[0]))
+                if img.xpath("ancestor::a[@href]") or _in_chrome(img, self.protected):
+                    continue
+                text, credit = split_credit(alt)
+                self.add(text, image_url(img, self.base), credit, attr, img)
+                break
+
+
+def _credit_beside_image(el: HtmlElement) -> bool:
+    parent = el.getparent()
+    return len(clean_space(el.text_content() or "")) < 120 and parent is not None and bool(parent.xpath(".//img"))

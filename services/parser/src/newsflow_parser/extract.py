@@ -9,12 +9,13 @@ fingerprints. Anything the page lacks is taken from the feed entry.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
-from lxml.html import HtmlElement
+from lxml.html import HtmlElement, document_fromstring
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
@@ -22,13 +23,14 @@ from newsflow_parser import captions as caps
 from newsflow_parser import chrome, language
 from newsflow_parser.dates import parse_date
 from newsflow_parser.errors import ExtractionError
-from newsflow_parser.metadata import Dated, clean_authors, extract_metadata, language_code
+from newsflow_parser.metadata import Dated, Metadata, clean_authors, extract_metadata, language_code
 from newsflow_parser.textutil import clean_space, content_hash, key, simhash, word_count
 from newsflow_shared.models import Block, Caption, FeedEntry, ParsedArticle
 from newsflow_shared.urls import domain_of as shared_domain_of
 
 MIN_ARTICLE_WORDS = 25
 BINARY_SAMPLE = 65536
+BINARY_SHARE = 0.05
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 _BINARY_MAGIC = ("%PDF-", "\x89PNG", "GIF87a", "GIF89a", "PK\x03\x04", "\x1f\x8b", "\xff\xd8\xff", "ÿØÿ", "‰PNG")
 _MARKUP = re.compile(r"<\s*(?:html|body|div|p|article|head|span|table|section|main)\b", re.IGNORECASE)
@@ -39,6 +41,16 @@ _DATELINE = re.compile(
     r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}(?:\s*[ap]\.?m\.?)?(?:\s*\w{2,5})?)?\W*$",
     re.IGNORECASE,
 )
+
+
+@dataclass
+class _Page:
+    """What the untouched page says, whichever path then produces the text."""
+
+    md: Metadata
+    found: caps.Found
+    captions: list[Caption]
+    protected: set[HtmlElement]  # the article's containers and their ancestors, never pruned
 
 
 def extract(
@@ -52,18 +64,57 @@ def extract(
 ) -> ParsedArticle:
     """Extract the article from `html` (fetched from canonical `url`); raises ExtractionError."""
     now = now or datetime.now(UTC)
-    check_input(html)
-    tree = _tree(html)
+    html = check_input(html)
     base = final_url or url
+    page: _Page | None = None
+    own: list[Block] = []
+    try:
+        tree = _tree(html)
+        page = _read_page(tree, base, entry)
+        _check_text(tree, html)
+        own = _own_blocks(tree, page, base)
+        text = "\n\n".join(b.text for b in own)
+        words = word_count(text)
+        if words < min_words:
+            raise ExtractionError("not-an-article", f"{words} words of text (minimum {min_words})")
+        return _article(html, url, entry, final_url, now, page, own, "own", (text, words))
+    except ExtractionError as refusal:
+        if refusal.reason not in LADDER_REASONS:
+            raise
+        blocks, method = _ladder(html, base, page, own, refusal, min_words)
+    return _article(html, url, entry, final_url, now, page or _read_page(None, base, entry), blocks, method)
 
-    md = extract_metadata(tree, base)
-    protected = chrome.protected_set(tree)
-    found = caps.find(tree, base, protected)
-    for node in found.nodes:
+
+def _read_page(tree: HtmlElement | None, base: str, entry: FeedEntry | None) -> _Page:
+    if tree is None:  # markup without a document: only the feed entry can say anything
+        return _Page(Metadata(), caps.Found(), _merge_captions(caps.Found(), [], entry), set())
+    named = chrome.attributed(tree)
+    md = extract_metadata(tree, base, named)
+    protected = chrome.protected_set(tree, named)
+    found = caps.find(tree, base, protected, named)
+    captions = _merge_captions(found, md.images, entry)
+    if md.title and (title := key(md.title)):
+        # the headline again as an image's alt text ("Headline image"): search-engine text, not a caption
+        kept = [c for c in captions if not _is_headline(key(c.text), title)]
+        found.keys.update(key(c.text) for c in captions if c not in kept)
+        captions = kept
+    return _Page(md, found, captions, protected)
+
+
+_IMAGE_WORDS = frozenset(("image", "photo", "picture", "bild", "foto", "imagen", "img"))
+
+
+def _is_headline(caption: str, title: str) -> bool:
+    return caption == title or (caption.startswith(title + " ") and caption[len(title) :].split()[0] in _IMAGE_WORDS)
+
+
+def _own_blocks(tree: HtmlElement, page: _Page, base: str) -> list[Block]:
+    """Captions and chrome out of the tree, trafilatura on what is left, then the line filters."""
+    protected = page.protected
+    for node in page.found.nodes:
         if node not in protected and node.getparent() is not None:
             chrome.drop(node)
     chrome.prune_chrome(tree, protected)
-
     doc = bare_extraction(
         tree,
         url=base,
@@ -78,38 +129,81 @@ def extract(
     body = getattr(doc, "body", None)
     if body is None:
         raise ExtractionError("no-content", "no main text found")
-
-    captions = _merge_captions(found, md.images, entry)
-    blocks = _blocks(body)
-    blocks = _filter_blocks(blocks, captions, found.keys, md.title, md.authors, md.section)
-    text = "\n\n".join(b.text for b in blocks)
-    words = word_count(text)
-    if words == 0:
+    blocks = _filter_blocks(_blocks(body), page)
+    if not blocks:
         raise ExtractionError("no-content", "no text left after removing page chrome")
-    if words < min_words:
-        raise ExtractionError("not-an-article", f"{words} words of text (minimum {min_words})")
+    return blocks
 
-    title = md.title or (clean_space(entry.title) if entry and entry.title else None)
-    authors = md.authors or (clean_authors(entry.authors) if entry else [])
-    published, modified = md.published, md.modified
-    if entry is not None:
-        if (published is None or published.source == "url") and (d := parse_date(entry.published_at, now)):
-            published = Dated(d, "feed")
-        if modified is None and (d := parse_date(entry.updated_at, now)):
-            modified = Dated(d, "feed")
+
+# --- the fallback ladder ------------------------------------------------------------------------
+
+# Refusals another extractor may overturn; binary, too-large and timeout are final.
+LADDER_REASONS = frozenset(("no-content", "not-an-article", "broken-html"))
+METHODS = ("own", "trafilatura", "trafilatura-recall")
+# Below this many words in its longest line, a fallback's text is a row of labels ("Home", "Menu"), not prose.
+MIN_SENTENCE_WORDS = 5
+
+
+def _ladder(
+    html: str, base: str, page: _Page | None, own: list[Block], refusal: ExtractionError, min_words: int
+) -> tuple[list[Block], str]:
+    """Plain trafilatura, then its recall mode, on the page as fetched; the first with an article's worth
+    of words wins, else the longest text that holds a sentence, else the own extraction's refusal."""
+    candidates: list[tuple[list[Block], str]] = [(own, "own")]
+    for method, recall in (("trafilatura", False), ("trafilatura-recall", True)):
+        body = _trafilatura_body(html, base, recall)
+        blocks = _blocks(body) if body is not None else []
+        if page is not None:
+            # the own line filters (captions, headline, chrome lines) unless they leave nothing
+            blocks = _filter_blocks(blocks, page) or blocks
+        if word_count("\n\n".join(b.text for b in blocks)) >= max(1, min_words):
+            return blocks, method
+        candidates.append((blocks, method))
+    blocks, method = max(candidates, key=lambda c: word_count("\n\n".join(b.text for b in c[0])))
+    if any(word_count(b.text) >= MIN_SENTENCE_WORDS for b in blocks):
+        return blocks, method
+    raise ExtractionError(refusal.reason, f"{refusal.message}; no sentence of text on every path")
+
+
+def _trafilatura_body(html: str, url: str, recall: bool) -> etree._Element | None:
+    try:
+        doc = bare_extraction(
+            html,
+            url=url,
+            favor_recall=recall,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            deduplicate=False,
+            with_metadata=False,
+        )
+    except Exception:  # a fallback that fails on odd markup must leave the own refusal, with its reason, standing
+        return None
+    return getattr(doc, "body", None)
+
+
+# --- the article --------------------------------------------------------------------------------
+
+
+def _article(
+    html: str,
+    url: str,
+    entry: FeedEntry | None,
+    final_url: str | None,
+    now: datetime,
+    page: _Page,
+    blocks: list[Block],
+    method: str,
+    counted: tuple[str, int] | None = None,
+) -> ParsedArticle:
+    md, captions, base = page.md, page.captions, final_url or url
+    text, words = counted or ("\n\n".join(b.text for b in blocks), 0)
+    words = words if counted else word_count(text)
+    published, modified = _dates(md, entry, now)
     if published is None:
         published = _date_from_text(html, base)  # the page as printed: pruning removed bylines and datelines
-    declared, declared_source = md.language, md.language_source
-    if not declared and entry is not None and entry.language:
-        declared, declared_source = language_code(entry.language), "feed"
-    lang, lang_source = language.choose(declared, declared_source, text)
-
-    top_image = md.top_image
-    if not top_image and entry is not None:
-        top_image = next((m.url for m in entry.media if (m.medium or "image").startswith("image")), None)
-    if not top_image:
-        top_image = next((c.image_url for c in captions if c.image_url), None)
-
+    lang, lang_source = _language(md, entry, text)
     description = md.description or (_strip_tags(entry.summary) if entry and entry.summary else None)
     return ParsedArticle(
         article_id=_article_id(url),
@@ -118,11 +212,11 @@ def extract(
         domain=domain_of(url),
         feed_url=entry.feed_url if entry else None,
         feed_title=entry.feed_title if entry else None,
-        title=title,
+        title=md.title or (clean_space(entry.title) if entry and entry.title else None),
         text=text,
         blocks=blocks,
         captions=captions,
-        authors=authors,
+        authors=md.authors or (clean_authors(entry.authors) if entry else []),
         published_at=published.value if published else None,
         published_source=published.source if published else None,  # type: ignore[arg-type]
         modified_at=modified.value if modified else None,
@@ -131,28 +225,62 @@ def extract(
         tags=md.tags or (list(entry.tags) if entry else []),
         description=description,
         site_name=md.site_name or (entry.feed_title if entry else None),
-        top_image=top_image,
+        top_image=_top_image(md, entry, captions),
         language=lang,
         language_source=lang_source,  # type: ignore[arg-type]
         word_count=words,
         content_hash=content_hash(text),
         simhash=simhash(text),
+        extraction_method=method,  # type: ignore[arg-type]
         discovered_at=entry.discovered_at if entry else None,
     )
+
+
+def _dates(md: Metadata, entry: FeedEntry | None, now: datetime) -> tuple[Dated | None, Dated | None]:
+    published, modified = md.published, md.modified
+    if entry is not None:
+        if (published is None or published.source == "url") and (d := parse_date(entry.published_at, now)):
+            published = Dated(d, "feed")
+        if modified is None and (d := parse_date(entry.updated_at, now)):
+            modified = Dated(d, "feed")
+    return published, modified
+
+
+def _language(md: Metadata, entry: FeedEntry | None, text: str) -> tuple[str | None, str | None]:
+    declared, declared_source = md.language, md.language_source
+    if not declared and entry is not None and entry.language:
+        declared, declared_source = language_code(entry.language), "feed"
+    return language.choose(declared, declared_source, text)
+
+
+def _top_image(md: Metadata, entry: FeedEntry | None, captions: list[Caption]) -> str | None:
+    if md.top_image:
+        return md.top_image
+    if entry is not None and (
+        url := next((m.url for m in entry.media if (m.medium or "image").startswith("image")), None)
+    ):
+        return url
+    return next((c.image_url for c in captions if c.image_url), None)
 
 
 # --- input checks -------------------------------------------------------------------------------
 
 
-def check_input(html: str) -> None:
-    if not html or not html.strip():
-        raise ExtractionError("no-content", "empty body")
+def check_input(html: str) -> str:
+    """The page, if it is text: ExtractionError if it is empty or binary data. lxml drops the few
+    control characters a text page may carry (a NUL from a CMS), so they are counted, not removed."""
     sample = html[:BINARY_SAMPLE]
-    if "\x00" in sample or sample.lstrip().startswith(_BINARY_MAGIC):
+    if sample.lstrip().startswith(_BINARY_MAGIC):
         raise ExtractionError("binary", "the body is binary data, not HTML")
+    # A few NULs or undecodable characters are a CMS's or a charset's slip on a text page; binary data read
+    # as text has one in four or more (bytes below 0x20, and invalid sequences).
     bad = len(_CONTROL.findall(sample)) + sample.count("\ufffd")
-    if bad > max(8, len(sample) // 100):
+    if bad > max(8, len(sample) * BINARY_SHARE):
         raise ExtractionError("binary", f"{bad} control or undecodable characters in the first {len(sample)}")
+    stripped = html.strip()
+    if not stripped or (len(stripped) < 256 and not _CONTROL.sub("", stripped).strip()):
+        raise ExtractionError("no-content", "empty body")
+    return html
 
 
 def _tree(html: str) -> HtmlElement:
@@ -164,23 +292,36 @@ def _tree(html: str) -> HtmlElement:
         if _MARKUP.search(html[:BINARY_SAMPLE]):
             raise ExtractionError("broken-html", "the markup could not be parsed into a document")
         raise ExtractionError("no-content", "no HTML document in the body")
-    body = tree.find("body")
-    has_text = body is not None and bool((body.text_content() or "").strip())
-    if not has_text:
-        # Markup that promises a page but yields no text: truncated inside a tag, script or comment.
-        if re.search(r"<\s*(?:p|article|div|h1)\b", html, re.IGNORECASE) and len(html) > 200:
-            raise ExtractionError("broken-html", "the markup could not be parsed into a page with text")
-        raise ExtractionError("no-content", "the page has no text")
+    if tree.tag != "html":
+        # Markup that starts mid-document: lxml roots the tree at its first element. Giving it the
+        # document's frame lets every later step (and trafilatura) see a page with a body.
+        page = document_fromstring("<html><body></body></html>")
+        page.find("body").append(tree)
+        return page
     return tree
+
+
+def _check_text(tree: HtmlElement, html: str) -> None:
+    body = tree.find("body")
+    if body is not None and (body.text_content() or "").strip():
+        return
+    # Markup that promises a page but yields no text: truncated inside a tag, script or comment.
+    if re.search(r"<\s*(?:p|article|div|h1)\b", html, re.IGNORECASE) and len(html) > 200:
+        raise ExtractionError("broken-html", "the markup could not be parsed into a page with text")
+    raise ExtractionError("no-content", "the page has no text")
 
 
 # --- body ---------------------------------------------------------------------------------------
 
 _KIND = {"p": "p", "head": "h", "item": "li", "quote": "quote", "cell": "p", "code": "p"}
+# trafilatura's inline elements; any other element inside a paragraph, list item or cell starts a line of
+# its own (a heading in a list item, a quote inside a paragraph), so that words are not glued together.
+_INLINE = frozenset(("hi", "ref", "del", "span", "sub", "sup", "abbr"))
+_BLOCK = frozenset(("p", "head", "list", "quote", "table", "code", "div", "row"))
 
 
 def _lines(el: etree._Element) -> list[str]:
-    """Text of a trafilatura output element, split at its <lb/> line breaks."""
+    """Text of a trafilatura output element, split at its <lb/> line breaks and around block children."""
     parts: list[str] = []
 
     def walk(node: etree._Element) -> None:
@@ -189,8 +330,12 @@ def _lines(el: etree._Element) -> list[str]:
         for child in node:
             if child.tag == "lb":
                 parts.append("\n")
-            else:
+            elif child.tag in _INLINE or not isinstance(child.tag, str):
                 walk(child)
+            else:
+                parts.append("\n")
+                walk(child)
+                parts.append("\n")
             if child.tail:
                 parts.append(child.tail)
 
@@ -203,40 +348,57 @@ def _tail_lines(s: str | None) -> list[str]:
 
 
 def _blocks(body: etree._Element) -> list[Block]:
-    # trafilatura leaves text between its elements as body.text and element tails: paragraphs too.
-    out: list[Block] = [Block(kind="p", text=t) for t in _tail_lines(body.text)]
-    for el in body:
-        _element_blocks(el, out)
-        out.extend(Block(kind="p", text=t) for t in _tail_lines(el.tail))
+    out: list[Block] = []
+    _container_blocks(body, out)
     return out
+
+
+def _container_blocks(el: etree._Element, out: list[Block]) -> None:
+    """Blocks of an element that holds other blocks (the body, a layout table's cell): text between its
+    block children, which trafilatura leaves there, is paragraphs too."""
+    run: list[str] = [el.text or ""]
+    for child in el:
+        if child.tag in _BLOCK or child.tag in ("list", "item", "table"):
+            out.extend(Block(kind="p", text=t) for t in _tail_lines("".join(run)))
+            run = []
+            _element_blocks(child, out)
+        elif child.tag == "lb":
+            run.append("\n")
+        elif isinstance(child.tag, str) and child.tag != "graphic":
+            run.append(" ".join(_lines(child)))
+        run.append(child.tail or "")
+    out.extend(Block(kind="p", text=t) for t in _tail_lines("".join(run)))
 
 
 def _element_blocks(el: etree._Element, out: list[Block]) -> None:
     tag = el.tag
     if tag == "list":
-        for item in el.iter("item"):
+        for item in el.iterchildren("item"):
             out.extend(Block(kind="li", text=t) for t in _lines(item))
     elif tag == "table":
-        for row in el.iter("row"):
-            cells = [" ".join(_lines(c)) for c in row.iter("cell")]
-            if line := " | ".join(c for c in cells if c):
-                out.append(Block(kind="p", text=line))
+        _table_blocks(el, out)
     elif tag not in ("graphic", "lb"):
         kind = _KIND.get(tag, "p")
         out.extend(Block(kind=kind, text=t) for t in _lines(el))  # type: ignore[arg-type]
 
 
-def _filter_blocks(
-    blocks: list[Block],
-    captions: list[Caption],
-    extra_keys: set[str],
-    title: str | None,
-    authors: list[str],
-    section: str | None,
-) -> list[Block]:
-    cap_keys = set(extra_keys)
+def _table_blocks(table: etree._Element, out: list[Block]) -> None:
+    """A data table as one line per row; a layout table (cells holding paragraphs, headings or tables)
+    as the blocks of each cell. Only the table's own rows and cells: a nested table is read once."""
+    for row in table.iterchildren("row"):
+        cells = list(row.iterchildren("cell"))
+        if any(c.tag in _BLOCK or c.tag == "list" for cell in cells for c in cell):
+            for cell in cells:
+                _container_blocks(cell, out)
+        elif line := " | ".join(c for c in (" ".join(_lines(cell)) for cell in cells) if c):
+            out.append(Block(kind="p", text=line))
+
+
+def _filter_blocks(blocks: list[Block], page: _Page) -> list[Block]:
+    title, authors, section = page.md.title, page.md.authors, page.md.section
+    cap_keys = set(page.found.keys)
     long_caps: list[str] = []
-    for c in captions:
+    for c in page.captions:
         k = key(c.text)
         cap_keys.add(k)
         if c.credit:
@@ -356,3 +518,6 @@ def warm_up() -> None:
     """Load the language model and trafilatura's lazy parts once per worker, outside any page's time limit."""
     language.detect("warm up the language identifier with a sentence of text")
     extract(_WARM_PAGE, "https://warm-up.invalid/", min_words=0)
+    # The ladder's first run on a short page loads trafilatura's own fallbacks (jusText's lists: 0.3 s).
+    for recall in (False, True):
+        _trafilatura_body("<html><body><p>A short page.</p></body></html>", "https://warm-up.invalid/", recall)
