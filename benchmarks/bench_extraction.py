@@ -115,9 +115,9 @@ class Out:
 
 
 def newsflow(html: bytes, url: str) -> Out:
+    from newsflow_extract.errors import ExtractionError
+    from newsflow_extract.extract import extract
     from newsflow_fetcher.charset import decode_html
-    from newsflow_parser.errors import ExtractionError
-    from newsflow_parser.extract import extract
 
     text, _, _ = decode_html(html, None)
     try:
@@ -240,7 +240,7 @@ def score_captions(s: Score, truth: dict[str, Any], out: Out) -> None:
 
 
 def caption_hash(text: str) -> str:
-    from newsflow_parser.textutil import key as parser_key
+    from newsflow_extract.textutil import key as parser_key
 
     return hashlib.sha1(parser_key(text).encode()).hexdigest()[:16]
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from newsflow_extract.extract import extract
 from newsflow_fetcher.charset import decode_html
-from newsflow_parser.extract import extract
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from newsflow_parser.errors import ExtractionError
-from newsflow_parser.extract import extract
-from newsflow_parser.textutil import content_hash, hamming, key
+from newsflow_extract.errors import ExtractionError
+from newsflow_extract.extract import extract
+from newsflow_extract.textutil import content_hash, hamming, key
 from newsflow_shared.models import FeedEntry, MediaItem, ParsedArticle
 
 pytestmark = pytest.mark.unit

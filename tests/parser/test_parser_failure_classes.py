@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from newsflow_parser.extract import _blocks, extract
+from newsflow_extract.extract import _blocks, extract
 from newsflow_shared.models import ParsedArticle
 
 pytestmark = pytest.mark.unit
@@ -114,7 +114,7 @@ def title_of(head: str, body: str, url: str = "https://www.valleycourier.com/loc
     html = f"<html><head>{head}</head><body>{body}<p>{'The mill reopened on Thursday. ' * 12}</p></body></html>"
     from lxml.html import document_fromstring
 
-    from newsflow_parser.metadata import extract_metadata
+    from newsflow_extract.metadata import extract_metadata
 
     return extract_metadata(document_fromstring(html), url).title
 

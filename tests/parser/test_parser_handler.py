@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from newsflow_parser.errors import ExtractionError
+from newsflow_extract.errors import ExtractionError
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings
@@ -55,7 +55,7 @@ async def test_pool_kills_a_task_past_its_deadline_and_keeps_working(pool: Extra
 
 
 async def test_extraction_errors_cross_the_process_boundary(pool: ExtractionPool) -> None:
-    from newsflow_parser.extract import extract_payload
+    from newsflow_extract.extract import extract_payload
 
     with pytest.raises(ExtractionError) as err:
         await pool.run(extract_payload, "", "https://news.example/x", None, None, 25)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from elasticsearch import AsyncElasticsearch
 
+from newsflow_extract.extract import extract
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_parser.extract import extract
 from newsflow_search.documents import to_document
 from newsflow_search.index_setup import ensure_index
 from newsflow_shared.settings import CommonSettings

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from newsflow_parser import extract as extraction
-from newsflow_parser.errors import ExtractionError
-from newsflow_parser.extract import extract
+from newsflow_extract import extract as extraction
+from newsflow_extract.errors import ExtractionError
+from newsflow_extract.extract import extract
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import pytest
 from lxml.html import document_fromstring
 
-from newsflow_parser.captions import split_credit
-from newsflow_parser.chrome import is_chrome_line, terminal_index
-from newsflow_parser.dates import date_from_url, parse_date
-from newsflow_parser.metadata import clean_authors, clean_title, extract_metadata, language_code
-from newsflow_parser.textutil import content_hash, hamming, simhash
+from newsflow_extract.captions import split_credit
+from newsflow_extract.chrome import is_chrome_line, terminal_index
+from newsflow_extract.dates import date_from_url, parse_date
+from newsflow_extract.metadata import clean_authors, clean_title, extract_metadata, language_code
+from newsflow_extract.textutil import content_hash, hamming, simhash
 
 pytestmark = pytest.mark.unit
 
@@ -220,7 +220,7 @@ def test_a_year_or_a_month_is_not_a_date(value: str) -> None:
 def test_the_article_date_is_the_time_element_by_its_headline_not_a_teasers() -> None:
     from lxml.html import document_fromstring
 
-    from newsflow_parser.metadata import extract_metadata
+    from newsflow_extract.metadata import extract_metadata
 
     teaser = '<li><a href="/old">An older story</a> <time class="published" datetime="{d}">{d}</time></li>'
     html = (
@@ -243,7 +243,7 @@ def test_the_article_date_is_the_time_element_by_its_headline_not_a_teasers() ->
 def test_a_utc_date_takes_the_offset_another_source_gives_for_the_same_instant() -> None:
     from lxml.html import document_fromstring
 
-    from newsflow_parser.metadata import extract_metadata
+    from newsflow_extract.metadata import extract_metadata
 
     html = (
         '<html><head><meta property="article:published_time" content="2022-05-04T00:25:56Z">'

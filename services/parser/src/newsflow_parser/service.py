@@ -7,12 +7,12 @@ import time
 import zlib
 from binascii import Error as Base64Error
 
+from newsflow_extract.errors import ExtractionError
+from newsflow_extract.extract import extract_payload
+from newsflow_extract.version import PARSER_VERSION
 from newsflow_parser import metrics
-from newsflow_parser.errors import ExtractionError
-from newsflow_parser.extract import extract_payload
 from newsflow_parser.pool import ExtractionPool, WorkerCrashed
 from newsflow_parser.settings import ParserSettings
-from newsflow_parser.version import PARSER_VERSION
 from newsflow_shared.errors import PermanentError
 from newsflow_shared.models import BodyTooLarge, ParsedArticle, RawPage
 

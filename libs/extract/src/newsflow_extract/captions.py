@@ -16,8 +16,8 @@ from urllib.parse import urljoin
 from lxml import etree
 from lxml.html import HtmlElement
 
-from newsflow_parser import chrome
-from newsflow_parser.textutil import clean_space, key
+from newsflow_extract import chrome
+from newsflow_extract.textutil import clean_space, key
 
 _CAPTION_TOKEN = re.compile(
     r"(?:caption|cutline|legend|legende|bildunterschrift|bildtext|image-?desc|img-?desc|photo-?desc|media-?desc|"

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 from lxml.html import HtmlElement
 
-from newsflow_parser.textutil import clean_space, key
+from newsflow_extract.textutil import clean_space, key
 
 # Separators between the parts of "Headline | Section | Site"; a colon belongs to headlines.
 _SEPARATOR = re.compile(r"\s+(?:[|–—·•»«~/]{1,2}|-{1,2}|::)\s+")

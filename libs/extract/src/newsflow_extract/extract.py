@@ -19,12 +19,12 @@ from lxml.html import HtmlElement, document_fromstring
 from trafilatura import bare_extraction
 from trafilatura.utils import load_html
 
-from newsflow_parser import captions as caps
-from newsflow_parser import chrome, language
-from newsflow_parser.dates import parse_date
-from newsflow_parser.errors import ExtractionError
-from newsflow_parser.metadata import Dated, Metadata, clean_authors, extract_metadata, language_code
-from newsflow_parser.textutil import clean_space, content_hash, key, simhash, word_count
+from newsflow_extract import captions as caps
+from newsflow_extract import chrome, language
+from newsflow_extract.dates import parse_date
+from newsflow_extract.errors import ExtractionError
+from newsflow_extract.metadata import Dated, Metadata, clean_authors, extract_metadata, language_code
+from newsflow_extract.textutil import clean_space, content_hash, key, simhash, word_count
 from newsflow_shared.models import Block, Caption, FeedEntry, ParsedArticle
 from newsflow_shared.urls import domain_of as shared_domain_of
 

@@ -19,9 +19,9 @@ from urllib.parse import urljoin, urlsplit
 from lxml import etree
 from lxml.html import HtmlElement
 
-from newsflow_parser import chrome, titles
-from newsflow_parser.dates import date_from_url, parse_date
-from newsflow_parser.textutil import clean_space, key
+from newsflow_extract import chrome, titles
+from newsflow_extract.dates import date_from_url, parse_date
+from newsflow_extract.textutil import clean_space, key
 
 ARTICLE_TYPES = {
     "article",
