@@ -40,45 +40,57 @@ def add(
     domain: list[str] = typer.Option([], "--domain", help="only articles from these domains"),
     section: list[str] = typer.Option([], "--section", help="only articles in these sections"),
     webhook: list[str] = typer.Option([], "--webhook", help="POST the alert as JSON to this URL"),
-    slack: list[str] = typer.Option([], "--slack", help="POST a Slack-compatible {text} payload to this URL"),
-    log: bool = typer.Option(True, "--log/--no-log", help="also write the alert to the indexer's log"),
+    webhook_secret: str | None = typer.Option(None, "--webhook-secret", help="sign --webhook bodies (HMAC-SHA256)"),
+    slack: list[str] = typer.Option([], "--slack", help="a Slack incoming-webhook URL"),
+    teams: list[str] = typer.Option([], "--teams", help="a Microsoft Teams incoming-webhook URL"),
+    discord: list[str] = typer.Option([], "--discord", help="a Discord webhook URL"),
+    email: list[str] = typer.Option([], "--email", help="send e-mail to this address (SMTP: the notifier's)"),
+    digest: str | None = typer.Option(
+        None, "--digest", help='a digest instead of each story: 30m, or "08:00 Europe/Berlin"'
+    ),
+    storm_guard: str | None = typer.Option(None, "--storm-guard", help="off, or MAX/WITHIN such as 5/10m"),
+    log: bool = typer.Option(True, "--log/--no-log", help="also write the alert to the notifier's log"),
     file: Path | None = typer.Option(
         None, "--file", "-f", exists=True, dir_okay=False, help="add every rule of a rules.yaml instead"
     ),
 ) -> None:
     """Add or replace a rule (or all the rules of a rules.yaml with --file)."""
-    from pydantic import ValidationError
+    from newsflow_search.rules import InvalidRule, load_rules_file
 
-    from newsflow_search.rules import Channel, InvalidRule, Rule, RuleFilters, load_rules_file
-
-    try:
-        if file is not None:
+    if file is not None:
+        try:
             rules = load_rules_file(file)
-        elif name and query:
-            channels = [Channel(type="webhook", url=u) for u in webhook]
-            channels += [Channel(type="webhook", url=u, slack=True) for u in slack]
-            if log:
-                channels.append(Channel(type="log"))
-            rules = [
-                Rule(
-                    name=name,
-                    query=query,
-                    channels=channels,
-                    filters=RuleFilters(language=lang, feed=feed, domain=domain, section=section),
-                )
-            ]
-        else:
-            fail("give NAME and QUERY, or --file rules.yaml")
+        except ValueError as e:
+            fail(str(e))
             return
-    except (ValidationError, ValueError) as e:
-        fail(f"invalid rule: {e}")
+    elif name and query:
+        channels: list[dict[str, Any]] = [{"type": "webhook", "url": u, "secret": webhook_secret} for u in webhook]
+        for kind, urls in (("slack", slack), ("teams", teams), ("discord", discord)):
+            channels += [{"type": kind, "url": u} for u in urls]
+        if email:
+            channels.append({"type": "email", "to": email})
+        if log:
+            channels.append({"type": "log"})
+        spec: dict[str, Any] = {
+            "name": name,
+            "query": query,
+            "channels": channels,
+            "filters": {"language": lang, "feed": feed, "domain": domain, "section": section},
+        }
+        if digest:
+            spec["digest"] = digest
+        if storm_guard:
+            spec["storm_guard"] = _storm_guard(storm_guard)
+        rules = [_rule_or_fail(spec)]
+    else:
+        fail("give NAME and QUERY, or --file rules.yaml")
         return
+    _check_destinations(rules)
 
     async def go(store: Any, settings: Any, es: Any) -> list[tuple[str, bool]]:
-        out = []
-        for r in rules:
-            out.append((r.name, await store.add(r, source=str(file) if file else "cli")))
-        return out
+        for r in rules:  # every query first: nothing of a file is saved unless all of it is good
+            await store.validate(r)
+        return [(r.name, await store.add(r, source=str(file) if file else "cli", validate=False)) for r in rules]
 
     try:
         done = run(_with_store(go))
@@ -87,6 +99,47 @@ def add(
         return
     for rule_name, created in done:
         typer.echo(f"{'added' if created else 'replaced'} rule {rule_name!r}")
+
+
+def _storm_guard(text: str) -> Any:
+    if text.lower() in ("off", "on"):
+        return text.lower()
+    max_, _, within = text.partition("/")
+    if not max_.isdigit() or not within:
+        fail(f"--storm-guard: off, or MAX/WITHIN such as 5/10m (got {text!r})")
+    return {"max": int(max_), "within": within}
+
+
+def _rule_or_fail(spec: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from newsflow_search.rules import Rule, first_error
+
+    try:
+        return Rule.model_validate(spec)
+    except ValidationError as e:
+        fail(f"invalid rule {spec.get('name')!r}: {first_error(e)}")
+
+
+def _check_destinations(rules: list[Any]) -> None:
+    """Refuse a destination the SSRF guard would refuse at send time, now, in one line (issue 14)."""
+    import asyncio
+
+    from newsflow_http.destinations import BlockedDestination, check_destination, policy_of
+    from newsflow_search.rules import URL_CHANNELS
+
+    policy = policy_of(load_settings())
+
+    async def check() -> None:
+        for r in rules:
+            for ch in r.channels:
+                if ch.type in URL_CHANNELS:
+                    try:
+                        await check_destination(ch.url, policy)
+                    except BlockedDestination as e:
+                        fail(f"rule {r.name!r}: {ch.type} {e}")
+
+    asyncio.run(check())
 
 
 @app.command("list")
@@ -99,10 +152,11 @@ def list_(json_out: bool = typer.Option(False, "--json", help="one JSON object p
     rules = run(_with_store(go))
     if json_out:
         for r in rules:
-            typer.echo(json.dumps({"rule_id": r.id, **r.model_dump(mode="json")}, ensure_ascii=False))
+            doc = {"rule_id": r.id, **r.model_dump(mode="json"), "channels": [c.public() for c in r.channels]}
+            typer.echo(json.dumps(doc, ensure_ascii=False))
         return
     table = Table(title=f"{len(rules)} rule(s)")
-    for col in ("name", "query", "filters", "channels", "enabled"):
+    for col in ("name", "query", "filters", "channels", "mode", "enabled"):
         table.add_column(col, overflow="fold")
     for r in rules:
         filters = ", ".join(f"{k}={'|'.join(v)}" for k, v in r.filters.as_dict().items())
@@ -111,9 +165,21 @@ def list_(json_out: bool = typer.Option(False, "--json", help="one JSON object p
             escape(r.query),
             escape(filters),
             escape(", ".join(c.label() for c in r.channels)),
+            escape(_mode_text(r)),
             "yes" if r.enabled else "no",
         )
     Console().print(table)
+
+
+def _mode_text(r: Any) -> str:
+    from datetime import UTC
+
+    text = f"digest {r.digest.describe()}" if r.mode == "digest" else "immediate"
+    if r.mode == "immediate":
+        text += f"; storm guard {r.storm_guard.describe()}"
+    if r.snoozed():
+        text += f"; snoozed until {r.snoozed_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return text
 
 
 @app.command("remove")
