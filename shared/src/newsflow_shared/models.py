@@ -170,11 +170,34 @@ class Alert(Message):
     domain: str | None = None
     duplicates: list[str] = Field(default_factory=list)  # URLs of syndicated copies (same simhash)
     matched_at: datetime = Field(default_factory=utcnow)
+    # When the article became searchable (its bulk write returned): the start of the notifier's latency.
+    indexed_at: datetime | None = None
 
     @property
     def idempotency_key(self) -> str:
         """Published at most once per key (see ServiceContext.publish): one alert per (rule, article)."""
         return self.alert_id
+
+
+class Notification(Message):
+    """`news.notifications`: one message for one channel of a rule, for the notifier to deliver.
+
+    `kind` alert: a story's first alert, sent as it is; `kind` digest: the stories sealed into digest
+    `notification_id` (their list is in the notifier's state). Published at most once per channel and
+    message, and delivered at least once, with `idempotency_key` as the receiver's key to drop repeats.
+    """
+
+    notification_id: str  # the alert id of an alert, the digest id of a digest
+    kind: Literal["alert", "digest"]
+    rule_id: str
+    rule_name: str
+    channel: str  # the channel's key in its rule (newsflow_search.rules.Channel.key)
+    alert: Alert | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.notification_id}:{self.channel}"
 
 
 class DeadLetter(Message):
@@ -211,9 +234,10 @@ def _register() -> None:
             streams.RAW: RawPage,
             streams.PARSED: ParsedArticle,
             streams.ALERTS: Alert,
+            streams.NOTIFICATIONS: Notification,
         }
     )
-    for s in (streams.ENTRIES, streams.RAW, streams.PARSED):
+    for s in (streams.ENTRIES, streams.RAW, streams.PARSED, streams.ALERTS, streams.NOTIFICATIONS):
         STREAM_MODELS[streams.dlq(s)] = DeadLetter
 
 
@@ -230,6 +254,7 @@ __all__ = [
     "FeedEntry",
     "MediaItem",
     "Message",
+    "Notification",
     "ParsedArticle",
     "RawPage",
 ]

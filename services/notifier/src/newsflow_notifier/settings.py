@@ -1,0 +1,47 @@
+"""Notifier settings (env prefix NEWSFLOW_), with defaults for a developer machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from newsflow_http.settings import HttpSettings
+from newsflow_search.settings import SearchSettings
+from newsflow_shared.settings import CommonSettings
+
+
+class NotifierSettings(CommonSettings, SearchSettings, HttpSettings):
+    # Rules are cached and reloaded this often (a snooze or a new channel applies within it).
+    rules_refresh_s: float = Field(5.0, gt=0)
+    # Alerts decided at once (each takes its rule's lock only while it decides), and messages sent at once.
+    plan_concurrency: int = Field(8, ge=1, le=256)
+    send_concurrency: int = Field(32, ge=1, le=1024)
+
+    # One delivery: each attempt is bounded as a whole (a receiver that trickles its answer too); the
+    # attempts of one handling back off exponentially with jitter; after the last the message is
+    # dead-lettered with the reason (`newsflow dlq replay news.notifications` sends it again).
+    delivery_timeout_s: float = Field(10.0, gt=0)
+    delivery_attempts: int = Field(4, ge=1, le=20)
+    delivery_initial_backoff_s: float = Field(1.0, gt=0)
+    delivery_max_backoff_s: float = Field(30.0, gt=0)
+
+    # Story grouping: another outlet's report joins a story with activity within this window.
+    story_window_h: float = Field(24.0, gt=0, le=24 * 14)
+    story_minimum_should_match: str = Field("30%", pattern=r"^\d{1,3}%$")
+    # How often due digests are looked for.
+    digest_tick_s: float = Field(1.0, gt=0)
+    # How long decisions, stories, digests and delivery outcomes are kept in Redis.
+    state_ttl_days: float = Field(30.0, gt=0)
+
+    # E-mail: the SMTP server is the operator's, named here; rules only name recipients.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "Newsflow <newsflow@localhost>"
+    smtp_ca_certs: Path | None = None
+    # Telegram's Bot API (a local stand-in in tests).
+    telegram_api_url: str = "https://api.telegram.org"
