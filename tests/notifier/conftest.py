@@ -314,3 +314,47 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 async def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(run_cli, *args, **env)
+
+
+@dataclass
+class Parts:
+    """The notifier's pieces without the runtime, for tests that move the clock."""
+
+    state: Any
+    planner: Any
+    scheduler: Any
+    deliverer: Any
+    http: Any
+
+    async def notifications(self, redis: aioredis.Redis) -> list[Any]:
+        from newsflow_shared.models import Notification
+        from newsflow_shared.runtime import DATA_FIELD
+
+        return [Notification.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.NOTIFICATIONS)]
+
+
+@pytest.fixture
+async def parts(ready: Any, redis_url: str, es_url: str) -> AsyncIterator[Parts]:
+    from newsflow_alerting.state import NotifierState
+    from newsflow_http.destinations import guarded_client
+    from newsflow_notifier.channels.send import Sender
+    from newsflow_notifier.deliver import Deliverer
+    from newsflow_notifier.digests import DigestScheduler
+    from newsflow_notifier.planner import Planner
+    from newsflow_notifier.rules import RuleCache
+
+    es, redis = ready
+    s = notifier_settings(redis_url, es_url)
+    state = NotifierState(redis)
+    rules = RuleCache(RuleStore(es), 0.0)
+    http = guarded_client(s, timeout_s=s.delivery_timeout_s)
+    try:
+        yield Parts(
+            state=state,
+            planner=Planner(redis, state, rules, es, s),
+            scheduler=DigestScheduler(redis, state, rules, 0.1),
+            deliverer=Deliverer(state, rules, Sender(http, s), s, asyncio.Event()),
+            http=http,
+        )
+    finally:
+        await http.aclose()

@@ -12,6 +12,7 @@ Keys (prefix `newsflow:notifier:`):
 - `alert:<alert id>`: the decision for an alert (its story, and whether it was sent, digested, snoozed);
 - `story:<story id>`: the story's first alert and route; `story:<id>:also`: the other outlets' reports;
 - `open:<rule id>`: zset of `<article id>|<story id>` by time: the rule's stories open for grouping;
+  `facts:<rule id>`: hash, article id -> its fingerprint (`newsflow_alerting.stories.facts`);
 - `storm:<rule id>:fires`: zset of the rule's new stories by time; `storm:<rule id>`: set while in a storm;
 - `digest:<rule id>:pending`: zset of stories waiting for the rule's next digest; `digest:<rule id>:last`:
   the last boundary sealed; `digest:<digest id>`: a sealed digest; `digest:active`: rules to look at;
@@ -51,6 +52,10 @@ def k_also(story_id: str) -> str:
 
 def k_open(rule_id: str) -> str:
     return f"{P}open:{rule_id}"
+
+
+def k_facts(rule_id: str) -> str:
+    return f"{P}facts:{rule_id}"
 
 
 def k_fires(rule_id: str) -> str:
@@ -198,15 +203,23 @@ class NotifierState:
         raw = await self.redis.get(k_decision(alert_id))
         return Decision.model_validate_json(raw) if raw else None
 
-    async def open_members(self, rule_id: str, since: datetime) -> dict[str, str]:
-        """article id -> story id, for the rule's reports since `since` (older ones are forgotten)."""
-        key = k_open(rule_id)
-        await self.redis.zremrangebyscore(key, "-inf", f"({ms(since)}")
-        out = {}
-        for m in await self.redis.zrange(key, 0, -1):
-            article, _, story = m.decode().partition("|")
-            out[article] = story
-        return out
+    async def open_members(self, rule_id: str, since: datetime) -> list[tuple[str, str, frozenset[str]]]:
+        """(article id, story id, fingerprint) of the rule's reports since `since`; older ones are forgotten."""
+        key, facts_key = k_open(rule_id), k_facts(rule_id)
+        old = await self.redis.zrangebyscore(key, "-inf", f"({ms(since)}")
+        if old:
+            async with self.redis.pipeline(transaction=True) as p:
+                p.zrem(key, *old)
+                p.hdel(facts_key, *[m.split(b"|", 1)[0] for m in old])
+                await p.execute()
+        members = [m.decode().partition("|") for m in await self.redis.zrange(key, 0, -1)]
+        if not members:
+            return []
+        raw = await self.redis.hmget(facts_key, [a for a, _, _s in members])
+        return [
+            (a, story, frozenset(json.loads(f)) if f else frozenset())
+            for (a, _, story), f in zip(members, raw, strict=True)
+        ]
 
     async def fires_since(self, rule_id: str, since: datetime) -> tuple[int, datetime | None]:
         """New stories of the rule since `since`, and the time of the last one."""
@@ -219,13 +232,15 @@ class NotifierState:
         raw = await self.redis.get(k_storm(rule_id))
         return from_ms(raw) if raw else None
 
-    async def commit(self, alert: Alert, d: Decision) -> None:
+    async def commit(self, alert: Alert, d: Decision, facts: frozenset[str] = frozenset()) -> None:
         """Record the decision with all its effects in one transaction (a redelivery finds it whole)."""
         now = ms(d.at)
         rule = alert.rule_id
         async with self.redis.pipeline(transaction=True) as p:
             p.set(k_decision(alert.alert_id), d.model_dump_json(), ex=self.ttl_s)
             p.zadd(k_open(rule), {f"{alert.article_id}|{d.story_id}": now})
+            p.hset(k_facts(rule), alert.article_id, json.dumps(sorted(facts)))
+            p.expire(k_facts(rule), self.ttl_s)
             if d.role == "also":
                 member = Member(
                     alert_id=alert.alert_id,

@@ -11,7 +11,6 @@ from elasticsearch import AsyncElasticsearch
 from faststream import Context
 
 from newsflow_alerting.state import NotifierState
-from newsflow_alerting.stories import Grouping, StoryMatcher
 from newsflow_http.destinations import guarded_client
 from newsflow_notifier.channels.send import Sender
 from newsflow_notifier.deliver import Deliverer
@@ -47,10 +46,9 @@ async def clients(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
         await _wait_for_elasticsearch(es, s, runtime)
         state = NotifierState(runtime.redis, ttl_s=int(s.state_ttl_days * 86400))
         rules = RuleCache(RuleStore(es, s.rules_index, s.index_alias), s.rules_refresh_s)
-        matcher = StoryMatcher(es, s.index_alias, Grouping(minimum_should_match=s.story_minimum_should_match))
         yield {
             "es": es,
-            "planner": Planner(runtime.redis, state, rules, matcher, s),
+            "planner": Planner(runtime.redis, state, rules, es, s),
             "deliverer": Deliverer(state, rules, Sender(http, s), s, runtime.stopping),
             "scheduler": DigestScheduler(runtime.redis, state, rules, s.digest_tick_s),
         }

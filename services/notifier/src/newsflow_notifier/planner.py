@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from elastic_transport import TransportError
-from elasticsearch import ApiError
+from elasticsearch import ApiError, AsyncElasticsearch
 
 from newsflow_alerting.schedule import storm_starts
 from newsflow_alerting.state import Decision, NotifierState, Route, k_lock
-from newsflow_alerting.stories import StoryMatcher
+from newsflow_alerting.stories import Grouping, fingerprint, most_alike, sources
 from newsflow_notifier import metrics
 from newsflow_notifier.rules import RuleCache
 from newsflow_notifier.settings import NotifierSettings
@@ -37,16 +37,21 @@ class Planner:
         redis: aioredis.Redis,
         state: NotifierState,
         rules: RuleCache,
-        matcher: StoryMatcher,
+        es: AsyncElasticsearch,
         settings: NotifierSettings,
     ) -> None:
         self.redis = redis
         self.state = state
         self.rules = rules
-        self.matcher = matcher
+        self.es = es
+        self.alias = settings.index_alias
+        self.grouping = Grouping(settings.story_threshold, settings.story_min_shared)
         self.window = timedelta(hours=settings.story_window_h)
 
-    async def plan(self, alert: Alert) -> list[Notification]:
+    async def plan(self, alert: Alert, now: datetime | None = None) -> list[Notification]:
+        """The messages to send for `alert` now (none when it waits for a digest or joins a story).
+
+        `now`: the decision's clock (tests move it; the service uses the real one)."""
         rule = await self.rules.get(alert.rule_id)
         if rule is None:
             metrics.ALERTS.labels("dropped").inc()
@@ -60,8 +65,9 @@ class Planner:
         async with self.redis.lock(k_lock(rule.id), timeout=LOCK_S, blocking_timeout=2 * LOCK_S):
             d = await self.state.decision(alert.alert_id)
             if d is None:
-                d = await self._decide(rule, alert, datetime.now(UTC))
-                await self.state.commit(alert, d)
+                fp = await self._fingerprint(alert)
+                d = await self._decide(rule, alert, fp, now or datetime.now(UTC))
+                await self.state.commit(alert, d, fp)
                 metrics.ALERTS.labels("also" if d.role == "also" else d.route).inc()
                 log.info(
                     "alert %s of rule %r: %s",
@@ -84,25 +90,24 @@ class Planner:
             ]
         return []
 
-    async def _decide(self, rule: Rule, alert: Alert, now: datetime) -> Decision:
-        story = await self._open_story(rule, alert, now)
-        if story is not None:
+    async def _decide(self, rule: Rule, alert: Alert, fp: frozenset[str], now: datetime) -> Decision:
+        members = await self.state.open_members(rule.id, now - self.window)
+        best, _similarity = most_alike(fp, ((a, f) for a, _s, f in members if a != alert.article_id), self.grouping)
+        if best is not None:
+            story = next(s for a, s, _f in members if a == best)
             return Decision(story_id=story, role="also", route="none", at=now)
         return Decision(story_id=alert.alert_id, role="story", route=await self._route(rule, now), at=now)
 
-    async def _open_story(self, rule: Rule, alert: Alert, now: datetime) -> str | None:
-        """The open story of the rule this article reports on, if any."""
-        members = await self.state.open_members(rule.id, now - self.window)
-        if not members:
-            return None
+    async def _fingerprint(self, alert: Alert) -> frozenset[str]:
+        """The article's facts, from its document (the alert carries only its title and a snippet)."""
         try:
-            best = await self.matcher.most_alike(alert.article_id, list(members))
+            found = await sources(self.es, self.alias, [alert.article_id])
         except (ApiError, TransportError) as e:
-            # Better a second message than none: the alert goes out as a story of its own.
+            # Better a second message than none: without its text the alert is a story of its own.
             metrics.GROUPING_ERRORS.inc()
             log.warning("story look-up failed, alert %s stands alone: %s", alert.alert_id, e)
-            return None
-        return members.get(best) if best else None
+            return frozenset()
+        return fingerprint(found.get(alert.article_id, {"title": alert.title}))
 
     async def _route(self, rule: Rule, now: datetime) -> Route:
         if rule.snoozed(now):
