@@ -194,6 +194,43 @@ def remove(name: str = typer.Argument(..., help="rule name")) -> None:
     typer.echo(f"removed rule {name!r}")
 
 
+@app.command("snooze")
+def snooze(
+    name: str = typer.Argument(..., help="rule name"),
+    duration: str = typer.Argument(..., help="how long: 30m, 2h, 1d"),
+) -> None:
+    """Send nothing for this rule for a while; its matches are still recorded (`newsflow alerts list`)."""
+    from datetime import UTC, datetime, timedelta
+
+    from newsflow_search.rules import parse_minutes
+
+    try:
+        minutes = parse_minutes(duration, "snooze")
+    except ValueError as e:
+        fail(str(e))
+        return
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
+
+    async def go(store: Any, settings: Any, es: Any) -> bool:
+        return bool(await store.snooze(name, until))
+
+    if not run(_with_store(go)):
+        fail(f"no rule named {name!r}")
+    typer.echo(f"rule {name!r} snoozed until {until:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("unsnooze")
+def unsnooze(name: str = typer.Argument(..., help="rule name")) -> None:
+    """End a rule's snooze now."""
+
+    async def go(store: Any, settings: Any, es: Any) -> bool:
+        return bool(await store.snooze(name, None))
+
+    if not run(_with_store(go)):
+        fail(f"no rule named {name!r}")
+    typer.echo(f"rule {name!r} is no longer snoozed")
+
+
 @app.command("test")
 def test(
     rule_or_query: str = typer.Argument(..., help="a rule's name, or a query to try before saving it"),
@@ -201,9 +238,11 @@ def test(
     size: int = typer.Option(20, "--size", "-n", min=1, max=1000),
     json_out: bool = typer.Option(False, "--json", help="one JSON object per matching article"),
 ) -> None:
-    """Show which recent articles a rule (or a query) would have matched."""
+    """Show which recent articles a rule (or a query) would have matched, and how many messages it would
+    have sent under its mode (stories grouped across outlets, digests, storm guard)."""
     from elasticsearch import BadRequestError
 
+    from newsflow_search.rules import Rule
     from newsflow_search.search import search as run_search
 
     async def go(store: Any, settings: Any, es: Any) -> Any:
@@ -213,11 +252,12 @@ def test(
             res = await run_search(
                 es, query, since=since, size=size, alias=settings.index_alias, filters=filters, newest_first=True
             )
+            sim = await _would_send(es, settings, rule or Rule(name="(query)", query=query), since)
         except BadRequestError as e:
             fail(f"Elasticsearch refused the query {query!r}: {e.message}")
-        return rule, query, res
+        return rule, query, res, sim
 
-    rule, query, res = run(_with_store(go))
+    rule, query, res, sim = run(_with_store(go))
     if json_out:
         for h in res.hits:
             typer.echo(json.dumps(h.as_dict(), ensure_ascii=False))
@@ -225,8 +265,53 @@ def test(
     what = f"rule {rule.name!r} ({query})" if rule else f"query {query!r}"
     console = Console()
     console.print(f"{what}: {res.total} article(s) since {since}")
+    console.print(escape(sim))
     for h in res.hits:
         date = (h.published_at or "")[:16].replace("T", " ")
         console.print(f"- {date}  [bold]{escape(h.title or '(no title)')}[/bold]  [dim]{escape(h.url)}[/dim]")
         if h.snippet:
             console.print("    " + escape(h.snippet).replace("«", "[bold yellow]").replace("»", "[/bold yellow]"))
+
+
+MAX_SIMULATED = 5000
+
+
+async def _would_send(es: Any, settings: Any, rule: Any, since: str) -> str:
+    """One line: how many messages the rule would have sent since `since` under its mode."""
+    from datetime import datetime
+
+    from newsflow_alerting.simulate import simulate
+    from newsflow_alerting.stories import fingerprint, group, sources
+    from newsflow_search.query import parse_since
+
+    resp = await es.search(
+        index=settings.index_alias,
+        query=rule.es_query(since=parse_since(since)),
+        size=MAX_SIMULATED,
+        source=["published_at", "indexed_at"],
+        sort=[{"indexed_at": "asc"}],
+        track_total_hits=False,
+    )
+    hits = resp["hits"]["hits"]
+    # The notifier sees an article when it is indexed: that order, and those times, decide stories and digests.
+    times = [(h["_id"], datetime.fromisoformat(h["_source"]["indexed_at"])) for h in hits]
+    found = await sources(es, settings.index_alias, [i for i, _t in times])
+    reports = [(i, t.timestamp(), fingerprint(found.get(i, {}))) for i, t in times]
+    story_of = group(reports, 24 * 3600)
+    starts = [t for i, t in times if story_of[i] == i]
+    sent = simulate(rule, starts)
+    mode = (
+        f"digest {rule.digest.describe()}"
+        if rule.mode == "digest"
+        else (f"immediate, storm guard {rule.storm_guard.describe()}")
+    )
+    parts = [f"{sent.immediate} at once"] if rule.mode == "immediate" else []
+    if sent.digests:
+        parts.append(f"{sent.digests} digests")
+    if sent.storm_digests:
+        parts.append(f"{sent.storm_digests} storm digests")
+    capped = f" (the first {MAX_SIMULATED} matches only)" if len(hits) >= MAX_SIMULATED else ""
+    return (
+        f"would have sent {sent.messages} message(s) per channel ({', '.join(parts) or 'none'}) for "
+        f"{len(starts)} stories of {len(hits)} matching articles{capped}, mode {mode}"
+    )

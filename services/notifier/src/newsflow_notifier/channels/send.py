@@ -70,7 +70,7 @@ class Sender:
             log.warning(
                 "ALERT %s: %s",
                 content.rule_name,
-                content.subject,
+                content.subject.removeprefix(f"{content.rule_name}: "),
                 extra={"rule": content.rule_name, "idempotency_key": key, "stories": len(content.items)},
             )
             return "logged"
