@@ -25,7 +25,8 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-_TOKEN = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]", re.UNICODE)
+# Numbers whole (2,300 or 4.5 is one fact), then words (with inner apostrophes, dots, hyphens).
+_TOKEN = re.compile(r"\d[\d,.]*\d|[^\W_][\w'’.-]*[^\W_]|[^\W_]", re.UNICODE)
 _SENTENCE_END = re.compile(r"[.!?:;\"“”«»]\s*$")
 # Capitalised at the start of a sentence or quote anyway, or too common to tell events apart.
 _COMMON = frozenset(
@@ -82,7 +83,7 @@ SOURCE_FIELDS = ["title", "description", "text"]
 class Grouping:
     """How alike two reports must be to count as one story (tuned on the labelled set, see the docs)."""
 
-    threshold: float = 0.6
+    threshold: float = 0.55
     min_shared: int = 2
 
 

@@ -30,7 +30,7 @@ class NotifierSettings(CommonSettings, SearchSettings, HttpSettings):
     # Story grouping: another outlet's report joins a story with activity within this window.
     story_window_h: float = Field(24.0, gt=0, le=24 * 14)
     # How alike two reports' facts must be (newsflow_alerting.stories; tuned on the labelled set).
-    story_threshold: float = Field(0.6, gt=0, le=1)
+    story_threshold: float = Field(0.55, gt=0, le=1)
     story_min_shared: int = Field(2, ge=1)
     # How often due digests are looked for.
     digest_tick_s: float = Field(1.0, gt=0)
