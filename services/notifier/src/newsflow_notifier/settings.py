@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from newsflow_http.settings import HttpSettings
 from newsflow_search.settings import SearchSettings
@@ -47,3 +47,9 @@ class NotifierSettings(CommonSettings, SearchSettings, HttpSettings):
     smtp_ca_certs: Path | None = None
     # Telegram's Bot API (a local stand-in in tests).
     telegram_api_url: str = "https://api.telegram.org"
+
+    @field_validator("smtp_host", "smtp_username", "smtp_password", "smtp_ca_certs", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        # Compose passes `${VAR:-}` as an empty string: that means "not set", not "log in as nobody".
+        return None if v == "" else v
