@@ -172,6 +172,9 @@ class Alert(Message):
     matched_at: datetime = Field(default_factory=utcnow)
     # When the article became searchable (its bulk write returned): the start of the notifier's latency.
     indexed_at: datetime | None = None
+    # The article's facts (names and numbers: newsflow_alerting.stories.facts), computed by the indexer,
+    # which has the text at hand: the notifier groups other outlets' reports of one story by them.
+    facts: list[str] | None = None
 
     @property
     def idempotency_key(self) -> str:

@@ -203,23 +203,34 @@ class NotifierState:
         raw = await self.redis.get(k_decision(alert_id))
         return Decision.model_validate_json(raw) if raw else None
 
-    async def open_members(self, rule_id: str, since: datetime) -> list[tuple[str, str, frozenset[str]]]:
-        """(article id, story id, fingerprint) of the rule's reports since `since`; older ones are forgotten."""
-        key, facts_key = k_open(rule_id), k_facts(rule_id)
-        old = await self.redis.zrangebyscore(key, "-inf", f"({ms(since)}")
-        if old:
-            async with self.redis.pipeline(transaction=True) as p:
-                p.zrem(key, *old)
+    async def outlook(
+        self, rule_id: str, open_since: datetime, fires_since: datetime
+    ) -> tuple[list[tuple[str, str, frozenset[str]]], datetime | None, int]:
+        """What a decision needs, in two round trips: the rule's reports since `open_since` as (article id,
+        story id, fingerprint), older ones forgotten; when its storm started (None: no storm); and its new
+        stories since `fires_since`."""
+        key, facts_key, fires = k_open(rule_id), k_facts(rule_id), k_fires(rule_id)
+        async with self.redis.pipeline(transaction=False) as p:
+            p.zrangebyscore(key, "-inf", f"({ms(open_since)}")
+            p.zremrangebyscore(key, "-inf", f"({ms(open_since)}")
+            p.zrange(key, 0, -1)
+            p.get(k_storm(rule_id))
+            p.zremrangebyscore(fires, "-inf", f"({ms(fires_since)}")
+            p.zcard(fires)
+            old, _n, current, storm, _m, count = await p.execute()
+        members = [m.decode().partition("|") for m in current]
+        async with self.redis.pipeline(transaction=False) as p:
+            if old:
                 p.hdel(facts_key, *[m.split(b"|", 1)[0] for m in old])
-                await p.execute()
-        members = [m.decode().partition("|") for m in await self.redis.zrange(key, 0, -1)]
-        if not members:
-            return []
-        raw = await self.redis.hmget(facts_key, [a for a, _, _s in members])
-        return [
+            if members:
+                p.hmget(facts_key, [a for a, _, _s in members])
+            replies = await p.execute()
+        raw = replies[-1] if members else []
+        opened = [
             (a, story, frozenset(json.loads(f)) if f else frozenset())
             for (a, _, story), f in zip(members, raw, strict=True)
         ]
+        return opened, from_ms(storm) if storm else None, int(count)
 
     async def fires_since(self, rule_id: str, since: datetime) -> tuple[int, datetime | None]:
         """New stories of the rule since `since`, and the time of the last one."""

@@ -91,15 +91,18 @@ class Planner:
         return []
 
     async def _decide(self, rule: Rule, alert: Alert, fp: frozenset[str], now: datetime) -> Decision:
-        members = await self.state.open_members(rule.id, now - self.window)
+        within = timedelta(minutes=rule.storm_guard.within)
+        members, storm, fires = await self.state.outlook(rule.id, now - self.window, now - within)
         best, _similarity = most_alike(fp, ((a, f) for a, _s, f in members if a != alert.article_id), self.grouping)
         if best is not None:
             story = next(s for a, s, _f in members if a == best)
             return Decision(story_id=story, role="also", route="none", at=now)
-        return Decision(story_id=alert.alert_id, role="story", route=await self._route(rule, now), at=now)
+        return Decision(story_id=alert.alert_id, role="story", route=_route(rule, now, storm, fires), at=now)
 
     async def _fingerprint(self, alert: Alert) -> frozenset[str]:
-        """The article's facts, from its document (the alert carries only its title and a snippet)."""
+        """The article's facts: carried by the alert (the indexer computes them), else from its document."""
+        if alert.facts is not None:
+            return frozenset(alert.facts)
         try:
             found = await sources(self.es, self.alias, [alert.article_id])
         except (ApiError, TransportError) as e:
@@ -109,12 +112,13 @@ class Planner:
             return frozenset()
         return fingerprint(found.get(alert.article_id, {"title": alert.title}))
 
-    async def _route(self, rule: Rule, now: datetime) -> Route:
-        if rule.snoozed(now):
-            return "snoozed"
-        if rule.mode == "digest":
-            return "digest"
-        if await self.state.storm_started(rule.id) is not None:
-            return "storm"
-        fires, _last = await self.state.fires_since(rule.id, now - timedelta(minutes=rule.storm_guard.within))
-        return "storm" if storm_starts(fires + 1, rule) else "immediate"
+
+def _route(rule: Rule, now: datetime, storm: datetime | None, fires: int) -> Route:
+    """Where a new story goes: snoozed, the rule's digest, the storm guard's digest, or out at once."""
+    if rule.snoozed(now):
+        return "snoozed"
+    if rule.mode == "digest":
+        return "digest"
+    if storm is not None:
+        return "storm"
+    return "storm" if storm_starts(fires + 1, rule) else "immediate"

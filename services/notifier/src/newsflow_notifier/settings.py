@@ -16,7 +16,7 @@ class NotifierSettings(CommonSettings, SearchSettings, HttpSettings):
     # Rules are cached and reloaded this often (a snooze or a new channel applies within it).
     rules_refresh_s: float = Field(5.0, gt=0)
     # Alerts decided at once (each takes its rule's lock only while it decides), and messages sent at once.
-    plan_concurrency: int = Field(8, ge=1, le=256)
+    plan_concurrency: int = Field(16, ge=1, le=256)
     send_concurrency: int = Field(32, ge=1, le=1024)
 
     # One delivery: each attempt is bounded as a whole (a receiver that trickles its answer too); the
