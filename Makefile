@@ -13,7 +13,9 @@ test: setup
 test-unit: setup
 	@.venv/bin/pytest -m unit $(PYTEST_ARGS)
 
+# Formatting and lint both fail the build: CI runs this before the tests.
 lint: setup
+	@.venv/bin/ruff format --check .
 	@.venv/bin/ruff check .
 
 # The bench group (matplotlib, psutil, py-spy, feedparser) is only synced here: tests never need it.

@@ -76,26 +76,47 @@ async def at_least(es: AsyncElasticsearch, n: int) -> bool:
     return await doc_count(es) >= n
 
 
-async def drained(redis: aioredis.Redis) -> bool:
-    """No pipeline group has anything unread or unacknowledged."""
+async def backlog(redis: aioredis.Redis) -> dict[str, dict[str, int]]:
+    """Per pipeline stream:group, what is still unread (lag) or unacknowledged (pending)."""
+    out = {}
     for stream in (streams.ENTRIES, streams.RAW, streams.PARSED):
         for g in await redis.xinfo_groups(stream):
-            if int(g.get("lag") or 0) or int(g.get("pending") or 0):
-                return False
-    return True
+            lag, pending = int(g.get("lag") or 0), int(g.get("pending") or 0)
+            if lag or pending:
+                out[f"{stream}:{g['name'].decode()}"] = {"lag": lag, "pending": pending}
+    return out
 
 
-async def wait_for(cond: Callable[[], Awaitable[bool]], within: float, what: str, every: float = 0.5) -> float:
-    """Await `cond` until true; return the seconds it took. Fails with `what` after `within` seconds."""
+async def drained(redis: aioredis.Redis) -> bool:
+    """No pipeline group has anything unread or unacknowledged."""
+    return not await backlog(redis)
+
+
+async def wait_for(
+    cond: Callable[[], Awaitable[bool]],
+    within: float,
+    what: str,
+    every: float = 0.5,
+    describe: Callable[[], Awaitable[object]] | None = None,
+) -> float:
+    """Await `cond` until true; return the seconds it took. Fails with `what` after `within` seconds, saying
+    what the probe last raised (a server restarted on purpose raises for a while) and, given `describe`,
+    the state it was waiting on."""
     started = time.monotonic()
+    last_error: BaseException | None = None
     while True:
         try:
             if await cond():
                 return time.monotonic() - started
-        except Exception:  # a server being restarted on purpose
-            pass
+            last_error = None
+        except Exception as e:
+            last_error = e
         if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+            detail = f"; the probe last raised {type(last_error).__name__}: {last_error}" if last_error else ""
+            if describe is not None:
+                with contextlib.suppress(Exception):
+                    detail += f"; state: {await describe()}"
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}{detail}")
         await asyncio.sleep(every)
 
 

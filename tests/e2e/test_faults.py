@@ -23,7 +23,7 @@ from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, encode
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, at_least, doc_count, drained, running, sh, wait_for
+from .conftest import add_feeds, add_rule, at_least, backlog, doc_count, drained, running, sh, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -34,7 +34,7 @@ RULES = {"rocket attack": '"rocket attack"', "markets": "market*", "storm": "sto
 
 async def _finish(es: AsyncElasticsearch, redis: aioredis.Redis, within: float = 420) -> float:
     took = await wait_for(lambda: at_least(es, N), within=within, what=f"{N} documents")
-    await wait_for(lambda: drained(redis), within=90, what="every stream drained")
+    await wait_for(lambda: drained(redis), within=90, what="every stream drained", describe=lambda: backlog(redis))
     return took
 
 

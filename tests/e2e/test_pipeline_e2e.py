@@ -15,7 +15,7 @@ from newsflow_shared.ids import article_id
 from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, alert_ids, at_least, doc_count, drained, running, wait_for
+from .conftest import add_feeds, add_rule, alert_ids, at_least, backlog, doc_count, drained, running, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -37,7 +37,9 @@ async def test_300_articles_searchable_once_and_rule_fires_once(
         async with running(pipeline_env, log_dir):
             took = await wait_for(lambda: at_least(es, N), within=300, what=f"{N} documents")
             # Settle: redeliveries or late duplicates would show up now.
-            await wait_for(lambda: drained(redis), within=60, what="all streams drained")
+            await wait_for(
+                lambda: drained(redis), within=60, what="all streams drained", describe=lambda: backlog(redis)
+            )
             # Trimming policy: once every group has acknowledged everything, the streams empty out.
             await wait_for(lambda: _trimmed(redis), within=30, what="acknowledged entries trimmed")
         elapsed = time.monotonic() - started

@@ -67,3 +67,17 @@ async def test_mapping_failure_is_permanent_for_that_article_only(
     assert [r for i, r in enumerate(results) if i != 1] == [[], [], []]
     await ready_es.indices.refresh(index="news")
     assert (await ready_es.count(index="news"))["count"] == 3
+
+
+async def test_a_request_refused_as_a_whole_is_split_until_the_culprit_stands_alone(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    # Validation bounds the id at the stream boundary; this checks the writer's own defence, for a document
+    # that slips past it: Elasticsearch refuses the whole bulk request for one _id over 512 bytes.
+    ok = [make_article(f"https://ok.example.org/{i}", f"Ordinary article {i}.") for i in range(20)]
+    culprit = ok[7].model_copy(update={"article_id": "f" * 600})
+    outcomes = await BulkWriter(ready_es, idx_settings).write([*ok[:7], culprit, *ok[7:]])
+    assert outcomes["f" * 600].status == "rejected" and "512" in (outcomes["f" * 600].error or "")
+    assert [outcomes[a.article_id].status for a in ok] == ["indexed"] * 20
+    await ready_es.indices.refresh(index="news")
+    assert (await ready_es.count(index="news"))["count"] == 20

@@ -43,7 +43,7 @@ def test_every_document_field_is_in_the_strict_mapping() -> None:
 
 
 def test_template_follows_settings() -> None:
-    tpl = news_template(IndexerSettings(index_alias="wire", index_replicas=1))
+    tpl = news_template(IndexerSettings(index_alias="wire"), replicas=1)
     assert tpl["index_patterns"] == ["wire-*"]
     assert tpl["template"]["settings"]["index"]["number_of_replicas"] == 1
     analyzers = tpl["template"]["settings"]["analysis"]["analyzer"]

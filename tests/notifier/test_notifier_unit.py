@@ -133,7 +133,7 @@ def _alert(**kw: object) -> Alert:
         "rule_id": "r",
         "rule_name": "rocket",
         "query": "rocket attack",
-        "article_id": "x",
+        "article_id": "0" * 32,
         "url": "https://n.example/a",
         "title": "Port | <strike> & more",
         "published_at": datetime(2026, 1, 1, tzinfo=UTC),

@@ -215,7 +215,7 @@ def test_feed_entry_fills_what_the_page_lacks() -> None:
     entry = FeedEntry(
         url=url,
         link=url,
-        article_id="x",
+        article_id="0" * 32,
         feed_url="https://news.example/feed.xml",
         feed_title="News Example",
         title="Feed title",
@@ -248,7 +248,7 @@ def test_feed_caption_equal_to_page_caption_is_kept_once() -> None:
     entry = FeedEntry(
         url=url,
         link=url,
-        article_id="x",
+        article_id="0" * 32,
         feed_url="https://news.example/feed.xml",
         media=[MediaItem(url="https://img.harbourgazette.example/gallery/lamps-3.jpg", caption=cap)],
     )

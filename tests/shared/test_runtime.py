@@ -314,7 +314,7 @@ async def test_an_alert_is_published_once_per_key_even_when_published_again(
         rule_id="r",
         rule_name="rocket attack",
         query='"rocket attack"',
-        article_id="x",
+        article_id="0" * 32,
         url="http://example.test/x",
     )
     first = await ctx.publish(streams.ALERTS, alert)

@@ -58,7 +58,7 @@ async def _list(rule: str | None, since: str | None, size: int) -> list[dict[str
     from newsflow_search.query import parse_since
 
     s = load_settings()
-    es, redis = make_client(s), make_redis(s.redis_url)
+    es, redis = make_client(s), make_redis(s)
     try:
         flt: list[dict[str, Any]] = [{"term": {"kind": "fingerprint"}}, {"term": {"fired": True}}]
         if rule:
@@ -113,7 +113,7 @@ async def _show(alert_id: str) -> dict[str, Any] | None:
     from newsflow_search.es import make_client
 
     s = load_settings()
-    es, redis = make_client(s), make_redis(s.redis_url)
+    es, redis = make_client(s), make_redis(s)
     try:
         resp = await es.options(ignore_status=404).search(
             index=s.alerts_index,
@@ -172,7 +172,7 @@ def show(
 async def _tail(rule: str | None, count: int | None, timeout_s: float | None) -> int:
     from newsflow_shared.models import Alert
 
-    redis = make_redis(load_settings().redis_url)
+    redis = make_redis(load_settings())
     shown = 0
     last: bytes | str = "$"
     loop = asyncio.get_running_loop()

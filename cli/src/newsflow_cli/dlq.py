@@ -30,7 +30,7 @@ def _dlq_name(stream: str) -> str:
 
 
 async def _read(dlq_names: list[str], limit: int) -> list[tuple[str, str, DeadLetter]]:
-    redis = make_redis(load_settings().redis_url)
+    redis = make_redis(load_settings())
     try:
         out = []
         for name in dlq_names:
@@ -76,7 +76,7 @@ def list_(
 
 
 async def _replay(name: str, ids: list[str], all_: bool, reason: str | None) -> tuple[int, int]:
-    redis = make_redis(load_settings().redis_url)
+    redis = make_redis(load_settings())
     replayed = skipped = 0
     try:
         entries = (
@@ -113,7 +113,7 @@ def replay(
 
 
 async def _drop(name: str, ids: list[str], all_: bool, reason: str | None, older_than_days: float | None) -> int:
-    redis = make_redis(load_settings().redis_url)
+    redis = make_redis(load_settings())
     dropped = 0
     try:
         if all_ and not reason and older_than_days is None:

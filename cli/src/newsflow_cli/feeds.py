@@ -37,7 +37,7 @@ def _with_registry(fn: Callable[[FeedRegistry], Awaitable[T]]) -> T:
     settings = load_settings()
 
     async def go() -> T:
-        redis = make_redis(settings.redis_url)
+        redis = make_redis(settings)
         try:
             return await fn(FeedRegistry(redis))
         finally:

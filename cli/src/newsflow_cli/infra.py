@@ -38,7 +38,7 @@ async def initialise(settings: CliSettings, wait_s: float = 0.0) -> dict[str, An
     from newsflow_search.index_setup import ensure_index
 
     deadline = time.monotonic() + wait_s
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings)
     try:
         await _wait("Redis", redis.ping, deadline)
         created = await ensure_groups(redis, streams.GROUPS)

@@ -18,7 +18,7 @@ import typer
 from newsflow_cli.common import CliSettings
 from newsflow_shared import streams
 from newsflow_shared.redact import redact
-from newsflow_shared.runtime import DATA_KEY
+from newsflow_shared.runtime import DATA_KEY, make_redis
 
 # A feed is "slow" when it is overdue by this much beyond its interval: the pollers are not keeping up
 # with it (too many feeds for the replicas, or a server that keeps them waiting).
@@ -126,11 +126,10 @@ def _classify_feeds(infos: list[Any], now: float) -> dict[str, Any]:
 
 
 async def _redis_part(settings: CliSettings, report: dict[str, Any]) -> None:
-    import redis.asyncio as aioredis
 
     from newsflow_feeds.registry import FeedRegistry
 
-    r = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=5)
+    r = make_redis(settings, decode_responses=True)
     try:
         await r.ping()
         report["redis"]["ok"] = True
@@ -291,88 +290,83 @@ def _size(n: int | None) -> str:
 
 def render(report: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     con = Console()
     for err in report["errors"]:
         con.print(f"[red]newsflow: {err}[/red]", highlight=False)
-
     if report["streams"]:
-        t = Table(title="Streams", title_justify="left")
-        for col in ("stream", "length", "added", "group", "pending", "lag", "oldest", "consumers"):
-            t.add_column(
-                col,
-                justify="left" if col in ("stream", "group") else "right",
-                no_wrap=True,
-                min_width={"stream": 12, "group": 14}.get(col),
-            )
-        consumers = Table(title="Consumers", title_justify="left")
-        for col in ("stream", "group", "consumer", "pending", "idle"):
-            consumers.add_column(
-                col,
-                justify="right" if col in ("pending", "idle") else "left",
-                no_wrap=col != "consumer",
-                overflow="fold",
-            )
-        for s in report["streams"]:
-            groups = s["groups"] or [None]
-            for i, g in enumerate(groups):
-                name = s["stream"] if i == 0 else ""
-                length = str(s["length"]) if i == 0 else ""
-                added = str(s["entries_added"]) if i == 0 else ""
-                if g is None:
-                    # A pipeline stream without its group lost entries' tracking (run `newsflow init`);
-                    # news.alerts has none by design: its readers are outside Newsflow.
-                    label = (
-                        "[red]missing: newsflow init[/red]"
-                        if s["stream"] in streams.GROUPS
-                        else "[dim]none (external)[/dim]"
-                    )
-                    t.add_row(name, length, added, label, "", "", "", "")
-                    continue
-                lag = "?" if g["lag"] is None else str(g["lag"])
-                t.add_row(
-                    name,
-                    length,
-                    added,
-                    g["group"],
-                    str(g["pending"]),
-                    lag,
-                    _age(g["oldest_pending_age_s"]),
-                    str(len(g["consumers"])),
-                )
-                for c in g["consumers"]:
-                    consumers.add_row(s["stream"], g["group"], c["name"], str(c["pending"]), _age(c["idle_s"]))
-        con.print(t)
-        if consumers.row_count:
-            con.print(consumers)
+        _render_streams(con, report["streams"])
+    _render_dead_letters(con, report["dead_letters"])
+    if report["feeds"] is not None:
+        _render_feeds(con, report["feeds"])
+    _render_search(con, report["elasticsearch"], report["rules"])
+    _render_alerts(con, report["alerts"])
 
-    dl = report["dead_letters"]
-    if dl["total"] is not None:
-        parts = ", ".join(f"{k} {v}" for k, v in dl["streams"].items())
-        color = "red" if dl["total"] else "green"
-        hint = "  (newsflow dlq list)" if dl["total"] else ""
-        con.print(f"[bold]Dead letters:[/bold] [{color}]{dl['total']}[/{color}]  {parts}{hint}", highlight=False)
 
-    f = report["feeds"]
-    if f is not None:
+def _render_streams(con: Any, rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title="Streams", title_justify="left")
+    for col in ("stream", "length", "added", "group", "pending", "lag", "oldest", "consumers"):
+        t.add_column(
+            col,
+            justify="left" if col in ("stream", "group") else "right",
+            no_wrap=True,
+            min_width={"stream": 12, "group": 14}.get(col),
+        )
+    consumers = Table(title="Consumers", title_justify="left")
+    for col in ("stream", "group", "consumer", "pending", "idle"):
+        consumers.add_column(
+            col, justify="right" if col in ("pending", "idle") else "left", no_wrap=col != "consumer", overflow="fold"
+        )
+    for s in rows:
+        for i, g in enumerate(s["groups"] or [None]):
+            first = (s["stream"], str(s["length"]), str(s["entries_added"])) if i == 0 else ("", "", "")
+            if g is None:
+                # A pipeline stream without its group lost entries' tracking (run `newsflow init`);
+                # news.alerts has none by design: its readers are outside Newsflow.
+                missing = s["stream"] in streams.GROUPS
+                label = "[red]missing: newsflow init[/red]" if missing else "[dim]none (external)[/dim]"
+                t.add_row(*first, label, "", "", "", "")
+                continue
+            lag = "?" if g["lag"] is None else str(g["lag"])
+            age = _age(g["oldest_pending_age_s"])
+            t.add_row(*first, g["group"], str(g["pending"]), lag, age, str(len(g["consumers"])))
+            for c in g["consumers"]:
+                consumers.add_row(s["stream"], g["group"], c["name"], str(c["pending"]), _age(c["idle_s"]))
+    con.print(t)
+    if consumers.row_count:
+        con.print(consumers)
+
+
+def _render_dead_letters(con: Any, dl: dict[str, Any]) -> None:
+    if dl["total"] is None:
+        return
+    parts = ", ".join(f"{k} {v}" for k, v in dl["streams"].items())
+    color = "red" if dl["total"] else "green"
+    hint = "  (newsflow dlq list)" if dl["total"] else ""
+    con.print(f"[bold]Dead letters:[/bold] [{color}]{dl['total']}[/{color}]  {parts}{hint}", highlight=False)
+
+
+def _render_feeds(con: Any, f: dict[str, Any]) -> None:
+    con.print(
+        f"[bold]Feeds:[/bold] {f['total']} total: [green]{f['healthy']} healthy[/green], "
+        f"[yellow]{f['slow']} slow[/yellow], [red]{f['failing']} failing[/red]"
+        f" ({f['unhealthy']} unhealthy); {f['polls']} polls, {f['not_modified']} not modified, "
+        f"{f['items_seen']} new items",
+        highlight=False,
+    )
+    for feed in f["failing_feeds"][:10]:
         con.print(
-            f"[bold]Feeds:[/bold] {f['total']} total: [green]{f['healthy']} healthy[/green], "
-            f"[yellow]{f['slow']} slow[/yellow], [red]{f['failing']} failing[/red]"
-            f" ({f['unhealthy']} unhealthy); {f['polls']} polls, {f['not_modified']} not modified, "
-            f"{f['items_seen']} new items",
+            f"  [red]failing[/red] {feed['url']}: {feed['consecutive_failures']} failures, "
+            f"last error: {feed['last_error']}",
             highlight=False,
         )
-        for feed in f["failing_feeds"][:10]:
-            con.print(
-                f"  [red]failing[/red] {feed['url']}: {feed['consecutive_failures']} failures, "
-                f"last error: {feed['last_error']}",
-                highlight=False,
-            )
-        for feed in f["slow_feeds"][:10]:
-            con.print(f"  [yellow]slow[/yellow] {feed['url']}: overdue by {_age(feed['overdue_s'])}", highlight=False)
+    for feed in f["slow_feeds"][:10]:
+        con.print(f"  [yellow]slow[/yellow] {feed['url']}: overdue by {_age(feed['overdue_s'])}", highlight=False)
 
-    es = report["elasticsearch"]
+
+def _render_search(con: Any, es: dict[str, Any], rules: dict[str, Any] | None) -> None:
     if es["ok"]:
         color = {"green": "green", "yellow": "yellow"}.get(es["status"] or "", "red")
         con.print(
@@ -381,29 +375,30 @@ def render(report: dict[str, Any]) -> None:
             f"{_size(es['size_bytes'])} ({', '.join(es['indices']) or 'no index yet'})",
             highlight=False,
         )
-    rules = report["rules"]
     if rules is not None:
         con.print(
             f"[bold]Rules:[/bold] {rules['count']} ({rules['enabled']} enabled)"
             + (f": {', '.join(rules['names'][:10])}" if rules["names"] else ""),
             highlight=False,
         )
-    al = report["alerts"]
-    if al["source"] is not None:
-        total = "recent ones from news.alerts" if al["total"] is None else f"{al['total']} fired"
-        con.print(f"[bold]Alerts:[/bold] {total}" + (", last:" if al["last"] else ""), highlight=False)
-        if al["last"]:
-            t = Table(show_header=True, box=None, pad_edge=False)
-            for col in ("matched", "rule", "title", "url"):
-                t.add_column(col, overflow="fold")
-            for a in al["last"]:
-                t.add_row(
-                    str(a.get("matched_at") or "")[:19].replace("T", " "),
-                    a.get("rule") or "",
-                    a.get("title") or "",
-                    a.get("url") or "",
-                )
-            con.print(t)
+
+
+def _render_alerts(con: Any, al: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    if al["source"] is None:
+        return
+    total = "recent ones from news.alerts" if al["total"] is None else f"{al['total']} fired"
+    con.print(f"[bold]Alerts:[/bold] {total}" + (", last:" if al["last"] else ""), highlight=False)
+    if not al["last"]:
+        return
+    t = Table(show_header=True, box=None, pad_edge=False)
+    for col in ("matched", "rule", "title", "url"):
+        t.add_column(col, overflow="fold")
+    for a in al["last"]:
+        matched = str(a.get("matched_at") or "")[:19].replace("T", " ")
+        t.add_row(matched, a.get("rule") or "", a.get("title") or "", a.get("url") or "")
+    con.print(t)
 
 
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables.")) -> None:

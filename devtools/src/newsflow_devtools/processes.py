@@ -154,11 +154,6 @@ class Pipeline:
     def __getitem__(self, service: str) -> list[ServiceProcess]:
         return self.procs[service]
 
-    def add_replica(self, service: str) -> ServiceProcess:
-        p = ServiceProcess(service, len(self.procs[service]) + 1, self.env, self.log_dir)
-        self.procs[service].append(p)
-        return p
-
     def start(self, wait: bool = True) -> None:
         for p in self:
             p.start()

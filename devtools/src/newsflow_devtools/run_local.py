@@ -714,7 +714,7 @@ class LocalRun:
         say(f'  Search:        {rel} search "rocket attack"')
         say(f"  Status:        {rel} status")
         say(f"  Logs:          {self.cfg.state / 'logs'}")
-        defaults = CliSettings.model_fields  # Redis's and Elasticsearch's defaults both
+        defaults = CliSettings.model_fields
         if (self.servers.redis_url, es_url) != (defaults["redis_url"].default, defaults["elasticsearch_url"].default):
             env_file = self.cfg.state / "env"
             say(

@@ -1,9 +1,9 @@
 """Message contracts between the services, one model per stream.
 
-Every message carries `schema_version`; unknown fields are rejected so that a producer and a
-consumer that disagree fail loudly at the boundary instead of dropping data silently. A change that
-is not backward compatible bumps the version and the consumer keeps accepting the old one until
-every producer is upgraded.
+Every message carries `schema_version` (1: the only version so far); unknown fields are rejected so
+that a producer and a consumer that disagree fail loudly at the boundary instead of dropping data
+silently. An incompatible change would add version 2 beside 1 in `schema_version`'s Literal, and keep
+reading 1 until every producer is upgraded. Fields added with a default are compatible.
 """
 
 from __future__ import annotations
@@ -11,11 +11,21 @@ from __future__ import annotations
 import base64
 import zlib
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from newsflow_shared import streams
 
 SCHEMA_VERSION = 1
+
+# Bounds checked where a message enters a stream and where it is read: a value outside them can only be a
+# bug or an attack, and must fail alone at the boundary, not later in a bulk request with 499 good ones.
+# `article_id` is newsflow_shared.ids.article_id (a 32-hex hash; Elasticsearch refuses ids over 512 bytes).
+ArticleId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+Name = Annotated[str, StringConstraints(max_length=1000)]
+Text = Annotated[str, StringConstraints(max_length=100_000)]
 
 
 def utcnow() -> datetime:
@@ -52,20 +62,20 @@ class MediaItem(Part):
 class FeedEntry(Message):
     """`news.entries`: an article discovered in a feed, not downloaded yet."""
 
-    url: str  # canonical URL (see newsflow_shared.urls.canonicalize)
-    link: str  # the link exactly as the feed gave it, resolved against the feed URL
-    article_id: str
-    feed_url: str
-    feed_title: str | None = None
-    title: str | None = None
-    summary: str | None = None
-    authors: list[str] = Field(default_factory=list)
+    url: Url  # canonical URL (see newsflow_shared.urls.canonicalize)
+    link: Url  # the link exactly as the feed gave it, resolved against the feed URL
+    article_id: ArticleId
+    feed_url: Url
+    feed_title: Name | None = None
+    title: Text | None = None
+    summary: Text | None = None
+    authors: list[Name] = Field(default_factory=list, max_length=200)
     published_at: datetime | None = None
     updated_at: datetime | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: list[Name] = Field(default_factory=list, max_length=500)
     language: str | None = None
-    media: list[MediaItem] = Field(default_factory=list)
-    guid: str | None = None
+    media: list[MediaItem] = Field(default_factory=list, max_length=500)
+    guid: Text | None = None
     discovered_at: datetime = Field(default_factory=utcnow)
 
 
@@ -77,8 +87,8 @@ class RawPage(Message):
     """
 
     entry: FeedEntry
-    url: str  # canonical URL of the article (same as entry.url)
-    final_url: str  # after redirects
+    url: Url  # canonical URL of the article (same as entry.url)
+    final_url: Url  # after redirects
     status: int
     content_type: str
     charset: str | None = None
@@ -124,17 +134,17 @@ DateSource = Literal["json-ld", "meta", "feed", "url", "text", "html"]
 class ParsedArticle(Message):
     """`news.parsed`: an extracted article, ready to index."""
 
-    article_id: str
-    url: str  # canonical
-    final_url: str | None = None
-    domain: str
-    feed_url: str | None = None
-    feed_title: str | None = None
-    title: str | None = None
+    article_id: ArticleId
+    url: Url  # canonical
+    final_url: Url | None = None
+    domain: Name
+    feed_url: Url | None = None
+    feed_title: Name | None = None
+    title: Text | None = None
     text: str
     blocks: list[Block] = Field(default_factory=list)
     captions: list[Caption] = Field(default_factory=list)
-    authors: list[str] = Field(default_factory=list)
+    authors: list[Name] = Field(default_factory=list, max_length=200)
     published_at: datetime | None = None
     published_source: DateSource | None = None
     modified_at: datetime | None = None
@@ -161,8 +171,8 @@ class Alert(Message):
     rule_id: str
     rule_name: str
     query: str
-    article_id: str
-    url: str
+    article_id: ArticleId
+    url: Url
     title: str | None = None
     published_at: datetime | None = None
     snippet: str | None = None
@@ -225,26 +235,15 @@ class DeadLetter(Message):
         return v if len(v) <= 4000 else v[:4000] + "…"
 
 
-STREAM_MODELS: dict[str, type[Message]] = {}
-
-
-def _register() -> None:
-    from newsflow_shared import streams
-
-    STREAM_MODELS.update(
-        {
-            streams.ENTRIES: FeedEntry,
-            streams.RAW: RawPage,
-            streams.PARSED: ParsedArticle,
-            streams.ALERTS: Alert,
-            streams.NOTIFICATIONS: Notification,
-        }
-    )
-    for s in (streams.ENTRIES, streams.RAW, streams.PARSED, streams.ALERTS, streams.NOTIFICATIONS):
-        STREAM_MODELS[streams.dlq(s)] = DeadLetter
-
-
-_register()
+# stream -> the model its entries hold: a consumer's input and declared outputs are checked against it.
+STREAM_MODELS: dict[str, type[Message]] = {
+    streams.ENTRIES: FeedEntry,
+    streams.RAW: RawPage,
+    streams.PARSED: ParsedArticle,
+    streams.ALERTS: Alert,
+    streams.NOTIFICATIONS: Notification,
+    **{streams.dlq(s): DeadLetter for s in streams.DEAD_LETTER_SOURCES},
+}
 
 __all__ = [
     "SCHEMA_VERSION",

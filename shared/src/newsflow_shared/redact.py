@@ -12,6 +12,8 @@ import re
 
 # scheme://userinfo@ : the userinfo is everything up to the last "@" before the host.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.\-]*://)(?P<userinfo>[^\s/@]*(?::[^\s/]*)?)@", re.IGNORECASE)
+# user:password@host without a scheme (a URL setting missing its http://).
+_BARE_USERINFO = re.compile(r"(?P<lead>^|[\s'\"(=])(?P<user>[\w.%+\-]+):(?P<password>[^\s/@'\"]+)@(?=[\w.\-\[])")
 # key=value secrets in query strings and DSNs (password=..., api_key=..., token=...).
 _PARAM = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)=)(?P<value>[^&\s;,]+)", re.IGNORECASE
@@ -28,6 +30,7 @@ def redact(text: str) -> str:
     """`text` with URL credentials and secret parameters masked: redis://:pw@h -> redis://***@h."""
     if "@" in text:
         text = _URL_USERINFO.sub(_userinfo, text)
+        text = _BARE_USERINFO.sub(lambda m: f"{m['lead']}{m['user']}:{MASK}@", text)
     if "=" in text:
         text = _PARAM.sub(lambda m: m["key"] + MASK, text)
     return text

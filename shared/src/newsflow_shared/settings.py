@@ -7,15 +7,20 @@ read the same classes, so a value set once in the environment means the same thi
 from __future__ import annotations
 
 import socket
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # With Sentinels (host:port, comma-separated), the primary is asked of them and followed through a
+    # failover; `redis_url` then gives only the database number and the password.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = "newsflow"
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
@@ -42,6 +47,24 @@ class CommonSettings(BaseSettings):
     # Compose sets 0.0.0.0 inside the container network, where Prometheus and healthchecks need it.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, v: object) -> object:
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _host_ports(cls, v: list[str]) -> list[str]:
+        for hp in v:
+            host, _, port = hp.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"NEWSFLOW_REDIS_SENTINELS wants host:port entries (got {hp!r})")
+        return v
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(hp.rpartition(":")[0].strip("[]"), int(hp.rpartition(":")[2])) for hp in self.redis_sentinels]
 
     @field_validator("redis_url")
     @classmethod

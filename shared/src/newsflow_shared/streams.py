@@ -43,7 +43,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 PIPELINE: tuple[str, ...] = (ENTRIES, RAW, PARSED, ALERTS, NOTIFICATIONS)
-DEAD_LETTER_STREAMS: tuple[str, ...] = tuple(dlq(s) for s in (ENTRIES, RAW, PARSED, ALERTS, NOTIFICATIONS))
+# Streams whose consumers dead-letter what they cannot use, and those dead-letter streams.
+DEAD_LETTER_SOURCES: tuple[str, ...] = (ENTRIES, RAW, PARSED, ALERTS, NOTIFICATIONS)
+DEAD_LETTER_STREAMS: tuple[str, ...] = tuple(dlq(s) for s in DEAD_LETTER_SOURCES)
 
 # Redis keys that are not streams, also named once.
 FEEDS_KEY = "newsflow:feeds"  # hash: feed url -> FeedState JSON

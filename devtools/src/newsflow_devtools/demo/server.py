@@ -107,9 +107,6 @@ class DemoFeedServer:
     def robots_url(self) -> str:
         return self.base_url + "/robots.txt"
 
-    def url_of(self, article: DemoArticle) -> str:
-        return self.base_url + article.path
-
     def reveal(self, n: int) -> None:
         """Publish the first `n` articles in the feeds (article pages are always served)."""
         self._visible = max(0, min(n, len(self.corpus)))

@@ -34,13 +34,21 @@ def resource(name: str) -> dict[str, Any]:
     return copy.deepcopy(_resource(name))
 
 
-def news_template(settings: SearchSettings) -> dict[str, Any]:
+def news_template(settings: SearchSettings, replicas: int = 0) -> dict[str, Any]:
     tpl = resource(NEWS_TEMPLATE)
     tpl["index_patterns"] = [f"{settings.index_alias}-*"]
     idx = tpl["template"]["settings"]["index"]
     idx["number_of_shards"] = settings.index_shards
-    idx["number_of_replicas"] = settings.index_replicas
+    idx["number_of_replicas"] = replicas
     return tpl
+
+
+async def replicas_for(es: AsyncElasticsearch, settings: SearchSettings) -> int:
+    """The configured replicas, or, unset, 1 when the cluster has more than one data node."""
+    if settings.index_replicas is not None:
+        return settings.index_replicas
+    health = await es.cluster.health()
+    return 1 if int(health.get("number_of_data_nodes", 1)) > 1 else 0
 
 
 def first_index(alias: str) -> str:
@@ -53,7 +61,8 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
     # seconds): more than a bulk request's timeout.
     es = es.options(request_timeout=max(120.0, settings.request_timeout_s))
     done: dict[str, bool] = {}
-    tpl = news_template(settings)
+    replicas = await replicas_for(es, settings)
+    tpl = news_template(settings, replicas)
     # The template is always put: a newer version in the package applies to the next rolled-over index.
     await es.indices.put_index_template(name=f"{TEMPLATE_NAME}", **tpl)
     done["template"] = True
@@ -77,7 +86,7 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
             await es.indices.put_mapping(index=name, **_mapping_update(resource(res)["mappings"]))
             continue
         body = resource(res)
-        body["settings"]["index"]["number_of_replicas"] = settings.index_replicas
+        body["settings"]["index"]["number_of_replicas"] = replicas
         try:
             await es.indices.create(index=name, **body)
             done[name] = True
@@ -85,7 +94,9 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
             if e.error != "resource_already_exists_exception":
                 raise
     await es.cluster.health(
-        index=f"{alias},{settings.rules_index},{settings.alerts_index}", wait_for_status="yellow", timeout="30s"
+        index=f"{alias},{settings.rules_index},{settings.alerts_index}",
+        wait_for_status="green" if replicas else "yellow",
+        timeout="30s",
     )
     return done
 

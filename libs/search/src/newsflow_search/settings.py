@@ -26,7 +26,9 @@ class SearchSettings(BaseSettings):
     rules_index: str = "newsflow-rules"
     alerts_index: str = "newsflow-alerts"
     index_shards: int = Field(1, ge=1)
-    index_replicas: int = Field(0, ge=0, description="0 on a single node; 1+ on a real cluster")
+    # Unset: one replica of every shard once the cluster has more than one data node, none on a single
+    # node (where a replica could never be placed and the cluster would stay yellow).
+    index_replicas: int | None = Field(None, ge=0, description="replicas per shard; unset follows the cluster")
 
     @field_validator("elasticsearch_url")
     @classmethod

@@ -22,7 +22,7 @@ import enum
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -98,31 +98,58 @@ def article_fields(model: Any) -> dict[str, Any]:
 
 
 class Holdings:
-    """Keeps this consumer's entries its own until it lets go of them.
+    """Keeps this consumer's live entries its own, and lets go of the others.
 
-    Every entry in the consumer's pending list is re-claimed to itself (JUSTID, not a delivery) on each
-    beat: those in a handler, and those read but still waiting for a free worker, which FastStream holds
-    in memory. Only an entry whose handling failed is let go (`release`): it goes idle and a claimer,
-    of this replica or another, takes it over after `claim_idle_ms`.
+    Each beat re-claims to this consumer (JUSTID, not a delivery) the entries of its pending list that
+    are live: in a handler now, or read and waiting for a free worker in FastStream's memory (not seen
+    by a handler yet, for at most `grace_s`). An entry a handler finished with that is still pending
+    (its handling failed, or its acknowledgement was lost in a Redis restart) is let go: it goes idle,
+    and a claimer, of this replica or another, takes it over after `claim_idle_ms`. So no entry is kept
+    pending forever by a consumer that will not handle it.
     """
 
-    def __init__(self, redis: aioredis.Redis, stream: str, group: str, consumer: str, interval_s: float) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, stream: str, group: str, consumer: str, interval_s: float, grace_s: float
+    ) -> None:
         self.redis, self.stream, self.group, self.consumer = redis, stream, group, consumer
         self.interval_s = interval_s
-        self._released: set[bytes] = set()
+        self.grace_s = grace_s
+        self._active: dict[bytes, int] = {}
+        self._finished: set[bytes] = set()
+        self._waiting_since: dict[bytes, float] = {}
 
-    def hold(self, mid: bytes) -> None:
-        self._released.discard(mid)
+    @contextlib.contextmanager
+    def hold(self, mid: bytes) -> Iterator[None]:
+        self._active[mid] = self._active.get(mid, 0) + 1
+        self._finished.discard(mid)
+        self._waiting_since.pop(mid, None)
+        try:
+            yield
+        finally:
+            left = self._active.pop(mid) - 1
+            if left:
+                self._active[mid] = left
+            else:
+                self._finished.add(mid)
 
-    def release(self, mid: bytes) -> None:
-        self._released.add(mid)
+    def live(self, pending: list[bytes], now: float) -> list[bytes]:
+        """Which of this consumer's pending entries to keep; forgets what is no longer pending."""
+        keep = [mid for mid in pending if mid in self._active or self._waiting(mid, now)]
+        still = set(pending)
+        self._finished &= still
+        self._waiting_since = {m: t for m, t in self._waiting_since.items() if m in still}
+        return keep
+
+    def _waiting(self, mid: bytes, now: float) -> bool:
+        if mid in self._finished:
+            return False
+        return now - self._waiting_since.setdefault(mid, now) < self.grace_s
 
     async def beat(self) -> int:
         rows = await self.redis.xpending_range(
             self.stream, self.group, min="-", max="+", count=100_000, consumername=self.consumer
         )
-        ids = [r["message_id"] for r in rows if r["message_id"] not in self._released]
-        self._released &= {r["message_id"] for r in rows}  # forget what was acknowledged meanwhile
+        ids = self.live([r["message_id"] for r in rows], time.monotonic())
         for i in range(0, len(ids), HEARTBEAT_CHUNK):
             await self.redis.xclaim(
                 self.stream, self.group, self.consumer, 0, ids[i : i + HEARTBEAT_CHUNK], justid=True
@@ -174,16 +201,16 @@ class Delivery:
         started = time.perf_counter()
         outcome: BaseException | None = None
         model: Any = None
-        self.holdings.hold(mid)
-        try:
-            model = await msg.decode()
-            result = await call_next(msg)
-            for out_stream, out in route(result, self.routes):
-                await self.publisher.publish(out_stream, out)
-        except asyncio.CancelledError as e:
-            outcome = e
-        except Exception as e:
-            outcome = e
+        with self.holdings.hold(mid):
+            try:
+                model = await msg.decode()
+                result = await call_next(msg)
+                for out_stream, out in route(result, self.routes):
+                    await self.publisher.publish(out_stream, out)
+            except asyncio.CancelledError as e:
+                outcome = e
+            except Exception as e:
+                outcome = e
         metrics.HANDLER_SECONDS.labels(self.service, self.stream).observe(time.perf_counter() - started)
         await self._settle(settle_for(outcome), outcome, mid, fields, model, claimed)
 
@@ -218,7 +245,6 @@ class Delivery:
             if isinstance(outcome, asyncio.CancelledError):
                 raise outcome
             raise NackMessage()
-        self.holdings.release(mid)
         await self._record_failure(mid, outcome)
         etype, etext = describe(outcome)
         log.warning("handler failed, will retry after %d ms: %s: %s", self.retry_after_ms, etype, etext, extra=where)

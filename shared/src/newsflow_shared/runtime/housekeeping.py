@@ -8,28 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from newsflow_shared import streams
+from newsflow_shared.settings import CommonSettings
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def make_redis(url: str) -> aioredis.Redis:
-    """A client that rides out a Redis restart: commands retry with backoff instead of failing at once."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=False,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        health_check_interval=15,
-        socket_connect_timeout=5,
+def make_redis(settings: CommonSettings, *, decode_responses: bool = False) -> aioredis.Redis:
+    """A client that rides out a Redis restart or failover: commands retry with backoff, and with Sentinels
+    every new connection goes to the primary they name now."""
+    options: dict[str, Any] = {
+        "decode_responses": decode_responses,
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=8),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "health_check_interval": 15,
+        "socket_connect_timeout": 5,
+    }
+    if not settings.redis_sentinels:
+        return aioredis.Redis.from_url(settings.redis_url, **options)
+    url = urlsplit(settings.redis_url)
+    db = int(url.path.strip("/") or 0)
+    sentinel = Sentinel(settings.sentinel_addresses, socket_connect_timeout=2, socket_timeout=2)
+    return sentinel.master_for(
+        settings.redis_sentinel_master, db=db, password=url.password, username=url.username or None, **options
     )
 
 

@@ -42,6 +42,7 @@ import uvicorn
 from faststream import AckPolicy, ContextRepo, apply_types
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.broker.sentinel_broker import RedisSentinelBroker
 from faststream.redis.prometheus import RedisPrometheusMiddleware
 from prometheus_client import REGISTRY, make_asgi_app
 from pydantic import BaseModel, ValidationError
@@ -228,6 +229,8 @@ class Instance(Generic[S]):
         self.metrics_port: int | None = None
         self.ready = asyncio.Event()
         self._subscribers: list[tuple[Any, Consumer]] = []
+        self._holdings: list[Holdings] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     async def serve(self, stop: asyncio.Event | None = None, *, handle_signals: bool = False) -> None:
         """Run until `stop` is set (tests) or SIGTERM/SIGINT arrives (`handle_signals`)."""
@@ -235,7 +238,7 @@ class Instance(Generic[S]):
         for c in self.consumers:
             c.check()
         stopping = asyncio.Event()
-        redis = make_redis(settings.redis_url)
+        redis = make_redis(settings)
         try:
             with _signals(stopping, handle_signals):
                 if await self._wait_for_redis(redis, settings, stop, stopping):
@@ -314,70 +317,22 @@ class Instance(Generic[S]):
 
     def _app(self, settings: S, rt: Runtime) -> AsgiFastStream:
         deliveries: dict[int, tuple[Delivery, bool]] = {}
-        broker = RedisBroker(
-            settings.redis_url,
+        broker = broker_for(
+            settings,
             message_format=BareJson,
             graceful_timeout=settings.graceful_timeout_s,
             middlewares=(RedisPrometheusMiddleware(registry=REGISTRY, app_name=self.name), middleware_for(deliveries)),
             logger=logging.getLogger(f"newsflow.{self.name}.faststream"),
             log_level=logging.DEBUG,  # one line per message is FastStream's default; ours log what matters
         )
-        holdings = [self._subscribe(broker, c, settings, rt, deliveries) for c in self.consumers]
-        tasks: list[asyncio.Task[Any]] = []
-        instance = self
-
-        @contextlib.asynccontextmanager
-        async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
-            context.set_global("runtime", rt)
-            context.set_global("settings", settings)
-            async with contextlib.AsyncExitStack() as stack:
-                for fn in self.service.lifespans:
-                    deps = await stack.enter_async_context(contextlib.asynccontextmanager(fn)(rt))
-                    for name, dep in (deps or {}).items():
-                        context.set_global(name, dep)
-                yield
-
-        async def started(context: ContextRepo) -> None:
-            for fn, _outs in self.service.tasks:
-                tasks.append(asyncio.create_task(self._supervise(apply_types(fn, context__=context), rt)))
-            tasks.extend(asyncio.create_task(h.run(rt.stopping)) for h in holdings)
-            tasks.append(asyncio.create_task(self._maintenance(rt, broker)))
-            self.ready.set()
-            log.info(
-                "%s started: consumer %s, health and metrics on port %d",
-                self.name,
-                settings.consumer_name,
-                self.metrics_port,
-                extra={"metrics_port": self.metrics_port, "consumer": settings.consumer_name},
-            )
-
-        async def stopping_() -> None:
-            log.info(
-                "%s stopping: no new messages; waiting up to %.0f s for in-flight work",
-                self.name,
-                settings.graceful_timeout_s,
-            )
-            self.ready.clear()
-            rt.stopping.set()
-
-        async def stopped() -> None:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.info("%s stopped", self.name)
-
-        class App(AsgiFastStream):
-            def exit(self) -> None:
-                # FastStream asks the app to exit when a consumer group vanished (a flushed Redis). The
-                # maintenance loop re-creates the group at position 0 and restarts the subscriber instead.
-                log.warning("%s: a subscriber stopped; it is restarted once its group is back", instance.name)
-
-        return App(
+        self._holdings = [self._subscribe(broker, c, settings, rt, deliveries) for c in self.consumers]
+        return _App(
+            self.name,
             broker,
-            lifespan=lifespan,
-            after_startup=[started],
-            on_shutdown=[stopping_],
-            after_shutdown=[stopped],
+            lifespan=self._lifespan,
+            after_startup=[self._started],
+            on_shutdown=[self._stopping],
+            after_shutdown=[self._stopped],
             asgi_routes=[
                 ("/health", self._health_route(rt, ready=True)),
                 ("/health/ready", self._health_route(rt, ready=True)),
@@ -387,12 +342,59 @@ class Instance(Generic[S]):
             logger=logging.getLogger(f"newsflow.{self.name}.faststream"),
         )
 
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, context: ContextRepo) -> AsyncIterator[None]:
+        rt = self.running_runtime
+        context.set_global("runtime", rt)
+        context.set_global("settings", self.settings)
+        async with contextlib.AsyncExitStack() as stack:
+            for fn in self.service.lifespans:
+                deps = await stack.enter_async_context(contextlib.asynccontextmanager(fn)(rt))
+                for name, dep in (deps or {}).items():
+                    context.set_global(name, dep)
+            yield
+
+    async def _started(self, context: ContextRepo) -> None:
+        rt = self.running_runtime
+        for fn, _outs in self.service.tasks:
+            self._tasks.append(asyncio.create_task(self._supervise(apply_types(fn, context__=context), rt)))
+        self._tasks.extend(asyncio.create_task(h.run(rt.stopping)) for h in self._holdings)
+        self._tasks.append(asyncio.create_task(self._maintenance(rt)))
+        self.ready.set()
+        consumer = self.settings.consumer_name
+        log.info("%s started: consumer %s, health and metrics on port %d", self.name, consumer, self.metrics_port,
+                 extra={"metrics_port": self.metrics_port, "consumer": consumer})  # fmt: skip
+
+    async def _stopping(self) -> None:
+        log.info("%s stopping: no new messages; waiting up to %.0f s for in-flight work", self.name,
+                 self.settings.graceful_timeout_s)  # fmt: skip
+        self.ready.clear()
+        self.running_runtime.stopping.set()
+
+    async def _stopped(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("%s stopped", self.name)
+
+    @property
+    def running_runtime(self) -> Runtime:
+        assert self.runtime is not None, "the service is not running"
+        return self.runtime
+
     def _subscribe(
         self, broker: RedisBroker, c: Consumer, settings: S, rt: Runtime, deliveries: dict[int, tuple[Delivery, bool]]
     ) -> Holdings:
         workers = max(1, c.concurrency(settings))
         holdings = Holdings(
-            rt.redis, c.stream, c.group, settings.consumer_name, interval_s=max(0.05, settings.claim_idle_ms / 3000)
+            rt.redis,
+            c.stream,
+            c.group,
+            settings.consumer_name,
+            interval_s=max(0.05, settings.claim_idle_ms / 3000),
+            # An entry FastStream read but no handler has seen: waiting for a free worker (kept), or lost
+            # with a read reply in a Redis restart (let go after this, for a claimer to take over).
+            grace_s=max(10 * settings.claim_idle_ms / 1000, 30.0),
         )
         delivery = Delivery(
             service=self.name,
@@ -477,7 +479,7 @@ class Instance(Generic[S]):
                 logger=log,
             )
 
-    async def _maintenance(self, rt: Runtime, broker: RedisBroker) -> None:
+    async def _maintenance(self, rt: Runtime) -> None:
         """Gauges, consumer groups and subscribers brought back after a flush, safe trimming."""
         inputs = {c.stream: c.group for c in self.consumers}
         watched = set(inputs) | {o for c in self.consumers for o in c.publishes}
@@ -508,6 +510,18 @@ class Instance(Generic[S]):
                     "consumer group %s on %s was gone: re-created at position 0, consuming again", c.group, c.stream
                 )
                 await sub.start()
+
+
+def broker_for(settings: CommonSettings, **options: Any) -> RedisBroker:
+    """FastStream's broker for the settings: through Sentinel when Sentinels are given."""
+    if settings.redis_sentinels:
+        return RedisSentinelBroker(
+            settings.redis_url,
+            sentinels=settings.sentinel_addresses,
+            sentinel_master_name=settings.redis_sentinel_master,
+            **options,
+        )
+    return RedisBroker(settings.redis_url, **options)
 
 
 async def _gauges(redis: aioredis.Redis, watched: set[str]) -> None:
@@ -555,6 +569,17 @@ def _signals(stopping: asyncio.Event, enabled: bool) -> Iterator[None]:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+class _App(AsgiFastStream):
+    def __init__(self, service: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.service = service
+
+    def exit(self) -> None:
+        # FastStream asks the app to exit when a consumer group vanished (a flushed Redis). The
+        # maintenance loop re-creates the group at position 0 and restarts the subscriber instead.
+        log.warning("%s: a subscriber stopped; it is restarted once its group is back", self.service)
 
 
 class _Server(uvicorn.Server):
