@@ -182,19 +182,30 @@ async def run_mode(
     await asyncio.to_thread(notifier.start)
     await asyncio.to_thread(notifier.wait_ready)
     started = time.monotonic()
+    published: dict[str, float] = {}
     try:
-        if replay:
-            for a in alerts:
-                await redis.xadd(streams.ALERTS, encode(a))
+        if replay:  # as the indexer publishes them: a batch's alerts at once, batches 0.5 s apart
+            for i in range(0, len(alerts), 100):
+                for a in alerts[i : i + 100]:
+                    published[a.alert_id] = time.time()
+                    await redis.xadd(streams.ALERTS, encode(a))
+                await asyncio.sleep(0.5)
         await wait(lambda: _settled(redis, alerts), 900, every=1.0)
     finally:
         await asyncio.to_thread(notifier.stop)
     keys = Counter(k for k, _t, _b in rec.got)
     fate = await accounted(redis, alerts)
+    # The notifier alone: from the alert on news.alerts to the message at the receiver (immediate messages).
+    waited = [t - published[b["alert_id"]] for _k, t, b in rec.got if b["type"] == "newsflow.alert"]
+    latency = (
+        f"; published -> delivered p50 {statistics.median(waited):.2f} s, p95 {percentile(waited, 95):.2f} s"
+        if waited
+        else ""
+    )
     print(
         f"{name}: {len(rec.got)} messages for {len(alerts)} alerts in {time.monotonic() - started:.0f} s "
         f"({sum(1 for _k, _t, b in rec.got if b['type'] == 'newsflow.digest')} digests); "
-        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}"
+        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}{latency}"
     )
 
 
@@ -203,6 +214,57 @@ async def _settled(redis: aioredis.Redis, alerts: list[Alert]) -> bool:
         return False
     fate = await accounted(redis, alerts[:: max(1, len(alerts) // 200)])
     return fate["lost"] == 0
+
+
+async def burst(
+    a: argparse.Namespace, redis: aioredis.Redis, es: AsyncElasticsearch, store: RuleStore, base: list[Rule],
+    rec: Receiver, env: dict[str, str], logs: Path,
+) -> list[Alert]:  # fmt: skip
+    """Write the burst to news.parsed with the indexer and the notifier running; print the figures."""
+    immediate = [
+        r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"enabled": False})}) for r in base
+    ]
+    for r in immediate:
+        await store.add(r, validate=False)
+    arts = articles(a.articles, a.matching, a.rules)
+    indexer = ServiceProcess("indexer", 1, env, logs)
+    notifier = ServiceProcess("notifier", 1, env, logs)
+    for proc in (indexer, notifier):
+        await asyncio.to_thread(proc.start)
+        await asyncio.to_thread(proc.wait_ready)
+    started = time.monotonic()
+    async with redis.pipeline(transaction=False) as pipe:
+        for art in arts:
+            pipe.xadd(streams.PARSED, encode(art))
+        await pipe.execute()
+    indexed_s = await wait(lambda: _indexed(redis), 1800, every=1.0)
+    alerts = await fired_alerts(es)
+    await wait(lambda: _settled(redis, alerts), 900, every=1.0)
+    total_s = time.monotonic() - started
+    for proc in (notifier, indexer):
+        await asyncio.to_thread(proc.stop)
+    latencies = [t - datetime.fromisoformat(b["indexed_at"]).timestamp() for _k, t, b in rec.got]
+    # The indexer's part (rule evaluation, records, snippets, publishing) and the notifier's.
+    evaluated = [
+        datetime.fromisoformat(b["matched_at"]).timestamp() - datetime.fromisoformat(b["indexed_at"]).timestamp()
+        for _k, _t, b in rec.got
+    ]
+    notified = [t - datetime.fromisoformat(b["matched_at"]).timestamp() for _k, t, b in rec.got]
+    keys = Counter(k for k, _t, _b in rec.got)
+    fate = await accounted(redis, alerts)
+    print(
+        f"burst: {a.articles} articles, {len(alerts)} alerts of {a.rules} rules; indexed in {indexed_s:.0f} s, "
+        f"every alert delivered {total_s:.0f} s after the burst was written"
+    )
+    print(
+        f"immediate, storm guard off: {len(rec.got)} messages; alerts: {dict(fate)}; repeated keys: "
+        f"{sum(c - 1 for c in keys.values())}; indexed -> delivered p50 {statistics.median(latencies):.2f} s, "
+        f"p95 {percentile(latencies, 95):.2f} s, max {max(latencies):.2f} s (of which the indexer's rule "
+        f"evaluation to the alert: p50 {statistics.median(evaluated):.2f} s, "
+        f"p95 {percentile(evaluated, 95):.2f} s; "
+        f"the alert to delivered: p50 {statistics.median(notified):.2f} s, p95 {percentile(notified, 95):.2f} s)"
+    )
+    return alerts
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -239,55 +301,18 @@ async def main(argv: list[str] | None = None) -> None:
         hooks = [{"webhook": f"{hook}/r{n}"} for n in range(a.rules)]
         base = [Rule(name=f"rule {n:02d}", query=f"zqk{n:02d}", channels=[hooks[n]]) for n in range(a.rules)]
         # 1. The burst, indexed and delivered at once (storm guard off: every story is a message).
-        immediate = [
-            r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"enabled": False})}) for r in base
-        ]
-        for r in immediate:
-            await store.add(r, validate=False)
-        arts = articles(a.articles, a.matching, a.rules)
-        indexer = ServiceProcess("indexer", 1, env, logs)
-        notifier = ServiceProcess("notifier", 1, env, logs)
-        for proc in (indexer, notifier):
-            await asyncio.to_thread(proc.start)
-            await asyncio.to_thread(proc.wait_ready)
-        started = time.monotonic()
-        async with redis.pipeline(transaction=False) as pipe:
-            for art in arts:
-                pipe.xadd(streams.PARSED, encode(art))
-            await pipe.execute()
-        indexed_s = await wait(lambda: _indexed(redis), 1800, every=1.0)
-        alerts = await fired_alerts(es)
-        await wait(lambda: _settled(redis, alerts), 900, every=1.0)
-        total_s = time.monotonic() - started
-        for proc in (notifier, indexer):
-            await asyncio.to_thread(proc.stop)
-        latencies = [t - datetime.fromisoformat(b["indexed_at"]).timestamp() for _k, t, b in rec.got]
-        # The indexer's part (rule evaluation, records, snippets, publishing) and the notifier's.
-        evaluated = [
-            datetime.fromisoformat(b["matched_at"]).timestamp() - datetime.fromisoformat(b["indexed_at"]).timestamp()
-            for _k, _t, b in rec.got
-        ]
-        notified = [t - datetime.fromisoformat(b["matched_at"]).timestamp() for _k, t, b in rec.got]
-        keys = Counter(k for k, _t, _b in rec.got)
-        fate = await accounted(redis, alerts)
-        print(
-            f"burst: {a.articles} articles, {len(alerts)} alerts of {a.rules} rules; indexed in {indexed_s:.0f} s, "
-            f"every alert delivered {total_s:.0f} s after the burst was written"
-        )
-        print(
-            f"immediate, storm guard off: {len(rec.got)} messages; alerts: {dict(fate)}; repeated keys: "
-            f"{sum(c - 1 for c in keys.values())}; indexed -> delivered p50 {statistics.median(latencies):.2f} s, "
-            f"p95 {percentile(latencies, 95):.2f} s, max {max(latencies):.2f} s (of which the indexer's rule "
-            f"evaluation to the alert: p50 {statistics.median(evaluated):.2f} s, "
-            f"p95 {percentile(evaluated, 95):.2f} s; "
-            f"the alert to delivered: p50 {statistics.median(notified):.2f} s, p95 {percentile(notified, 95):.2f} s)"
-        )
+        alerts = await burst(a, redis, es, store, base, rec, env, logs)
         # 2. and 3.: the same alerts again, the notifier's state reset, another mode.
         storm = [
             r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"max": 5, "within": 1})}) for r in base
         ]
         digest = [Rule.model_validate({**r.model_dump(), "mode": "digest", "digest": {"every": 1}}) for r in base]
-        for name, rules in (("immediate, storm guard 5 in 1m", storm), ("digest every 1m", digest)):
+        alone = [
+            r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"enabled": False})}) for r in base
+        ]
+        modes = (("notifier alone, immediate, storm guard off", alone), ("immediate, storm guard 5 in 1m", storm),
+                 ("digest every 1m", digest))  # fmt: skip
+        for name, rules in modes:
             await reset_notifier(redis)
             await run_mode(name, redis, store, rules, rec, alerts, env, logs, replay=True)
     finally:

@@ -67,21 +67,10 @@ def add(
         channels: list[dict[str, Any]] = [{"type": "webhook", "url": u, "secret": webhook_secret} for u in webhook]
         for kind, urls in (("slack", slack), ("teams", teams), ("discord", discord)):
             channels += [{"type": kind, "url": u} for u in urls]
-        if email:
-            channels.append({"type": "email", "to": email})
-        if log:
-            channels.append({"type": "log"})
-        spec: dict[str, Any] = {
-            "name": name,
-            "query": query,
-            "channels": channels,
-            "filters": {"language": lang, "feed": feed, "domain": domain, "section": section},
-        }
-        if digest:
-            spec["digest"] = digest
-        if storm_guard:
-            spec["storm_guard"] = _storm_guard(storm_guard)
-        rules = [_rule_or_fail(spec)]
+        channels += [{"type": "email", "to": email}] if email else []
+        channels += [{"type": "log"}] if log else []
+        filters = {"language": lang, "feed": feed, "domain": domain, "section": section}
+        rules = [_rule_or_fail(_spec(name, query, channels, filters, digest, storm_guard))]
     else:
         fail("give NAME and QUERY, or --file rules.yaml")
         return
@@ -99,6 +88,17 @@ def add(
         return
     for rule_name, created in done:
         typer.echo(f"{'added' if created else 'replaced'} rule {rule_name!r}")
+
+
+def _spec(
+    name: str, query: str, channels: list[Any], filters: dict[str, Any], digest: str | None, storm_guard: str | None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name, "query": query, "channels": channels, "filters": filters}
+    if digest:
+        spec["digest"] = digest
+    if storm_guard:
+        spec["storm_guard"] = _storm_guard(storm_guard)
+    return spec
 
 
 def _storm_guard(text: str) -> Any:
