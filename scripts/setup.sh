@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs for `make run` and `make test`; quick when already done.
-#   - Debian packages: redis-server, redis-sentinel, the hunspell dictionaries, Java 17 and Maven when missing
+#   - Debian packages: redis-server, redis-sentinel, the hunspell dictionaries, Java 17, Maven and Chromium when missing
 #   - uv (pinned), then the Python environment .venv from uv.lock (--frozen: the lock is the truth)
 #   - the Elasticsearch launcher and its Maven artifacts (cached in ~/.m2)
 set -euo pipefail
@@ -15,6 +15,8 @@ command -v redis-sentinel >/dev/null || [ -x /usr/bin/redis-sentinel ] || need_p
 command -v java >/dev/null || need_pkgs+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_pkgs+=(maven)
 command -v curl >/dev/null || need_pkgs+=(curl)
+# The web page's browser tests drive Debian's Chromium through Playwright (its own browser download is not used).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 for pair in en_US:hunspell-en-us ar:hunspell-ar fr:hunspell-fr-classical de_DE:hunspell-de-de es_ES:hunspell-es ru_RU:hunspell-ru; do
   [ -f "/usr/share/hunspell/${pair%%:*}.aff" ] || need_pkgs+=("${pair#*:}")
 done

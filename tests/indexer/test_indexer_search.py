@@ -39,7 +39,7 @@ async def test_ensure_index_is_idempotent_and_writes_only_through_the_alias(
     aliases = await es.indices.get_alias(name="news")
     assert aliases["news-000001"]["aliases"]["news"]["is_write_index"] is True
     tpl = (await es.indices.get_index_template(name=TEMPLATE_NAME))["index_templates"][0]["index_template"]
-    assert tpl["version"] == 1 and tpl["index_patterns"] == ["news-*"]
+    assert tpl["version"] == 2 and tpl["index_patterns"] == ["news-*"]
     mapping = (await es.indices.get_mapping(index="news-000001"))["news-000001"]["mappings"]
     assert mapping["dynamic"] == "strict"
     assert mapping["properties"]["text_ar"]["analyzer"] == "news_ar"

@@ -130,8 +130,7 @@ async def test_a_dead_notifier_holds_indexing_back_nowhere_and_loses_no_alert_to
         await asyncio.to_thread(notifier.start)
         await asyncio.to_thread(notifier.wait_ready)
         await eventually(lambda: len(receiver.on("/late")) == n, 60, "every alert delivered late")
-        # Once acknowledged, the notifier's trimming removes them: the stream does not grow for ever.
-        await eventually(lambda: _xlen_zero(redis), 30, "news.alerts trimmed")
+        await eventually(lambda: _pending_zero(redis), 30, "every alert acknowledged")
     finally:
         for p in (indexer, notifier):
             await asyncio.to_thread(p.stop)
@@ -142,5 +141,21 @@ async def _indexed_all(redis) -> bool:  # type: ignore[no-untyped-def]
     return await _pending(redis, streams.PARSED) == 0 and await redis.xlen(streams.ALERTS) >= 30
 
 
-async def _xlen_zero(redis) -> bool:  # type: ignore[no-untyped-def]
-    return await redis.xlen(streams.ALERTS) == 0
+async def test_news_alerts_keeps_its_newest_acknowledged_entries_and_never_an_unread_one(
+    redis, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from newsflow_shared.runtime import ensure_groups, safe_trim
+
+    monkeypatch.setitem(streams.RETAIN, streams.ALERTS, 5)
+    await ensure_groups(redis, {streams.ALERTS: (streams.NOTIFIER_GROUP,)})
+    ids = [await redis.xadd(streams.ALERTS, {"n": str(i)}) for i in range(20)]
+    # The notifier read and acknowledged the first 12; 8 are unread.
+    got = await redis.xreadgroup(streams.NOTIFIER_GROUP, "c", {streams.ALERTS: ">"}, count=12)
+    await redis.xack(streams.ALERTS, streams.NOTIFIER_GROUP, *[mid for mid, _f in got[0][1]])
+    await safe_trim(redis, streams.ALERTS)
+    left = [mid for mid, _f in await redis.xrange(streams.ALERTS)]
+    assert left == ids[12:]  # the unread 8 stay, and they are more than the 5 kept anyway
+    rest = await redis.xreadgroup(streams.NOTIFIER_GROUP, "c", {streams.ALERTS: ">"})
+    await redis.xack(streams.ALERTS, streams.NOTIFIER_GROUP, *[mid for mid, _f in rest[0][1]])
+    await safe_trim(redis, streams.ALERTS)
+    assert [mid for mid, _f in await redis.xrange(streams.ALERTS)] == ids[15:]  # all acknowledged: the newest 5

@@ -14,42 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from newsflow_alerting.fate import fate
 from newsflow_cli.common import fail, load_settings, run
 from newsflow_shared import streams
 from newsflow_shared.runtime import DATA_FIELD, make_redis
 
 app = typer.Typer(no_args_is_help=True, help="Alerts: what fired, and where it was sent.")
-
-
-async def _fate(state: Any, alert_id: str) -> dict[str, Any]:
-    """What the notifier made of an alert: route, story, digest and the deliveries of its message."""
-    d = await state.decision(alert_id)
-    if d is None:
-        return {"status": "waiting", "detail": "not yet seen by the notifier", "deliveries": {}}
-    out: dict[str, Any] = {"route": d.route, "role": d.role, "story_id": d.story_id, "decided_at": d.at}
-    message = alert_id
-    if d.role == "also":
-        story = await state.story(d.story_id)
-        out["status"] = "also reported"
-        out["detail"] = f"joined story {d.story_id}" + (f" ({story.alert.title})" if story else "")
-        return {**out, "deliveries": {}}
-    if d.route in ("digest", "storm"):
-        story = await state.story(d.story_id)
-        message = story.digest_id if story and story.digest_id else ""
-        out["digest_id"] = message or None
-        if not message:
-            return {**out, "status": f"{d.route} pending", "detail": "waits for the next digest", "deliveries": {}}
-    if d.route == "snoozed":
-        return {**out, "status": "snoozed", "detail": "the rule was snoozed", "deliveries": {}}
-    deliveries = await state.deliveries(message)
-    done = sum(x.status == "delivered" for x in deliveries.values())
-    failed = sum(x.status == "failed" for x in deliveries.values())
-    status = f"sent {done}/{len(deliveries)}" if deliveries else "queued"
-    if failed:
-        status += f", {failed} failed"
-    if d.route in ("digest", "storm"):
-        status = f"in {d.route} digest, {status}"
-    return {**out, "status": status, "deliveries": {k: v.model_dump(mode="json") for k, v in deliveries.items()}}
 
 
 async def _list(rule: str | None, since: str | None, size: int) -> list[dict[str, Any]]:
@@ -72,7 +42,7 @@ async def _list(rule: str | None, since: str | None, size: int) -> list[dict[str
         rows = []
         for h in resp.get("hits", {}).get("hits", []):
             alert = h["_source"].get("alert") or {}
-            rows.append({"alert": alert, **await _fate(state, alert.get("alert_id", ""))})
+            rows.append({"alert": alert, **await fate(state, alert.get("alert_id", ""))})
         return rows
     finally:
         await es.close()
@@ -125,10 +95,10 @@ async def _show(alert_id: str) -> dict[str, Any] | None:
             return {"ambiguous": len(hits)} if hits else None
         alert = hits[0]["_source"]["alert"]
         state = NotifierState(redis)
-        fate = await _fate(state, alert["alert_id"])
-        story = await state.story(fate.get("story_id") or alert["alert_id"])
+        became = await fate(state, alert["alert_id"])
+        story = await state.story(became.get("story_id") or alert["alert_id"])
         also = [m.model_dump(mode="json") for m in story.also] if story else []
-        return {"alert": alert, **fate, "also_reported_by": also}
+        return {"alert": alert, **became, "also_reported_by": also}
     finally:
         await es.close()
         await redis.aclose()

@@ -1,7 +1,8 @@
 """`make run`: the whole of Newsflow on this machine, no Docker.
 
 Starts Redis and Elasticsearch (state under .state/, kept between runs), runs `newsflow init`, then the
-fetcher, parser and indexer as separate processes (logs in .state/logs/). Without NEWSFLOW_FEEDS_FILE it
+fetcher, parser and indexer as separate processes and the web page (port 8080, or a free one; logs in
+.state/logs/). Without NEWSFLOW_FEEDS_FILE it
 also serves the bundled demo articles from a feed server on loopback and registers its feeds; the demo
 rule "rocket attack" comes from rules.yaml. It shows progress, says where to search, and runs until
 Ctrl-C, which stops the services (SIGTERM), then Elasticsearch and Redis.
@@ -47,6 +48,7 @@ DEMO_ENV = {
     "NEWSFLOW_CLAIM_IDLE_MS": "15000",
 }
 DEMO_FEED_INTERVAL_S = 2.0
+WEB_DEFAULT_PORT = 8080
 
 
 class RunError(Exception):
@@ -520,6 +522,7 @@ class LocalRun:
         self.cfg = cfg
         self.servers = Servers(cfg)
         self.pipeline: Any = None
+        self.web: Any = None
         self.demo: Any = None
         self.stop = asyncio.Event()
         self.interrupted = False
@@ -583,7 +586,23 @@ class LocalRun:
             raise RunError(f"a service did not start: {str(e).splitlines()[0]} (see {cfg.state / 'logs'})") from None
         for proc in self.pipeline:
             say(f"  {proc.name}: pid {proc.proc.pid}, http://127.0.0.1:{proc.port}/metrics and /health")
+        await self.start_web(env)
         return await self.watch(redis_url, es_url, demo_ids)
+
+    async def start_web(self, env: dict[str, str]) -> None:
+        from newsflow_devtools.processes import ServiceProcess
+
+        port = port_or_free(int(os.environ.get("NEWSFLOW_WEB_PORT") or WEB_DEFAULT_PORT))
+        web_env = {**os.environ, **env, "NEWSFLOW_WEB_PORT": str(port), "NEWSFLOW_WEB_HOST": "127.0.0.1"}
+        # The web app's /health is on its own port, which is where ServiceProcess probes.
+        self.web = ServiceProcess("web", 1, web_env, self.cfg.state / "logs", port=port)
+        self.web.start()
+        try:
+            await asyncio.to_thread(self.web.wait_ready)
+        except (RuntimeError, TimeoutError) as e:
+            raise RunError(f"the web page did not start: {str(e).splitlines()[0]}") from None
+        mode = "read and write with NEWSFLOW_WEB_TOKEN" if os.environ.get("NEWSFLOW_WEB_TOKEN") else "read-only"
+        say(f"  web: pid {self.web.proc.pid}, http://127.0.0.1:{port}/ ({mode})")
 
     async def start_demo(self) -> list[str]:
         from newsflow_devtools.demo import DemoFeedServer, DemoServerError
@@ -662,7 +681,7 @@ class LocalRun:
                         last_line, last_print = line, time.monotonic()
                     for err in p.errors:
                         say(f"  unreachable: {err}")
-                if dead := [proc for proc in self.pipeline if not proc.running]:
+                if dead := [proc for proc in [*self.pipeline, self.web] if proc is not None and not proc.running]:
                     proc = dead[0]
                     raise RunError(
                         f"{proc.name} exited with code {proc.proc.returncode}; "
@@ -710,6 +729,8 @@ class LocalRun:
             f"Newsflow is running: {p.indexed_demo or p.indexed_total} articles searchable after {elapsed:.0f} s, "
             f"{p.alerts} alert(s) for {DEMO_RULE!r}."
         )
+        if self.web is not None:
+            say(f"  Web page:      http://127.0.0.1:{self.web.port}/search")
         say(f"  Elasticsearch: {es_url}/news/_search")
         say(f'  Search:        {rel} search "rocket attack"')
         say(f"  Status:        {rel} status")
@@ -728,6 +749,9 @@ class LocalRun:
     async def shutdown(self) -> None:
         # Each step runs whatever happened to the one before: nothing may be left running.
         try:
+            if self.web is not None:
+                await asyncio.to_thread(self.web.stop)
+                self.web = None
             if self.pipeline is not None:
                 say("stopping the services (SIGTERM; they finish what they hold) ...")
                 codes = await asyncio.to_thread(self.pipeline.stop)

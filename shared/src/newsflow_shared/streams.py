@@ -24,6 +24,9 @@ MAXLEN: dict[str, int] = {}
 # a slow or dead notifier must never hold indexing back. news.alerts then grows by the alert rate (one entry
 # of about a kilobyte per rule and story) until the notifier is back; its lag is on /metrics and in status.
 NO_BACKPRESSURE: frozenset[str] = frozenset({ALERTS})
+# Streams that keep their newest entries after every group acknowledged them, for readers without a group
+# (the web page's live alerts catching up, `newsflow status`); trimming beyond that is as for any stream.
+RETAIN: dict[str, int] = {ALERTS: 10_000}
 
 DLQ_SUFFIX = ".dlq"
 

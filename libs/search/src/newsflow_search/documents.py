@@ -36,6 +36,10 @@ def doc_version(article: ParsedArticle) -> int:
 def to_document(article: ParsedArticle, indexed_at: datetime | None = None) -> dict[str, Any]:
     """The `_source` of an article. Language-specific copies go to `<field>_<lang>` only for its language."""
     doc = article.model_dump(mode="json", exclude={"blocks"})
+    # `text` is the blocks' texts joined by blank lines; the kind of each (paragraph, sub-heading, list item,
+    # quote) is all a reader needs besides, so the body is not stored twice.
+    if article.blocks:
+        doc["block_kinds"] = [b.kind for b in article.blocks]
     doc["language"] = primary_language(article.language)
     doc["indexed_at"] = (indexed_at or datetime.now(UTC)).isoformat()
     lang = stemmed_language(article.language)
@@ -47,3 +51,15 @@ def to_document(article: ParsedArticle, indexed_at: datetime | None = None) -> d
         if captions:
             doc[f"captions_{lang}"] = captions
     return doc
+
+
+def body_blocks(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, text) of each block of a stored article: the inverse of `to_document`'s split of the body.
+
+    Documents indexed before `block_kinds` existed, or whose counts disagree, read as plain paragraphs.
+    """
+    paragraphs = [p for p in str(doc.get("text") or "").split("\n\n") if p.strip()]
+    kinds = doc.get("block_kinds") or []
+    if len(kinds) != len(paragraphs):
+        kinds = ["p"] * len(paragraphs)
+    return list(zip(kinds, paragraphs, strict=True))

@@ -80,6 +80,10 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
             # Another replica's init won the race: fine as long as the alias is there now.
             if e.error != "resource_already_exists_exception":
                 raise
+    else:
+        # The mapping is strict, so a field a newer template adds must reach the backing indices that exist
+        # before the first document carrying it does. Mappings only grow: a changed field fails here, loudly.
+        await es.indices.put_mapping(index=alias, **_mapping_update(tpl["template"]["mappings"]))
     for name, res in ((settings.rules_index, RULES_INDEX), (settings.alerts_index, ALERTS_INDEX)):
         if await es.indices.exists(index=name):
             # Mappings only grow: new fields of a newer resource version are added in place.

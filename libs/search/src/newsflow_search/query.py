@@ -83,25 +83,29 @@ def build_query(
         lang = [x for x in (present_languages if lang is None else _as_list(lang)) if x in present_languages]
     flt = filter_clauses(filters)
     if since:
-        flt.append(
-            {
-                "bool": {
-                    "should": [
-                        {"range": {"published_at": {"gte": since}}},
-                        {
-                            "bool": {
-                                "must_not": {"exists": {"field": "published_at"}},
-                                "filter": {"range": {"indexed_at": {"gte": since}}},
-                            }
-                        },
-                    ],
-                    "minimum_should_match": 1,
-                }
-            }
-        )
+        flt.append(date_clause(gte=since))
     if ids is not None:
         flt.append({"ids": {"values": list(ids)}})
     return {"bool": {"must": [query_string(q, lang)], "filter": flt}}
+
+
+def date_clause(gte: str | None = None, lt: str | None = None) -> dict[str, Any]:
+    """Articles dated in [gte, lt): by `published_at`, or by `indexed_at` when the article has no date."""
+    bounds = {k: v for k, v in (("gte", gte), ("lt", lt)) if v}
+    return {
+        "bool": {
+            "should": [
+                {"range": {"published_at": bounds}},
+                {
+                    "bool": {
+                        "must_not": {"exists": {"field": "published_at"}},
+                        "filter": {"range": {"indexed_at": bounds}},
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def _as_list(v: str | Sequence[str]) -> list[str]:

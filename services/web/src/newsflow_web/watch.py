@@ -1,0 +1,96 @@
+"""Watching: the alerts page, the stream that adds alerts to it as they fire, and each alert's delivery status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sse_starlette.sse import EventSourceResponse
+
+from newsflow_search import fired
+from newsflow_search.rules import Rule
+from newsflow_shared.models import Alert
+from newsflow_web.app import Ctx, ctx, render
+from newsflow_web.deliveries import ChannelStatus
+from newsflow_web.live import Arrival, stream_key, valid_id
+
+router = APIRouter()
+
+
+async def rules_by_id(c: Ctx) -> dict[str, Rule]:
+    return {r.id: r for r in await c.rules.all()}
+
+
+@router.get("/alerts")
+async def alerts_page(request: Request) -> Response:
+    c = ctx(request)
+    # The stream position first: anything that fires while the page renders arrives over the stream.
+    after = await c.feed.last_id()
+    records = await fired.recent(c.es, c.settings.alerts_index, size=c.settings.web_alerts_shown)
+    rules = await rules_by_id(c)
+    alerts = [r.alert for r in records]
+    statuses = await c.deliveries.statuses(alerts, rules)
+    return render(
+        request,
+        "alerts.html",
+        records=records,
+        statuses=statuses,
+        after=after,
+        rules=rules,
+        page_title="Alerts",
+    )
+
+
+@router.get("/alerts/stream")
+async def alerts_stream(request: Request) -> EventSourceResponse:
+    c = ctx(request)
+    after = valid_id(request.headers.get("last-event-id")) or valid_id(request.query_params.get("after"))
+    q = c.feed.subscribe()
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        seen = stream_key(after) if after else (0, 0)
+        try:
+            backlog = await c.feed.since(after) if after else []
+            rules = await rules_by_id(c) if backlog else {}
+            for arrival in backlog:
+                seen = stream_key(arrival.stream_id)
+                yield await _event(request, c, arrival, rules)
+            while True:
+                arrival = await q.get()
+                if arrival is None:
+                    return  # the reader dropped this page (too slow) or the app stops: the browser reconnects
+                if stream_key(arrival.stream_id) <= seen:
+                    continue
+                seen = stream_key(arrival.stream_id)
+                yield await _event(request, c, arrival, await rules_by_id(c))
+        finally:
+            c.feed.unsubscribe(q)
+
+    # ping: a comment every 15 s keeps proxies from closing an idle stream.
+    return EventSourceResponse(events(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+async def _event(request: Request, c: Ctx, arrival: Arrival, rules: dict[str, Rule]) -> dict[str, Any]:
+    statuses = await c.deliveries.statuses([arrival.alert], rules)
+    html = c.templates.get_template("_alert_row.html").render(
+        alert=arrival.alert,
+        created_at=arrival.alert.matched_at,
+        statuses=statuses.get(arrival.alert.alert_id, []),
+        live=True,
+        rule=rules.get(arrival.alert.rule_id),
+    )
+    return {"event": "alert", "id": arrival.stream_id, "data": html}
+
+
+@router.get("/alerts/{alert_id}/deliveries")
+async def deliveries_fragment(request: Request, alert_id: str) -> Response:
+    """One alert's channels, for the page to refresh until every delivery is settled."""
+    c = ctx(request)
+    records = await fired.recent(c.es, c.settings.alerts_index, size=1, alert_id=alert_id)
+    alert: Alert | None = records[0].alert if records else None
+    statuses: list[ChannelStatus] = []
+    if alert is not None:
+        statuses = (await c.deliveries.statuses([alert], await rules_by_id(c))).get(alert_id, [])
+    return render(request, "_deliveries.html", alert_id=alert_id, statuses=statuses)
