@@ -52,6 +52,8 @@ class DigestScheduler:
         return sealed
 
     async def consider(self, rule: Rule, now: datetime) -> int:
+        if not await self._maybe_due(rule, now):
+            return 0
         # The rule's lock: a storm must not end between the planner's look at it and its adding a story.
         async with self.redis.lock(k_lock(rule.id), timeout=LOCK_S, blocking_timeout=2 * LOCK_S):
             storm = await self.state.storm_started(rule.id)
@@ -82,6 +84,15 @@ class DigestScheduler:
         if over:
             log.info("rule %r: quiet again, storm guard off", rule.name, extra={"rule": rule.name})
         return max(n, 0)
+
+    async def _maybe_due(self, rule: Rule, now: datetime) -> bool:
+        """A look without the lock (most ticks find nothing due): the decision is taken again under it."""
+        storm = await self.state.storm_started(rule.id)
+        schedule = schedule_of(rule, storm is not None)
+        if schedule is None:
+            return True  # leftovers, or a rule to drop from the active set
+        last = await self.state.last_sealed(rule.id)
+        return last is None or period_end(schedule, now - timedelta(seconds=SEAL_GRACE_S)) > last
 
     @staticmethod
     def _meta(rule: Rule, last: datetime | None, end: datetime, storm: bool = False, over: bool = False) -> DigestMeta:
