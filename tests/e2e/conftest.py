@@ -45,8 +45,14 @@ FAST = {
 
 
 @pytest.fixture
-def pipeline_env(settings: CommonSettings) -> dict[str, str]:
-    return {"NEWSFLOW_REDIS_URL": settings.redis_url, "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url, **FAST}
+def pipeline_env(settings: CommonSettings, tmp_path: Path) -> dict[str, str]:
+    return {
+        "NEWSFLOW_REDIS_URL": settings.redis_url,
+        "NEWSFLOW_ELASTICSEARCH_URL": settings.elasticsearch_url,
+        # The fetcher's WARC archive in the test's own directory, not the working tree's .state/.
+        "NEWSFLOW_ARCHIVE_DIR": str(tmp_path / "archive"),
+        **FAST,
+    }
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -135,6 +136,8 @@ def fetcher_settings(redis_url: str, **overrides: object) -> FetcherSettings:
         metrics_host="127.0.0.1",
         consumer_name=f"test-{uuid.uuid4().hex[:8]}",
         backpressure_max_lag=10_000,
+        # Each test's own archive directory, never the working tree.
+        archive_dir=tempfile.mkdtemp(prefix="newsflow-archive-"),
     )
     values.update(overrides)
     return FetcherSettings(**values)  # type: ignore[arg-type]

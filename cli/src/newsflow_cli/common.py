@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from newsflow_archive.settings import ArchiveSettings
 from newsflow_http.settings import HttpSettings
 from newsflow_search.settings import SearchSettings
 from newsflow_shared.redact import redact
@@ -19,8 +20,9 @@ from newsflow_shared.settings import CommonSettings
 T = TypeVar("T")
 
 
-class CliSettings(CommonSettings, SearchSettings, HttpSettings):
-    """The CLI talks to Redis and Elasticsearch, and fetches sites when it discovers feeds."""
+class CliSettings(CommonSettings, SearchSettings, HttpSettings, ArchiveSettings):
+    """The CLI talks to Redis and Elasticsearch, fetches sites when it discovers feeds, and reads the
+    archive when it reparses."""
 
 
 def load_settings() -> CliSettings:

@@ -19,8 +19,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from newsflow_cli import discover
 from newsflow_cli.common import fail, load_settings, run
-from newsflow_feeds.opml import OpmlError
+from newsflow_feeds.discovery import is_site_url
+from newsflow_feeds.opml import OpmlError, parse_opml_sources
 from newsflow_feeds.registry import FeedInfo, FeedRegistry, load_feeds_file
 from newsflow_shared.runtime import make_redis
 
@@ -95,6 +97,8 @@ def feed_row(f: FeedInfo) -> dict[str, Any]:
     st = f.state
     return {
         "url": f.url,
+        "kind": f.config.kind,
+        "format": st.format,
         "title": f.config.title or st.title,
         "health": _health(f),
         "last_success": _iso(st.last_success_at),
@@ -111,21 +115,64 @@ def feed_row(f: FeedInfo) -> dict[str, Any]:
     }
 
 
+class Kind(StrEnum):
+    feed = "feed"
+    sitemap = "sitemap"
+
+
 @app.command()
 def add(
-    url: str = typer.Argument(..., help="feed URL (RSS, Atom or JSON Feed)"),
+    url: str = typer.Argument(..., help="a feed (RSS, Atom, JSON Feed), a sitemap, or a site to discover them on"),
     interval: float | None = typer.Option(
         None, "--interval", min=1, help="poll every N seconds (default: adaptive between the min and max)"
     ),
     title: str | None = typer.Option(None, help="a name to show instead of the feed's own title"),
+    kind: Kind | None = typer.Option(
+        None, "--kind", help="feed or sitemap (default: feed; sitemaps are also recognised)"
+    ),
+    discover_: bool = typer.Option(
+        False,
+        "--discover",
+        help="treat URL as a site and look for its feeds and sitemaps (automatic for https://site/)",
+    ),
+    all_: bool = typer.Option(False, "--all", help="discovery: add every feed and news sitemap found"),
+    pick: str | None = typer.Option(None, "--pick", help="discovery: add these of the list, e.g. 1,3"),
 ) -> None:
-    """Add a feed (or change its interval/title). It is polled within a second by a running fetcher."""
+    """Add a feed or sitemap (or change its interval/title). A site's address (no path) is searched for its
+    feeds (<link rel="alternate">) and news sitemaps (robots.txt, usual paths), which are shown and added."""
+    if discover_ or is_site_url(url):
+        _discover_and_add([url], interval, all_, pick)
+        return
     try:
-        cfg, created = _with_registry(lambda r: r.add(url, interval=interval, title=title))
+        cfg, created = _with_registry(
+            lambda r: r.add(url, interval=interval, title=title, kind=kind.value if kind else None)
+        )
     except ValueError as e:
         fail(f"cannot add {url!r}: {e}")
         return
-    typer.echo(f"{'added' if created else 'updated'} {cfg.url}")
+    typer.echo(f"{'added' if created else 'updated'} {cfg.url}" + (f" ({cfg.kind})" if cfg.kind != "feed" else ""))
+
+
+def _discover_and_add(sites: list[str], interval: float | None, all_: bool, pick: str | None) -> tuple[int, int]:
+    """Discover on each site, show, add what is chosen. (added, already known)"""
+    settings = load_settings()
+    try:
+        results = run(discover.discover_sites(settings, sites), settings)
+    except ValueError as e:
+        fail(f"cannot discover on {sites[0]!r}: {e}")
+        raise
+    console = Console()
+    added = known = 0
+    for found in results:
+        discover.show(found, console)
+        chosen = discover.choose(found, all_, pick)
+        if not chosen:
+            continue
+        for url, created in _with_registry(lambda r, c=chosen: discover.add_found(r, c, interval)):
+            typer.echo(f"{'added' if created else 'updated'} {url}")
+            added += created
+            known += not created
+    return added, known
 
 
 @app.command()
@@ -160,6 +207,8 @@ def list_(
         health = _health(f)
         name = f.config.title or st.title
         label = f"{name}\n[dim]{f.url}[/dim]" if name else f.url
+        if f.config.kind != "feed":
+            label += f" [dim]({st.format or f.config.kind})[/dim]"
         error = f"{st.last_error[:80]} ({_ago(st.last_error_at, now)})" if st.last_error else ""
         interval = _interval(f.config.interval_s or st.current_interval_s)
         table.add_row(
@@ -178,19 +227,33 @@ def list_(
 @app.command("import")
 def import_(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="an OPML (or feeds YAML) file"),
+    discover_: bool = typer.Option(
+        True,
+        "--discover/--no-discover",
+        help="for sites in the list (no xmlUrl), add the feeds and news sitemaps found",
+    ),
 ) -> None:
-    """Add every feed of an OPML export (feed readers) or of a feeds YAML file."""
+    """Add every feed of an OPML export (feed readers) or of a feeds YAML file. Outlines that name only a
+    site (htmlUrl, no xmlUrl) are searched for feeds and news sitemaps, and what is found is added."""
+    sites: list[dict[str, Any]] = []
     try:
         if file.suffix.lower() in (".yaml", ".yml"):
             feeds = load_feeds_file(file)
-            added, known = _with_registry(lambda r: r.add_many(feeds))
         else:
-            text = file.read_bytes()
-            added, known = _with_registry(lambda r: r.import_opml(text))
+            feeds, sites = parse_opml_sources(file.read_bytes())
+        # A feed entry whose URL is a bare site is discovered too.
+        sites += [f for f in feeds if is_site_url(f["url"])]
+        feeds = [f for f in feeds if not is_site_url(f["url"])]
+        added, known = _with_registry(lambda r: r.add_many(feeds))
     except (OpmlError, ValueError) as e:
         fail(f"cannot import {file}: {e}")
         return
     typer.echo(f"imported {added} new feeds ({known} already known)")
+    if sites and discover_:
+        more, also = _discover_and_add([s["url"] for s in sites], None, True, None)
+        typer.echo(f"discovered on {len(sites)} site(s): {more} added ({also} already known)")
+    elif sites:
+        typer.echo(f"{len(sites)} site(s) without a feed URL skipped (--no-discover)")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsflow_cli import alerts, dlq, feeds, infra, parse, rules, search, status
+from newsflow_cli import alerts, backfill, dlq, feeds, infra, parse, reparse, rules, search, status
 
 app = typer.Typer(
     name="newsflow",
@@ -32,6 +32,8 @@ app.command(name="parse")(parse.parse)
 app.command(name="search")(search.search)
 app.command(name="status")(status.status)
 app.command(name="init")(infra.init)
+app.command(name="reparse")(reparse.reparse)
+app.command(name="backfill")(backfill.backfill)
 
 
 def _plugins() -> None:

@@ -79,6 +79,22 @@ class FeedEntry(Message):
     discovered_at: datetime = Field(default_factory=utcnow)
 
 
+class ArchiveRef(Part):
+    """Where a page is archived: a WARC file and the offset and length of the page's response record
+    (one gzip member) in it, as a CDX index would say. See docs/ARCHIVE.md."""
+
+    # Relative to the archive directory (pages the fetcher archived), or absolute (a backfilled WARC).
+    file: str
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1)
+    record_id: str | None = None  # the response record's WARC-Record-ID
+
+
+# Where a page on news.raw comes from: the fetcher, `newsflow reparse` (an archived page again) or
+# `newsflow backfill` (a WARC file of someone's). Carried onto the article and its document.
+Origin = Literal["live", "reparse", "backfill"]
+
+
 class RawPage(Message):
     """`news.raw`: a downloaded HTML page, decoded to text.
 
@@ -100,6 +116,10 @@ class RawPage(Message):
     last_modified: str | None = None
     fetched_at: datetime = Field(default_factory=utcnow)
     fetch_ms: float | None = None
+    archive: ArchiveRef | None = None
+    origin: Origin = "live"
+    # False: index the article without evaluating alert rules on it (a backfill, unless asked for).
+    alerts: bool = True
 
     @classmethod
     def with_html(cls, html: str, compress_above: int = 32 * 1024, **fields: Any) -> RawPage:
@@ -162,6 +182,11 @@ class ParsedArticle(Message):
     discovered_at: datetime | None = None  # when the fetcher saw it in the feed (latency metric)
     fetched_at: datetime | None = None
     parsed_at: datetime = Field(default_factory=utcnow)
+    # Which extraction made this article (newsflow_parser.PARSER_VERSION): a reparse replaces it.
+    parser_version: str | None = None
+    archive: ArchiveRef | None = None
+    origin: Origin = "live"
+    alerts: bool = True  # see RawPage.alerts; not part of the indexed document
 
 
 class Alert(Message):
@@ -250,6 +275,7 @@ __all__ = [
     "STREAM_MODELS",
     "Alert",
     "AnyHttpUrl",
+    "ArchiveRef",
     "Block",
     "Caption",
     "DeadLetter",
@@ -257,6 +283,7 @@ __all__ = [
     "MediaItem",
     "Message",
     "Notification",
+    "Origin",
     "ParsedArticle",
     "RawPage",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 import yaml
@@ -27,14 +27,31 @@ from newsflow_feeds import opml
 from newsflow_shared import streams
 from newsflow_shared.urls import canonicalize
 
+SourceKind = Literal["feed", "sitemap"]
+SOURCE_KINDS: tuple[str, ...] = ("feed", "sitemap")
+
 
 class FeedConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     url: str
+    # What the operator added: a feed (RSS, Atom, JSON Feed) or a sitemap (news, plain, index, gzipped).
+    # The poller also recognises a sitemap by its root element, so a sitemap added as a feed still works.
+    kind: SourceKind = "feed"
     interval_s: float | None = None  # fixed polling interval; None: adaptive
     title: str | None = None
     added_at: float = Field(default_factory=time.time)
+
+
+class ChildState(BaseModel):
+    """A child sitemap of a sitemap index: its own conditional GET."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    urls: int = 0
 
 
 class FeedState(BaseModel):
@@ -69,6 +86,9 @@ class FeedState(BaseModel):
     current_interval_s: float | None = None  # the adaptive interval (errors do not change it)
     publisher_hint_s: float | None = None  # the feed's own <ttl> / sy:updatePeriod, kept across 304s
     next_due_at: float | None = None
+    # Sitemaps: the children of an index (by URL) and how many URLs the source listed at the last poll.
+    children: dict[str, ChildState] = Field(default_factory=dict)
+    sitemap_urls: int | None = None
 
 
 class FeedInfo(BaseModel):
@@ -147,12 +167,20 @@ class FeedRegistry:
     # --- operator side ----------------------------------------------------------------------------
 
     async def add(
-        self, url: str, *, interval: float | None = None, title: str | None = None, due_at: float | None = None
+        self,
+        url: str,
+        *,
+        interval: float | None = None,
+        title: str | None = None,
+        due_at: float | None = None,
+        kind: str | None = None,
     ) -> tuple[FeedConfig, bool]:
-        """Add a feed, or update its interval/title. Returns (config, created)."""
+        """Add a feed or sitemap, or update its interval/title/kind. Returns (config, created)."""
         url = normalise_feed_url(url)
         if interval is not None and interval <= 0:
             raise ValueError("interval must be positive")
+        if kind is not None and kind not in SOURCE_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(SOURCE_KINDS)}")
         raw = await self.redis.hget(streams.FEEDS_CONFIG_KEY, url)
         if raw:
             cfg = FeedConfig.model_validate_json(raw)
@@ -160,9 +188,11 @@ class FeedRegistry:
                 cfg.interval_s = interval
             if title:
                 cfg.title = title
+            if kind is not None:
+                cfg.kind = kind  # type: ignore[assignment]
             await self.redis.hset(streams.FEEDS_CONFIG_KEY, url, cfg.model_dump_json())
             return cfg, False
-        cfg = FeedConfig(url=url, interval_s=interval, title=title)
+        cfg = FeedConfig(url=url, interval_s=interval, title=title, kind=kind or "feed")  # type: ignore[arg-type]
         async with self.redis.pipeline(transaction=True) as p:
             p.hset(streams.FEEDS_CONFIG_KEY, url, cfg.model_dump_json())
             p.hsetnx(streams.FEEDS_KEY, url, FeedState(url=url).model_dump_json())
@@ -225,7 +255,7 @@ class FeedRegistry:
         """Seed from a list of {url, interval?, title?}; existing feeds keep their state. (added, updated)"""
         added = updated = 0
         for f in feeds:
-            _, created = await self.add(f["url"], interval=f.get("interval"), title=f.get("title"))
+            _, created = await self.add(f["url"], interval=f.get("interval"), title=f.get("title"), kind=f.get("kind"))
             added += created
             updated += not created
         return added, updated
@@ -245,7 +275,10 @@ class FeedRegistry:
         interval = f.config.interval_s
         if interval is not None and float(interval).is_integer():
             interval = int(interval)
-        return {"url": f.url, "title": f.config.title or f.state.title, "interval": interval}
+        row = {"url": f.url, "title": f.config.title or f.state.title, "interval": interval}
+        if f.config.kind != "feed":
+            row["kind"] = f.config.kind
+        return row
 
     # --- poller side ------------------------------------------------------------------------------
 
@@ -301,7 +334,7 @@ class FeedRegistry:
 
 
 def load_feeds_file(path: str | Path) -> list[dict[str, Any]]:
-    """Read a feeds YAML file: a list of {url, interval?, title?} (or of plain URL strings),
+    """Read a feeds YAML file: a list of {url, interval?, title?, kind?} (or of plain URL strings),
     optionally under a top-level `feeds:` key. OPML files are accepted too, by extension."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
@@ -323,8 +356,12 @@ def load_feeds_file(path: str | Path) -> list[dict[str, Any]]:
         interval = item.get("interval")
         if interval is not None and (not isinstance(interval, int | float) or interval <= 0):
             raise ValueError(f"{p}: feed #{i + 1}: interval must be a positive number of seconds")
-        out.append({"url": item["url"], "interval": interval, "title": item.get("title")})
+        kind = item.get("kind")
+        if kind is not None and kind not in SOURCE_KINDS:
+            raise ValueError(f"{p}: feed #{i + 1}: kind must be one of {', '.join(SOURCE_KINDS)}")
+        row = {"url": item["url"], "interval": interval, "title": item.get("title")}
+        out.append(row | {"kind": kind} if kind else row)
     return out
 
 
-__all__ = ["FeedConfig", "FeedInfo", "FeedRegistry", "FeedState", "load_feeds_file"]
+__all__ = ["ChildState", "FeedConfig", "FeedInfo", "FeedRegistry", "FeedState", "SourceKind", "load_feeds_file"]

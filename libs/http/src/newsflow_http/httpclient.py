@@ -20,6 +20,7 @@ import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpcore
@@ -90,6 +91,10 @@ class Response:
     body: bytes
     elapsed_s: float
     redirects: list[str] = field(default_factory=list)
+    # What an archive of the exchange needs besides status, headers and body.
+    http_version: str = "HTTP/1.1"
+    reason: str = ""
+    request_headers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def content_type(self) -> str:
@@ -197,7 +202,7 @@ class HttpClient:
                     raise FetchTimeout(f"no complete response within {budget:.0f} s", url) from e
                 finally:
                     spent += time.monotonic() - started
-            status, resp_headers, body = resp
+            status, resp_headers, body, exchange = resp
             location = resp_headers.get("location")
             if status in REDIRECT_STATUSES and location:
                 nxt = urljoin(current, location.strip())
@@ -215,11 +220,12 @@ class HttpClient:
                 body=body,
                 elapsed_s=spent,
                 redirects=visited[:-1],
+                **exchange,
             )
 
     async def _one(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str] | None, max_bytes: int, original: str
-    ) -> tuple[int, httpx.Headers, bytes]:
+    ) -> tuple[int, httpx.Headers, bytes, dict[str, Any]]:
         try:
             request = client.build_request("GET", url, headers=headers)
             response = await client.send(request, stream=True)
@@ -231,9 +237,14 @@ class HttpClient:
             raise ConnectFailed(f"cannot connect: {e}", original) from e
         except (httpx.TransportError, httpx.InvalidURL) as e:
             raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
+        exchange = {
+            "http_version": response.http_version,
+            "reason": response.reason_phrase,
+            "request_headers": list(request.headers.multi_items()),
+        }
         try:
             if response.status_code in REDIRECT_STATUSES:
-                return response.status_code, response.headers, b""
+                return response.status_code, response.headers, b"", exchange
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise TooLarge(f"Content-Length {declared} is over the {max_bytes} byte cap", original)
@@ -251,6 +262,6 @@ class HttpClient:
                 raise ProtocolFailed(f"undecodable body: {e}", original) from e
             except httpx.TransportError as e:
                 raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
-            return response.status_code, response.headers, b"".join(chunks)
+            return response.status_code, response.headers, b"".join(chunks), exchange
         finally:
             await response.aclose()

@@ -35,7 +35,8 @@ def doc_version(article: ParsedArticle) -> int:
 
 def to_document(article: ParsedArticle, indexed_at: datetime | None = None) -> dict[str, Any]:
     """The `_source` of an article. Language-specific copies go to `<field>_<lang>` only for its language."""
-    doc = article.model_dump(mode="json", exclude={"blocks"})
+    # `alerts` is an instruction to the indexer, not a property of the article.
+    doc = article.model_dump(mode="json", exclude={"blocks", "alerts"})
     # `text` is the blocks' texts joined by blank lines; the kind of each (paragraph, sub-heading, list item,
     # quote) is all a reader needs besides, so the body is not stored twice.
     if article.blocks:

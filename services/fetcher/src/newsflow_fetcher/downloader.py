@@ -18,6 +18,7 @@ import logging
 import time
 
 from newsflow_fetcher import metrics
+from newsflow_fetcher.archiving import PageArchive
 from newsflow_fetcher.charset import decode_html
 from newsflow_fetcher.robots import RobotsCache
 from newsflow_fetcher.schedule import parse_retry_after
@@ -51,10 +52,17 @@ def looks_like_html(body: bytes) -> bool:
 
 
 class ArticleDownloader:
-    def __init__(self, http: HttpClient, robots: RobotsCache | None, settings: FetcherSettings) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        robots: RobotsCache | None,
+        settings: FetcherSettings,
+        archive: PageArchive | None = None,
+    ) -> None:
         self.http = http
         self.robots = robots
         self.settings = settings
+        self.archive = archive
 
     async def handle(self, entry: FeedEntry) -> RawPage:
         where = {"article_id": entry.article_id, "url": entry.url}
@@ -109,6 +117,7 @@ class ArticleDownloader:
         if ctype not in HTML_TYPES and not (ctype in SNIFF_TYPES and looks_like_html(resp.body)):
             raise PermanentError("not-html", f"content-type {ctype or 'missing'} at {resp.final_url}")
         html, charset, source = decode_html(resp.body, resp.headers.get("content-type"))
+        archived = await self.archive.write(entry, resp) if self.archive is not None else None
         return RawPage.with_html(
             html,
             compress_above=self.settings.compress_above_bytes,
@@ -122,6 +131,7 @@ class ArticleDownloader:
             etag=resp.headers.get("etag"),
             last_modified=resp.headers.get("last-modified"),
             fetch_ms=round(fetch_ms, 1),
+            archive=archived,
         )
 
     async def _fetch_with_retries(self, url: str) -> Response:

@@ -28,10 +28,19 @@ PAGES_DEFERRED = Counter(
 )
 FETCH_SECONDS = Histogram(
     "newsflow_fetcher_fetch_seconds",
-    "HTTP fetch time (all hops, body included) by kind: feed, article, robots",
+    "HTTP fetch time (all hops, body included) by kind: feed, sitemap (children of an index), article, robots",
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60),
 )
 FEEDS_TOTAL = Gauge("newsflow_fetcher_feeds", "Feeds registered")
 FEEDS_UNHEALTHY = Gauge("newsflow_fetcher_feeds_unhealthy", "Feeds failing for long (still retried at the cap)")
 FEEDS_IN_FLIGHT = Gauge("newsflow_fetcher_feeds_in_flight", "Feeds being polled by this replica now")
+ARCHIVE_RECORDS = Counter("newsflow_fetcher_archived_pages", "Pages written to the WARC archive")
+ARCHIVE_FAILURES = Counter(
+    "newsflow_fetcher_archive_failures", "Pages that could not be archived (they still went to the parser)"
+)
+ARCHIVE_SECONDS = Histogram(
+    "newsflow_fetcher_archive_seconds",
+    "Time to compress and append one page's WARC records",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)

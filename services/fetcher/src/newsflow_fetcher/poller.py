@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel
 
 from newsflow_feeds.registry import FeedConfig, FeedRegistry, FeedState
+from newsflow_feeds.sitemaps import looks_like_sitemap
 from newsflow_fetcher import metrics
 from newsflow_fetcher.feedparse import parse_feed
 from newsflow_fetcher.feedtypes import FeedParseError, ParsedFeed
@@ -36,6 +37,7 @@ from newsflow_fetcher.schedule import (
 )
 from newsflow_fetcher.seen import SeenSet
 from newsflow_fetcher.settings import FetcherSettings
+from newsflow_fetcher.sitemap_poll import SitemapFailed, SitemapOutcome, SitemapSource
 from newsflow_http.httpclient import FetchError, HttpClient, Response
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
@@ -98,6 +100,7 @@ class Poller:
         # claiming a URL but before publishing it, the feed's next poller must find it unclaimed.
         # The keeper refreshes both every lease/3.
         self.seen = SeenSet(redis, settings.seen_ttl_days * 86400, settings.feed_lease_s / 2)
+        self.sitemaps = SitemapSource(redis, http, settings)
         self.rng = rng or random.Random()
         self.token = uuid.uuid4().hex
         self.active: set[asyncio.Task[Any]] = set()
@@ -227,7 +230,7 @@ class Poller:
                 headers["If-Modified-Since"] = state.last_modified
         result = PollResult(url=cfg.url, outcome="error")
         try:
-            resp = await self._fetch(cfg.url, headers)
+            resp = await self._fetch(cfg.url, headers, sitemap=cfg.kind == "sitemap")
             result.status = resp.status
             state.last_status = resp.status
             state.final_url = resp.final_url if resp.final_url != cfg.url else None
@@ -239,6 +242,8 @@ class Poller:
             return self._failed(cfg, state, result, e.reason, str(e))
         except FeedParseError as e:
             return self._failed(cfg, state, result, "parse-error", str(e))
+        except SitemapFailed as e:
+            return self._failed(cfg, state, result, e.reason, str(e))
         except Stopping:
             raise
         except Exception as e:
@@ -272,10 +277,10 @@ class Poller:
         metrics.FEED_POLLS.labels(result.outcome).inc()
         return result
 
-    async def _fetch(self, url: str, headers: dict[str, str]) -> Response:
+    async def _fetch(self, url: str, headers: dict[str, str], sitemap: bool = False) -> Response:
         started = time.monotonic()
         try:
-            return await self.http.get(url, headers)
+            return await self.http.get(url, headers, max_bytes=self.settings.sitemap_max_bytes if sitemap else None)
         finally:
             metrics.FETCH_SECONDS.labels("feed").observe(time.monotonic() - started)
 
@@ -333,6 +338,9 @@ class Poller:
             state.unchanged += 1
             result.outcome = "unchanged"
             return
+        if cfg.kind == "sitemap" or looks_like_sitemap(resp.body):
+            await self._handle_sitemap(cfg, state, resp, digest, result, pending)
+            return
         parsed = parse_feed(resp.body, resp.headers.get("content-type", ""), resp.final_url)
         if parsed.malformed:
             metrics.FEED_MALFORMED.inc()
@@ -357,6 +365,33 @@ class Poller:
         result.new_entries, result.duplicates = new, dup
         result.outcome = "new" if new else "no_new"
         state.publisher_hint_s = max((h for h in (parsed.ttl_s, parsed.update_period_s) if h), default=None)
+
+    async def _handle_sitemap(
+        self,
+        cfg: FeedConfig,
+        state: FeedState,
+        resp: Response,
+        digest: str,
+        result: PollResult,
+        pending: set[str] | None,
+    ) -> None:
+        found: SitemapOutcome = await self.sitemaps.poll(cfg, state, resp)
+        state.title = found.title or state.title
+        state.format = found.kind
+        state.sitemap_urls = found.listed
+        new, dup = await self._publish_candidates(cfg, found.entries, result, pending)
+        if result.deferred:
+            # As for feeds: entries another poller holds pending must come back at the next poll, so
+            # neither the validators nor the URL memory may say this sitemap was fully read.
+            state.etag = state.last_modified = state.content_hash = None
+            state.children = {}
+        else:
+            await self.sitemaps.store_memory(found)
+            state.content_hash = digest
+        state.items_seen += new
+        state.last_new_items = new
+        result.new_entries, result.duplicates = new, dup
+        result.outcome = "new" if new else "no_new"
 
     async def _publish_entries(
         self,
@@ -396,6 +431,12 @@ class Poller:
                 media=e.media,
                 guid=e.guid,
             )
+        return await self._publish_candidates(cfg, candidates, result, pending)
+
+    async def _publish_candidates(
+        self, cfg: FeedConfig, candidates: dict[str, FeedEntry], result: PollResult, pending: set[str] | None
+    ) -> tuple[int, int]:
+        """Claim each canonical URL in the seen-set and publish the ones this poll won. (new, duplicates)"""
         urls = list(candidates)
         won = await self.seen.claim_many(urls)
         result.deferred = await self.seen.pending_elsewhere([u for u, mine in zip(urls, won, strict=True) if not mine])

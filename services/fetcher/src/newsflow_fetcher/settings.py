@@ -6,11 +6,12 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from newsflow_archive.settings import ArchiveSettings
 from newsflow_http.settings import HttpSettings
 from newsflow_shared.settings import CommonSettings
 
 
-class FetcherSettings(CommonSettings, HttpSettings):
+class FetcherSettings(CommonSettings, HttpSettings, ArchiveSettings):
     # A YAML feed list seeding the registry at start (see feeds.yaml); the registry in Redis is the truth.
     feeds_file: Path | None = None
 
@@ -23,6 +24,15 @@ class FetcherSettings(CommonSettings, HttpSettings):
     unhealthy_after_failures: int = Field(5, ge=1, description="consecutive failures that mark a feed unhealthy")
     validator_check_every: int = Field(
         10, ge=0, description="every Nth poll goes without ETag/Last-Modified to catch lying validators (0: never)"
+    )
+
+    # --- sitemaps -----------------------------------------------------------------------------
+    sitemap_max_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="one sitemap document, decompressed (the protocol's own limit)"
+    )
+    sitemap_max_children: int = Field(50, ge=1, description="child sitemaps of an index read per poll")
+    sitemap_max_age_days: float = Field(
+        2.0, gt=0, description="a new sitemap URL dated earlier than this is an old article, not news"
     )
 
     # --- articles ------------------------------------------------------------------------------

@@ -66,10 +66,12 @@ class Indexer:
         searchable = [m for m in msgs if outcomes[m.article_id].searchable]
         self._observe_latency(m for m in msgs if outcomes[m.article_id].status == "indexed")
         fired: dict[str, list[Alert]] = {}
-        if searchable:
+        # A backfill indexes without alerts unless asked to (RawPage.alerts, carried onto the article).
+        alerting = [m for m in searchable if m.alerts]
+        if alerting:
             rules = await self.rules.cached(self.settings.rules_refresh_s)
             # Only recorded and returned: the runtime publishes them on news.alerts, the notifier delivers.
-            fired = await self.alerts.evaluate(rules, _unique(searchable), indexed_at)
+            fired = await self.alerts.evaluate(rules, _unique(alerting), indexed_at)
         results: list[Result] = []
         given: set[str] = set()
         for m in msgs:

@@ -12,6 +12,7 @@ from newsflow_parser.errors import ExtractionError
 from newsflow_parser.extract import extract_payload
 from newsflow_parser.pool import ExtractionPool, WorkerCrashed
 from newsflow_parser.settings import ParserSettings
+from newsflow_parser.version import PARSER_VERSION
 from newsflow_shared.errors import PermanentError
 from newsflow_shared.models import ParsedArticle, RawPage
 
@@ -80,6 +81,12 @@ class PageHandler:
 
         article = ParsedArticle.model_validate_json(payload)
         article.fetched_at = raw.fetched_at
+        # What the page carried through the pipeline: where it is archived, where it came from (live,
+        # reparse, backfill) and whether its alerts are wanted; plus which extraction made it.
+        article.parser_version = PARSER_VERSION
+        article.archive = raw.archive
+        article.origin = raw.origin
+        article.alerts = raw.alerts
         metrics.ARTICLES.inc()
         metrics.CAPTIONS.inc(len(article.captions))
         metrics.WORDS.observe(article.word_count)

@@ -1,0 +1,1 @@
+"""Newsflow's WARC archive (ISO 28500): see docs/ARCHIVE.md."""
