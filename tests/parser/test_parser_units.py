@@ -192,25 +192,6 @@ def test_dates_written_with_dots_are_day_first(value: str, expected: datetime) -
     assert parse_date(value) == expected
 
 
-def test_a_page_offset_is_shown_in_utc_where_an_alert_says_utc() -> None:
-    # Articles keep the page's offset (above); the Slack line labels its time UTC, so it converts.
-    from newsflow_indexer.webhooks import payload
-    from newsflow_search.rules import Channel
-    from newsflow_shared.models import Alert
-
-    alert = Alert(
-        alert_id="a1",
-        rule_id="r1",
-        rule_name="storm",
-        query="storm",
-        article_id="1" * 32,
-        url="https://news.example/storm",
-        published_at=parse_date("2020-04-07T20:10:46-04:00"),
-    )
-    text = payload(alert, Channel(url="https://hooks.example/x", slack=True))["text"]
-    assert "2020-04-08 00:10 UTC" in text
-
-
 @pytest.mark.parametrize("value", ["2006", "2017/01", "1999-12"])
 def test_a_year_or_a_month_is_not_a_date(value: str) -> None:
     # dateutil would fill the missing day from today's date

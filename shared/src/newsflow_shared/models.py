@@ -226,11 +226,37 @@ class Alert(Message):
     domain: str | None = None
     duplicates: list[str] = Field(default_factory=list)  # URLs of syndicated copies (same simhash)
     matched_at: datetime = Field(default_factory=utcnow)
+    # When the article became searchable (its bulk write returned): the start of the notifier's latency.
+    indexed_at: datetime | None = None
+    # The article's facts (names and numbers: newsflow_alerting.stories.facts), computed by the indexer,
+    # which has the text at hand: the notifier groups other outlets' reports of one story by them.
+    facts: list[str] | None = None
 
     @property
     def idempotency_key(self) -> str:
         """Published at most once per key (see ServiceContext.publish): one alert per (rule, article)."""
         return self.alert_id
+
+
+class Notification(Message):
+    """`news.notifications`: one message for one channel of a rule, for the notifier to deliver.
+
+    `kind` alert: a story's first alert, sent as it is; `kind` digest: the stories sealed into digest
+    `notification_id` (their list is in the notifier's state). Published at most once per channel and
+    message, and delivered at least once, with `idempotency_key` as the receiver's key to drop repeats.
+    """
+
+    notification_id: str  # the alert id of an alert, the digest id of a digest
+    kind: Literal["alert", "digest"]
+    rule_id: str
+    rule_name: str
+    channel: str  # the channel's key in its rule (newsflow_search.rules.Channel.key)
+    alert: Alert | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.notification_id}:{self.channel}"
 
 
 class DeadLetter(Message):
@@ -261,6 +287,7 @@ STREAM_MODELS: dict[str, type[Message]] = {
     streams.RAW: RawPage,
     streams.PARSED: ParsedArticle,
     streams.ALERTS: Alert,
+    streams.NOTIFICATIONS: Notification,
     **{streams.dlq(s): DeadLetter for s in streams.DEAD_LETTER_SOURCES},
 }
 
@@ -277,6 +304,7 @@ __all__ = [
     "FeedEntry",
     "MediaItem",
     "Message",
+    "Notification",
     "Origin",
     "ParsedArticle",
     "RawPage",
