@@ -37,7 +37,7 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
     try:
         await _prepare(es, s, runtime)
         indexer = Indexer(es, s, stopping=runtime.stopping, redis=runtime.redis)
-        batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s)
+        batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s, s.bulk_max_in_flight)
         yield {"es": es, "batcher": batcher}
         await batcher.aclose()
     finally:
