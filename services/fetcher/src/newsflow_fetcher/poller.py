@@ -75,6 +75,20 @@ class PollResult:
     entry_urls: list[str] = field(default_factory=list)
 
 
+def _raise_for_status(resp: Response) -> None:
+    """Anything but 200 fails the poll; 429 and 5xx carry the server's Retry-After into the backoff."""
+    if resp.status in (429, 503) or resp.status >= 500:
+        raise PollFailed(
+            f"http-{resp.status}",
+            f"HTTP {resp.status} from {resp.final_url}",
+            parse_retry_after(resp.headers.get("retry-after")),
+        )
+    if resp.status >= 400:
+        raise PollFailed(f"http-{resp.status}", f"HTTP {resp.status} from {resp.final_url}")
+    if resp.status != 200:
+        raise PollFailed(f"http-{resp.status}", f"unexpected HTTP {resp.status} from {resp.final_url}")
+
+
 def body_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
@@ -210,24 +224,10 @@ class Poller:
 
     async def poll_feed(self, cfg: FeedConfig, state: FeedState, pending: set[str] | None = None) -> PollResult:
         """Poll one feed and update `state` in place (the caller stores it)."""
-        s = self.settings
         now = time.time()
         state.polls += 1
         state.last_polled_at = now
-        has_validators = bool(state.etag or state.last_modified)
-        verify = (
-            has_validators
-            and state.validators_trusted
-            and s.validator_check_every > 0
-            and state.polls_since_check + 1 >= s.validator_check_every
-        )
-        conditional = has_validators and state.validators_trusted and not verify
-        headers = {"Accept": FEED_ACCEPT}
-        if conditional:
-            if state.etag:
-                headers["If-None-Match"] = state.etag
-            if state.last_modified:
-                headers["If-Modified-Since"] = state.last_modified
+        headers, conditional, verify = self._request_headers(state)
         result = PollResult(url=cfg.url, outcome="error")
         try:
             resp = await self._fetch(cfg.url, headers, sitemap=cfg.kind == "sitemap")
@@ -251,8 +251,32 @@ class Poller:
             # shows in `feeds list` and backs off) instead of retrying it blindly.
             log.exception("polling %s failed unexpectedly", cfg.url)
             return self._failed(cfg, state, result, "internal-error", f"{type(e).__name__}: {e}")
+        return self._succeeded(cfg, state, resp, result, now)
 
-        # Success
+    def _request_headers(self, state: FeedState) -> tuple[dict[str, str], bool, bool]:
+        """The poll's headers, whether it is conditional, and whether it verifies the validators instead:
+        every `validator_check_every` polls a full GET checks that a server's validators tell the truth."""
+        s = self.settings
+        has_validators = bool(state.etag or state.last_modified)
+        verify = (
+            has_validators
+            and state.validators_trusted
+            and s.validator_check_every > 0
+            and state.polls_since_check + 1 >= s.validator_check_every
+        )
+        conditional = has_validators and state.validators_trusted and not verify
+        headers = {"Accept": FEED_ACCEPT}
+        if conditional:
+            if state.etag:
+                headers["If-None-Match"] = state.etag
+            if state.last_modified:
+                headers["If-Modified-Since"] = state.last_modified
+        return headers, conditional, verify
+
+    def _succeeded(
+        self, cfg: FeedConfig, state: FeedState, resp: Response, result: PollResult, now: float
+    ) -> PollResult:
+        s = self.settings
         state.consecutive_failures = 0
         state.failing_since = None
         state.unhealthy = False
@@ -300,18 +324,24 @@ class Poller:
             state.not_modified += 1
             result.outcome = "not_modified"
             return
-        if resp.status in (429, 503) or resp.status >= 500:
-            raise PollFailed(
-                f"http-{resp.status}",
-                f"HTTP {resp.status} from {resp.final_url}",
-                parse_retry_after(resp.headers.get("retry-after")),
-            )
-        if resp.status >= 400:
-            raise PollFailed(f"http-{resp.status}", f"HTTP {resp.status} from {resp.final_url}")
-        if resp.status != 200:
-            raise PollFailed(f"http-{resp.status}", f"unexpected HTTP {resp.status} from {resp.final_url}")
-
+        _raise_for_status(resp)
         digest = body_hash(resp.body)
+        self._update_validators(cfg, state, resp, digest, verify, result)
+        if digest == state.content_hash:
+            # Same bytes as last time (a server without validators, or a verification poll that
+            # found it honest): nothing to parse.
+            state.unchanged += 1
+            result.outcome = "unchanged"
+            return
+        if cfg.kind == "sitemap" or looks_like_sitemap(resp.body):
+            await self._handle_sitemap(cfg, state, resp, digest, result, pending)
+        else:
+            await self._handle_feed(cfg, state, resp, digest, result, pending)
+
+    def _update_validators(
+        self, cfg: FeedConfig, state: FeedState, resp: Response, digest: str, verify: bool, result: PollResult
+    ) -> None:
+        """Keep the response's validators, unless a verification poll caught them lying."""
         etag = resp.headers.get("etag")
         last_modified = resp.headers.get("last-modified")
         if verify and digest != state.content_hash:
@@ -332,15 +362,15 @@ class Poller:
         else:
             state.etag = state.last_modified = None
 
-        if digest == state.content_hash:
-            # Same bytes as last time (a server without validators, or a verification poll that
-            # found it honest): nothing to parse.
-            state.unchanged += 1
-            result.outcome = "unchanged"
-            return
-        if cfg.kind == "sitemap" or looks_like_sitemap(resp.body):
-            await self._handle_sitemap(cfg, state, resp, digest, result, pending)
-            return
+    async def _handle_feed(
+        self,
+        cfg: FeedConfig,
+        state: FeedState,
+        resp: Response,
+        digest: str,
+        result: PollResult,
+        pending: set[str] | None,
+    ) -> None:
         parsed = parse_feed(resp.body, resp.headers.get("content-type", ""), resp.final_url)
         if parsed.malformed:
             metrics.FEED_MALFORMED.inc()
