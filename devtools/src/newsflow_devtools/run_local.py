@@ -681,12 +681,7 @@ class LocalRun:
                         last_line, last_print = line, time.monotonic()
                     for err in p.errors:
                         say(f"  unreachable: {err}")
-                if dead := [proc for proc in [*self.pipeline, self.web] if proc is not None and not proc.running]:
-                    proc = dead[0]
-                    raise RunError(
-                        f"{proc.name} exited with code {proc.proc.returncode}; "
-                        f"see {proc.log_path} (last line: {proc.tail(1)[:300]})"
-                    )
+                self._check_processes()
                 if done and done_at is None:
                     done_at = elapsed
                     if live is not None:
@@ -698,17 +693,8 @@ class LocalRun:
 
                         live = Live(auto_refresh=False, transient=False)
                         live.start()
-                # Let the last in-flight entries settle so that the counts printed are final.
-                settled = p.lag == 0 or elapsed - (done_at or elapsed) > 10
-                if done and cfg.until_done and settled:
-                    say("RESULT " + json.dumps({**p.as_dict(), "articles": n_demo, "seconds": round(elapsed, 1)}))
-                    return 0 if p.alerts == 1 else 1
-                if cfg.until_done and elapsed > cfg.timeout_s:
-                    say("RESULT " + json.dumps({**p.as_dict(), "articles": n_demo, "seconds": round(elapsed, 1)}))
-                    raise RunError(
-                        f"not done after {cfg.timeout_s:.0f} s: {progress_line(p, n_demo)} "
-                        f"(logs in {cfg.state / 'logs'})"
-                    )
+                if cfg.until_done and (code := self._verdict(p, n_demo, done, elapsed, done_at)) is not None:
+                    return code
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), 1.0)
                 if self.stop.is_set():
@@ -718,6 +704,31 @@ class LocalRun:
                 with contextlib.suppress(Exception):
                     live.stop()
             await watcher.close()
+
+    def _check_processes(self) -> None:
+        if dead := [proc for proc in [*self.pipeline, self.web] if proc is not None and not proc.running]:
+            proc = dead[0]
+            raise RunError(
+                f"{proc.name} exited with code {proc.proc.returncode}; "
+                f"see {proc.log_path} (last line: {proc.tail(1)[:300]})"
+            )
+
+    def _verdict(
+        self, p: Progress, n_demo: int | None, done: bool, elapsed: float, done_at: float | None
+    ) -> int | None:
+        """`--until-done`'s exit code once the demo is through (None while it is not), or RunError on timeout."""
+        # Let the last in-flight entries settle so that the counts printed are final.
+        settled = p.lag == 0 or elapsed - (done_at or elapsed) > 10
+        if done and settled:
+            say("RESULT " + json.dumps({**p.as_dict(), "articles": n_demo, "seconds": round(elapsed, 1)}))
+            return 0 if p.alerts == 1 else 1
+        if elapsed > self.cfg.timeout_s:
+            say("RESULT " + json.dumps({**p.as_dict(), "articles": n_demo, "seconds": round(elapsed, 1)}))
+            raise RunError(
+                f"not done after {self.cfg.timeout_s:.0f} s: {progress_line(p, n_demo)} "
+                f"(logs in {self.cfg.state / 'logs'})"
+            )
+        return None
 
     def print_ready(self, es_url: str, p: Progress, elapsed: float) -> None:
         from newsflow_cli.common import CliSettings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 from newsflow_devtools.demo.corpus import Block, DemoArticle, DemoFeed, Figure, slugify
 
@@ -433,11 +434,40 @@ def _fill(template: str, ctx: dict[str, str]) -> str:
 
 
 def generate(index: int, seed: int, base_time: datetime, feed: DemoFeed) -> DemoArticle:
+    # One generator per article, drawn from in a fixed order: the same (seed, index) is the same article.
     rng = random.Random(f"{seed}:{index}")
     topic_name = TOPIC_NAMES[rng.randrange(len(TOPIC_NAMES))]
     topic = TOPICS[topic_name]
+    ctx = _context(rng, seed, index, base_time, topic)
+    title = _fill(rng.choice(topic["titles"]), ctx)
+    title = title[0].upper() + title[1:]
+    sentences = _sentences(rng, topic, ctx)
+    blocks = _blocks(rng, topic, ctx, sentences, index)
+    hours_ago = rng.uniform(0.5, 240)
+    published = (base_time - timedelta(hours=hours_ago)).replace(microsecond=0)
+    updated = published + timedelta(minutes=rng.randint(10, 180)) if rng.random() < 0.3 else None
+    if updated is not None and updated > base_time:
+        updated = None
+    return DemoArticle(
+        index=index,
+        slug=f"{slugify(title)[:70].rstrip('-')}-{index}",
+        section=topic["section"],
+        title=title,
+        description=sentences[0],
+        author=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+        published=published,
+        updated=updated,
+        lang="en",
+        tags=(topic_name, ctx["town"]),
+        blocks=tuple(blocks),
+        generated=True,
+        feed=feed,
+    )
+
+
+def _context(rng: random.Random, seed: int, index: int, base_time: datetime, topic: dict[str, Any]) -> dict[str, str]:
     town, town2 = rng.sample(TOWNS, 2)
-    ctx = {
+    return {
         "town": town,
         "town2": town2,
         "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
@@ -452,14 +482,20 @@ def generate(index: int, seed: int, base_time: datetime, feed: DemoFeed) -> Demo
         "ref": f"{seed % 1000:03d}-{index:05d}",
         "thing": rng.choice(topic["things"]),
     }
-    title = _fill(rng.choice(topic["titles"]), ctx)
-    title = title[0].upper() + title[1:]
+
+
+def _sentences(rng: random.Random, topic: dict[str, Any], ctx: dict[str, str]) -> list[str]:
     sentences = [_fill(s, ctx) for s in rng.sample(topic["sentences"], k=rng.randint(8, 11))]
     # Sentence 0 opens the story; the ref-bearing sentence must survive the sampling, so force it in.
     ref_sentence = next(_fill(s, ctx) for s in topic["sentences"] if "{ref}" in s)
     if ref_sentence not in sentences:
         sentences[rng.randrange(len(sentences))] = ref_sentence
+    return sentences
 
+
+def _blocks(
+    rng: random.Random, topic: dict[str, Any], ctx: dict[str, str], sentences: list[str], index: int
+) -> list[Block]:
     blocks: list[Block] = []
     if rng.random() < 0.8:
         blocks.append(
@@ -486,24 +522,4 @@ def generate(index: int, seed: int, base_time: datetime, feed: DemoFeed) -> Demo
             quote = rng.choice(topic["quotes"])
             spoken = quote[:-1] + "," if quote.endswith(".") else quote
             blocks.append(Block("p", text=f"\u201c{spoken}\u201d said {ctx['name2']}, {ctx['role']}."))
-    hours_ago = rng.uniform(0.5, 240)
-    published = (base_time - timedelta(hours=hours_ago)).replace(microsecond=0)
-    updated = published + timedelta(minutes=rng.randint(10, 180)) if rng.random() < 0.3 else None
-    if updated is not None and updated > base_time:
-        updated = None
-    description = sentences[0]
-    return DemoArticle(
-        index=index,
-        slug=f"{slugify(title)[:70].rstrip('-')}-{index}",
-        section=topic["section"],
-        title=title,
-        description=description,
-        author=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-        published=published,
-        updated=updated,
-        lang="en",
-        tags=(topic_name, town),
-        blocks=tuple(blocks),
-        generated=True,
-        feed=feed,
-    )
+    return blocks
