@@ -10,11 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
 
 from newsflow_fetcher.settings import FetcherSettings
+from newsflow_shared import streams
+from newsflow_shared.models import FeedEntry
+from newsflow_shared.runtime import DATA_FIELD
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,3 +154,20 @@ async def wait_for(cond: Callable[[], Awaitable[bool]], within: float = 20.0, st
             return True
         await asyncio.sleep(step)
     return await cond()
+
+
+class Sink:
+    """Stands in for the runtime's publish: writes to the real stream as the runtime does, and keeps a copy."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.entries: list[FeedEntry] = []
+
+    async def __call__(self, stream: str, model: Any) -> str:
+        assert stream == streams.ENTRIES
+        self.entries.append(model)
+        return str(await self.redis.xadd(stream, {DATA_FIELD: model.model_dump_json().encode()}))
+
+    def take(self) -> list[FeedEntry]:
+        out, self.entries = self.entries, []
+        return out

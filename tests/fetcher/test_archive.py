@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,15 +83,6 @@ def test_a_broken_record_costs_only_itself(tmp_path: Path) -> None:
     pages = [g for g in got if not isinstance(g, BrokenRecord)]
     assert [p.url for p in pages] == ["https://n.test/a/0", "https://n.test/a/2"]
     assert any(isinstance(g, BrokenRecord) and g.error for g in got)
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[WebServer]:
-    server = await WebServer().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.mark.integration

@@ -37,15 +37,6 @@ async def fake_dns(host: str, port: int) -> list[str]:
 
 
 @pytest.fixture
-async def site() -> AsyncIterator[WebServer]:
-    server = await WebServer().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def dl(redis: Any, redis_url: str) -> AsyncIterator[ArticleDownloader]:
     settings = fetcher_settings(redis_url, max_body_bytes=256 * 1024, compress_above_bytes=4096)
     http = HttpClient(settings, resolver=fake_dns)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from fetcher_helpers import WebServer, fetcher_settings, rss, wait_for
+from fetcher_helpers import Sink, WebServer, fetcher_settings, rss, wait_for
 
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_fetcher import poller as poller_mod
@@ -23,29 +23,6 @@ from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.urls import canonicalize
 
 pytestmark = pytest.mark.integration
-
-
-class Sink:
-    """Stands in for ctx.publish: writes to the real stream like the runtime does, and keeps a copy."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self.entries: list[FeedEntry] = []
-
-    async def __call__(self, stream: str, model: Any) -> str:
-        assert stream == streams.ENTRIES
-        self.entries.append(model)
-        mid = await self.redis.xadd(stream, {DATA_FIELD: model.model_dump_json().encode()})
-        return str(mid)
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[WebServer]:
-    server = await WebServer().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ pytestmark = pytest.mark.integration
 
 async def fake_dns(host: str, port: int) -> list[str]:
     return ["10.9.8.7"] if host.endswith(".internal.test") else ["127.0.0.1"]
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[WebServer]:
-    server = await WebServer().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def raw_pages(redis: Any) -> list[RawPage]:

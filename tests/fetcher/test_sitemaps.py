@@ -13,15 +13,13 @@ from xml.sax.saxutils import escape
 
 import pytest
 from aiohttp import web
-from fetcher_helpers import WebServer, fetcher_settings
+from fetcher_helpers import Sink, WebServer, fetcher_settings
 
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_feeds.sitemaps import SitemapError, looks_like_sitemap, parse_sitemap
 from newsflow_fetcher.poller import Poller, PollResult
 from newsflow_http.httpclient import HttpClient
 from newsflow_shared import streams
-from newsflow_shared.models import FeedEntry
-from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.urls import canonicalize
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
@@ -105,30 +103,6 @@ def test_compression_bomb_stops_at_the_cap() -> None:
 
 
 # --- the real poller -------------------------------------------------------------------------------------
-
-
-class Sink:
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self.entries: list[FeedEntry] = []
-
-    async def __call__(self, stream: str, model: Any) -> str:
-        assert stream == streams.ENTRIES
-        self.entries.append(model)
-        return str(await self.redis.xadd(stream, {DATA_FIELD: model.model_dump_json().encode()}))
-
-    def take(self) -> list[FeedEntry]:
-        out, self.entries = self.entries, []
-        return out
-
-
-@pytest.fixture
-async def site() -> AsyncIterator[WebServer]:
-    server = await WebServer().start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
