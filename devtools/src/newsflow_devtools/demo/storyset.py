@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from newsflow_devtools.demo.generator import FIRST, LAST, ROLES, TOPIC_NAMES, TOPICS, TOWNS, WEEKDAYS
+from newsflow_devtools.demo.generator import TOPIC_NAMES, TOPICS, TOWNS, fillers
 
 OUTLETS = ("courier.example", "ledger.example", "herald.example", "gazette.example", "wire.example")
 
@@ -38,14 +38,7 @@ def _event_ctx(rng: random.Random, topic: dict, thing: str, year: int, town: str
     return {
         "town": town,
         "town2": town2,
-        "name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-        "name2": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-        "role": rng.choice(ROLES),
-        "n": str(rng.randint(2, 9)),
-        "m": str(rng.randint(2, 9)),
-        "pct": str(rng.randint(3, 48)),
-        "year": str(year + rng.randint(1, 4)),
-        "day": rng.choice(WEEKDAYS),
+        **fillers(rng, year),
         "thing": thing,
     }
 
