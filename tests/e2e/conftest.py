@@ -25,6 +25,16 @@ from newsflow_shared.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `-m e2e` / `-m "not e2e"` select the whole-pipeline runs without naming paths.
+    for item in items:
+        if _HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
 # Short timings so that a fault is recovered from within seconds, not the production minute.
 FAST = {
     "NEWSFLOW_CLAIM_IDLE_MS": "4000",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from newsflow_search.settings import SearchSettings
+from newsflow_shared.redact import redact
+from newsflow_shared.retry import retrying
 
 
 def make_client(settings: SearchSettings, request_timeout: float | None = None) -> AsyncElasticsearch:
@@ -44,3 +49,23 @@ async def is_healthy(es: AsyncElasticsearch) -> bool:
     except Exception:
         return False
     return health.get("status") in ("yellow", "green")
+
+
+async def wait_until_healthy(
+    es: AsyncElasticsearch, settings: SearchSettings, stopping: asyncio.Event, logger: logging.Logger
+) -> None:
+    """Block a service's start-up until Elasticsearch is ready, logging the wait, or until shutdown."""
+
+    async def ready() -> None:
+        if not await is_healthy(es):
+            raise ConnectionError(
+                f"Elasticsearch at {redact(settings.elasticsearch_url)} is not reachable or not ready"
+            )
+
+    await retrying(
+        ready,
+        what="waiting for Elasticsearch",
+        retry_on=lambda e: isinstance(e, ConnectionError),
+        stopping=stopping,
+        logger=logger,
+    )

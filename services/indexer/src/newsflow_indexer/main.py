@@ -13,12 +13,11 @@ from faststream import Context
 from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_search.es import is_healthy, is_unavailable, make_client
+from newsflow_search.es import is_healthy, is_unavailable, make_client, wait_until_healthy
 from newsflow_search.index_setup import ensure_index
 from newsflow_search.rules import load_rules_file
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
-from newsflow_shared.redact import redact
 from newsflow_shared.retry import retrying
 from newsflow_shared.runtime import Runtime, Service
 
@@ -46,18 +45,7 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
 
 async def _prepare(es: AsyncElasticsearch, s: IndexerSettings, runtime: Runtime) -> None:
     """Wait for Elasticsearch, then the index and the rules file: an index still starting is ridden out."""
-
-    async def ready() -> None:
-        if not await is_healthy(es):
-            raise ConnectionError(f"Elasticsearch at {redact(s.elasticsearch_url)} is not reachable or not ready")
-
-    await retrying(
-        ready,
-        what="waiting for Elasticsearch",
-        retry_on=lambda e: isinstance(e, ConnectionError),
-        stopping=runtime.stopping,
-        logger=log,
-    )
+    await wait_until_healthy(es, s, runtime.stopping, log)
     await retrying(
         lambda: ensure_index(es, s), what="index setup", retry_on=is_unavailable, stopping=runtime.stopping, logger=log
     )

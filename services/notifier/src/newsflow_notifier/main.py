@@ -18,12 +18,10 @@ from newsflow_notifier.digests import DigestScheduler
 from newsflow_notifier.planner import Planner
 from newsflow_notifier.rules import RuleCache
 from newsflow_notifier.settings import NotifierSettings
-from newsflow_search.es import is_healthy, make_client
+from newsflow_search.es import is_healthy, make_client, wait_until_healthy
 from newsflow_search.rules import RuleStore
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, Notification
-from newsflow_shared.redact import redact
-from newsflow_shared.retry import retrying
 from newsflow_shared.runtime import Runtime, Service
 
 log = logging.getLogger("newsflow.notifier")
@@ -43,7 +41,7 @@ async def clients(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
         max_connections=s.send_concurrency,
     )
     try:
-        await _wait_for_elasticsearch(es, s, runtime)
+        await wait_until_healthy(es, s, runtime.stopping, log)
         state = NotifierState(runtime.redis, ttl_s=int(s.state_ttl_days * 86400))
         rules = RuleCache(RuleStore(es, s.rules_index, s.index_alias), s.rules_refresh_s)
         yield {
@@ -55,20 +53,6 @@ async def clients(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
     finally:
         await http.aclose()
         await es.close()
-
-
-async def _wait_for_elasticsearch(es: AsyncElasticsearch, s: NotifierSettings, runtime: Runtime) -> None:
-    async def ready() -> None:
-        if not await is_healthy(es):
-            raise ConnectionError(f"Elasticsearch at {redact(s.elasticsearch_url)} is not reachable or not ready")
-
-    await retrying(
-        ready,
-        what="waiting for Elasticsearch",
-        retry_on=lambda e: isinstance(e, ConnectionError),
-        stopping=runtime.stopping,
-        logger=log,
-    )
 
 
 @service.consumer(
