@@ -224,20 +224,7 @@ class Servers:
             if not (shutil.which("redis-server") or Path("/usr/bin/redis-server").exists()):
                 raise RunError("redis-server is not installed: run `make setup` (or apt-get install redis-server)")
             say("starting Redis ...")
-            self.redis_url = run_script(
-                [
-                    "scripts/redis.sh",
-                    "start",
-                    "--dir",
-                    str(self.cfg.state / "redis"),
-                    "--port",
-                    str(port_or_free(REDIS_DEFAULT_PORT)),
-                ],
-                "Redis",
-                60,
-            )
-            self.started.append("redis")
-            say(f"  Redis ready at {self.redis_url} (data in {self.cfg.state / 'redis'})")
+            self.redis_url = self._start("redis", "--dir", REDIS_DEFAULT_PORT, "Redis", 60)
         if self.es_url is None:
             if not shutil.which("java"):
                 raise RunError(
@@ -245,19 +232,19 @@ class Servers:
                     "apt-get install openjdk-17-jre-headless (or run `make setup` as root)"
                 )
             say("starting Elasticsearch (a minute on the first run) ...")
-            self.es_url = run_script(
-                [
-                    "scripts/elasticsearch.sh",
-                    "start",
-                    "--home",
-                    str(self.cfg.state / "elasticsearch"),
-                    "--port",
-                    str(port_or_free(ES_DEFAULT_PORT)),
-                ],
-                "Elasticsearch",
-            )
-            self.started.append("elasticsearch")
-            say(f"  Elasticsearch ready at {self.es_url} (data in {self.cfg.state / 'elasticsearch'})")
+            self.es_url = self._start("elasticsearch", "--home", ES_DEFAULT_PORT, "Elasticsearch")
+
+    def _start(self, name: str, dir_flag: str, default_port: int, what: str, timeout: float = 900) -> str:
+        """Start one server with `scripts/<name>.sh`, its data under the state directory; return its URL."""
+        data = self.cfg.state / name
+        url = run_script(
+            [f"scripts/{name}.sh", "start", dir_flag, str(data), "--port", str(port_or_free(default_port))],
+            what,
+            timeout,
+        )
+        self.started.append(name)
+        say(f"  {what} ready at {url} (data in {data})")
+        return url
 
     def stop(self) -> None:
         if "elasticsearch" in self.started:
