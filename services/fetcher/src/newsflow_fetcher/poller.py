@@ -27,7 +27,7 @@ from newsflow_feeds.registry import FeedConfig, FeedRegistry, FeedState
 from newsflow_feeds.sitemaps import looks_like_sitemap
 from newsflow_fetcher import metrics
 from newsflow_fetcher.feedparse import parse_feed
-from newsflow_fetcher.feedtypes import FeedParseError, ParsedFeed
+from newsflow_fetcher.feedtypes import FeedParseError, ParsedEntry, ParsedFeed
 from newsflow_fetcher.schedule import (
     failure_delay,
     jittered,
@@ -87,6 +87,28 @@ def _raise_for_status(resp: Response) -> None:
         raise PollFailed(f"http-{resp.status}", f"HTTP {resp.status} from {resp.final_url}")
     if resp.status != 200:
         raise PollFailed(f"http-{resp.status}", f"unexpected HTTP {resp.status} from {resp.final_url}")
+
+
+def feed_entry(e: ParsedEntry, parsed: ParsedFeed, base: str, feed_url: str, feed_title: str | None) -> FeedEntry:
+    """The `news.entries` message for one item of a feed; ValueError when its link is unusable."""
+    link = urljoin(base, e.link.strip())
+    canonical = canonicalize(link)
+    return FeedEntry(
+        url=canonical,
+        link=link,
+        article_id=article_id(canonical),
+        feed_url=feed_url,
+        feed_title=feed_title or parsed.title,
+        title=e.title,
+        summary=e.summary,
+        authors=e.authors,
+        published_at=e.published,
+        updated_at=e.updated,
+        tags=e.tags,
+        language=e.language or parsed.language,
+        media=[m.model_copy(update={"url": urljoin(base, m.url)}) for m in e.media],
+        guid=e.guid,
+    )
 
 
 def body_hash(body: bytes) -> str:
@@ -434,33 +456,13 @@ class Poller:
     ) -> tuple[int, int]:
         candidates: dict[str, FeedEntry] = {}
         for e in parsed.entries:
-            link = urljoin(base, e.link.strip())
             try:
-                canonical = canonicalize(link)
+                entry = feed_entry(e, parsed, base, cfg.url, cfg.title)
             except ValueError as err:
                 metrics.ENTRIES.labels("invalid").inc()
                 log.info("skipping entry with unusable link %r in %s: %s", e.link[:200], cfg.url, err)
                 continue
-            if canonical in candidates:
-                continue
-            for m in e.media:
-                m.url = urljoin(base, m.url)
-            candidates[canonical] = FeedEntry(
-                url=canonical,
-                link=link,
-                article_id=article_id(canonical),
-                feed_url=cfg.url,
-                feed_title=cfg.title or parsed.title,
-                title=e.title,
-                summary=e.summary,
-                authors=e.authors,
-                published_at=e.published,
-                updated_at=e.updated,
-                tags=e.tags,
-                language=e.language or parsed.language,
-                media=e.media,
-                guid=e.guid,
-            )
+            candidates.setdefault(entry.url, entry)
         return await self._publish_candidates(cfg, candidates, result, pending)
 
     async def _publish_candidates(
