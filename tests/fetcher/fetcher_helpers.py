@@ -15,10 +15,13 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from newsflow_feeds.registry import FeedRegistry
+from newsflow_fetcher.poller import Poller, PollResult
 from newsflow_fetcher.settings import FetcherSettings
 from newsflow_shared import streams
 from newsflow_shared.models import FeedEntry
 from newsflow_shared.runtime import DATA_FIELD
+from newsflow_shared.urls import canonicalize
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -171,3 +174,17 @@ class Sink:
     def take(self) -> list[FeedEntry]:
         out, self.entries = self.entries, []
         return out
+
+
+async def poll(p: Poller, reg: FeedRegistry, url: str) -> PollResult:
+    """One poll of `url` through the real claim/complete path (forced due now)."""
+    url = canonicalize(url)
+    await reg.redis.zadd(streams.FEEDS_DUE_KEY, {url: 0})
+    claimed = await reg.claim_due(100, 15, p.token)
+    assert url in claimed
+    for other in claimed:
+        if other != url:
+            await reg.release(other, p.token)
+    result = await p.poll_leased(url)
+    assert result is not None
+    return result

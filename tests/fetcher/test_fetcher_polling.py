@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from fetcher_helpers import Sink, WebServer, fetcher_settings, rss, wait_for
+from fetcher_helpers import Sink, WebServer, fetcher_settings, poll, rss, wait_for
 
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_fetcher import poller as poller_mod
@@ -35,20 +35,6 @@ async def rig(redis: Any, redis_url: str) -> AsyncIterator[tuple[Poller, Sink, F
         yield p, sink, FeedRegistry(redis)
     finally:
         await http.aclose()
-
-
-async def poll(p: Poller, reg: FeedRegistry, url: str) -> poller_mod.PollResult:
-    """One poll of `url` through the real claim/complete path (forced due now)."""
-    url = canonicalize(url)
-    await reg.redis.zadd(streams.FEEDS_DUE_KEY, {url: 0})
-    claimed = await reg.claim_due(100, 15, p.token)
-    assert url in claimed
-    for other in claimed:
-        if other != url:
-            await reg.release(other, p.token)
-    result = await p.poll_leased(url)
-    assert result is not None
-    return result
 
 
 RSS_MEDIA = """<?xml version="1.0" encoding="utf-8"?>

@@ -13,13 +13,12 @@ from xml.sax.saxutils import escape
 
 import pytest
 from aiohttp import web
-from fetcher_helpers import Sink, WebServer, fetcher_settings
+from fetcher_helpers import Sink, WebServer, fetcher_settings, poll
 
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_feeds.sitemaps import SitemapError, looks_like_sitemap, parse_sitemap
-from newsflow_fetcher.poller import Poller, PollResult
+from newsflow_fetcher.poller import Poller
 from newsflow_http.httpclient import HttpClient
-from newsflow_shared import streams
 from newsflow_shared.urls import canonicalize
 
 NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"'
@@ -114,19 +113,6 @@ async def rig(redis: Any, redis_url: str) -> AsyncIterator[tuple[Poller, Sink, F
         yield Poller(redis, http, settings, sink), sink, FeedRegistry(redis)
     finally:
         await http.aclose()
-
-
-async def poll(p: Poller, reg: FeedRegistry, url: str) -> PollResult:
-    url = canonicalize(url)
-    await reg.redis.zadd(streams.FEEDS_DUE_KEY, {url: 0})
-    claimed = await reg.claim_due(100, 15, p.token)
-    assert url in claimed
-    for other in claimed:
-        if other != url:
-            await reg.release(other, p.token)
-    result = await p.poll_leased(url)
-    assert result is not None
-    return result
 
 
 def etagged(site: WebServer, path: str, doc: dict[str, bytes], ctype: str = "application/xml") -> None:
