@@ -247,24 +247,19 @@ class Servers:
         return url
 
     def stop(self) -> None:
-        if "elasticsearch" in self.started:
-            say("stopping Elasticsearch ...")
-            subprocess.run(
-                ["scripts/elasticsearch.sh", "stop", "--home", str(self.cfg.state / "elasticsearch")],
-                cwd=ROOT,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        if "redis" in self.started:
-            say("stopping Redis ...")
-            subprocess.run(
-                ["scripts/redis.sh", "stop", "--dir", str(self.cfg.state / "redis")],
-                cwd=ROOT,
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
+        for name, dir_flag, what, timeout in (
+            ("elasticsearch", "--home", "Elasticsearch", 60),
+            ("redis", "--dir", "Redis", 30),
+        ):
+            if name in self.started:
+                say(f"stopping {what} ...")
+                subprocess.run(
+                    [f"scripts/{name}.sh", "stop", dir_flag, str(self.cfg.state / name)],
+                    cwd=ROOT,
+                    capture_output=True,
+                    timeout=timeout,
+                    check=False,
+                )
         self.started.clear()
 
 
