@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,21 +10,18 @@ import typer
 
 from newsflow_cli.common import CliSettings, load_settings, run
 from newsflow_shared import streams
+from newsflow_shared.retry import retrying
 from newsflow_shared.runtime import ensure_groups, make_redis
 
 
 async def _wait(what: str, probe: Callable[[], Awaitable[Any]], deadline: float) -> None:
-    delay = 0.5
-    while True:
-        try:
-            await probe()
-            return
-        except Exception as e:
-            if time.monotonic() > deadline:
-                raise
-            typer.echo(f"init: waiting for {what} ({type(e).__name__}); retrying in {delay:.0f} s", err=True)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5)
+    await retrying(
+        probe,
+        what=f"waiting for {what}",
+        retry_on=lambda e: isinstance(e, Exception),
+        max_s=5,
+        within_s=max(deadline - time.monotonic(), 0.0),
+    )
 
 
 async def initialise(settings: CliSettings, wait_s: float = 0.0) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     stop_never,
     wait_exponential_jitter,
 )
@@ -36,13 +37,15 @@ async def retrying(
     initial_s: float = 0.5,
     max_s: float = 10.0,
     attempts: int | None = None,
+    within_s: float | None = None,
     stopping: asyncio.Event | None = None,
     logger: logging.Logger = log,
     on_retry: Callable[[BaseException], object] | None = None,
 ) -> T:
     """`await fn()` until it succeeds, retrying the errors `retry_on` accepts.
 
-    Gives up after `attempts` tries (re-raising the last error), never when `attempts` is None. Raises
+    Gives up after `attempts` tries or once `within_s` seconds have passed (re-raising the last error),
+    never when both are None. Raises
     `Stopping` instead of sleeping once `stopping` is set. `on_retry` hears of each retried error (a metric).
     """
 
@@ -67,7 +70,7 @@ async def retrying(
     policy = AsyncRetrying(
         retry=retry_if_exception(retry_on),
         wait=wait_exponential_jitter(initial=initial_s, max=max_s, jitter=initial_s),
-        stop=stop_never if attempts is None else stop_after_attempt(attempts),
+        stop=_stop(attempts, within_s),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,
@@ -79,3 +82,12 @@ async def retrying(
         return await fn()
 
     return await policy(attempt)
+
+
+def _stop(attempts: int | None, within_s: float | None):  # type: ignore[no-untyped-def]
+    stops = [stop_after_attempt(attempts)] if attempts is not None else []
+    if within_s is not None:
+        stops.append(stop_after_delay(within_s))
+    if not stops:
+        return stop_never
+    return stops[0] if len(stops) == 1 else stops[0] | stops[1]
