@@ -109,6 +109,10 @@ def test_article_page_shows_structure_provenance_and_copies(http: httpx.Client, 
     copy = seeded["articles"][1]
     copies = r.text.split('id="copies-h"')[1].split("</section>")[0]
     assert f"/articles/{copy.article_id}" in copies
+    # Same story elsewhere: the other outlet's own words, found by title and standfirst; the copy is not repeated.
+    other = seeded["articles"][-1]
+    coverage = r.text.split('id="coverage-h"')[1].split("</section>")[0]
+    assert f"/articles/{other.article_id}" in coverage and f"/articles/{copy.article_id}" not in coverage
 
 
 def test_security_headers_and_no_inline_script(http: httpx.Client) -> None:
