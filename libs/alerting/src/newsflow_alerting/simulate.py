@@ -4,6 +4,7 @@ rules as the notifier (`schedule`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,12 +110,14 @@ async def outlook(
     # The notifier sees an article when it is indexed: that order, and those times, decide stories and digests.
     times = [(h["_id"], datetime.fromisoformat(h["_source"]["indexed_at"])) for h in hits]
     found = await sources(es, alias, [i for i, _t in times])
-    reports = [(i, t.timestamp(), fingerprint(found.get(i, {}))) for i, t in times]
-    story_of = group(reports, story_window_s)
-    starts = [t for i, t in times if story_of[i] == i]
-    return Outlook(
-        matches=int(resp["hits"]["total"]["value"]),
-        replayed=len(hits),
-        stories=len(starts),
-        sent=simulate(rule, starts),
-    )
+
+    def replay() -> tuple[int, Sent]:
+        reports = [(i, t.timestamp(), fingerprint(found.get(i, {}))) for i, t in times]
+        story_of = group(reports, story_window_s)
+        starts = [t for i, t in times if story_of[i] == i]
+        return len(starts), simulate(rule, starts)
+
+    # Fingerprints and grouping are CPU work (seconds for thousands of matches): in a thread, so that a web
+    # app's other requests and event streams go on meanwhile.
+    stories, sent = await asyncio.to_thread(replay)
+    return Outlook(matches=int(resp["hits"]["total"]["value"]), replayed=len(hits), stories=stories, sent=sent)
