@@ -23,6 +23,7 @@ SETTLED = frozenset({"delivered", "failed", "dropped", "snoozed", "in story", "n
 # An alert still unsettled after this long is shown as it is, without asking again: its state expired,
 # or no notifier runs (the page says "waiting").
 WATCH_FOR = timedelta(hours=6)
+SOON = timedelta(minutes=2)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class AlertFate:
     channels: list[ChannelStatus] = field(default_factory=list)
     digest: bool = False  # waits for a digest: nothing changes before the rule's next period ends
     watch: bool = False  # the page asks again until this is False
+    poll_s: int = 2  # how soon it asks again
 
     @property
     def settled(self) -> bool:
@@ -101,6 +103,16 @@ def describe(f: dict[str, Any], alert: Alert, rule: Rule | None, now: datetime) 
     if rule is None and not channels:
         channels.append(ChannelStatus("(rule deleted)", "no rule"))
     digest = pending == "in digest"
-    fresh = now - alert.matched_at < WATCH_FOR
-    watch = fresh and any(not c.settled for c in channels)
-    return AlertFate(summary=status, detail=str(f.get("detail") or ""), channels=channels, digest=digest, watch=watch)
+    age = now - alert.matched_at
+    watch = age < WATCH_FOR and any(not c.settled for c in channels)
+    # A delivery takes a second or two; one still unsettled minutes later waits for a digest, for retries
+    # with backoff or for a notifier to start: asking every 30 s is soon enough then.
+    poll_s = 2 if age < SOON and not digest else 30
+    return AlertFate(
+        summary=status,
+        detail=str(f.get("detail") or ""),
+        channels=channels,
+        digest=digest,
+        watch=watch,
+        poll_s=poll_s,
+    )
