@@ -226,7 +226,14 @@ def test_search_narrow_read_save_and_watch_an_alert_arrive(
     expect(arrived.locator(".fate")).to_have_text("sent 1/1", timeout=30_000)
     expect(arrived.locator(".delivery")).to_contain_text("delivered")
     expect(page.locator(".no-alerts")).to_be_hidden()
-    # The other matches of the new feed arrive too; the screenshot waits until every row has settled.
+    # The screenshot: once the new feed's other articles are indexed too (their alerts fired), and every row's
+    # deliveries have settled, the page as an analyst opening it then sees it.
+    deadline = time.monotonic() + 60
+    while stack.count() < ARTICLES:
+        assert time.monotonic() < deadline, f"only {stack.count()} of {ARTICLES} articles indexed"
+        page.wait_for_timeout(500)  # polling the index from the test; the page is not being waited on
+    page.reload()
+    expect(page.locator(".alert-row").first).to_be_visible()
     expect(page.locator(".deliveries[hx-get]")).to_have_count(0, timeout=30_000)
     page.screenshot(path=str(shots / "alerts.png"), full_page=False)
     # The article that fired, with what it fired.
