@@ -3,6 +3,7 @@ highlighting) and the article page (document, copies, same-story coverage, alert
 
     .venv/bin/python benchmarks/bench_web.py                      # starts its own Redis and Elasticsearch
     .venv/bin/python benchmarks/bench_web.py --articles 20000 --requests 100
+    .venv/bin/python benchmarks/bench_web.py --es-url URL --no-index    # measure again on a node indexed before
 
 Articles are generated (the demo generator's vocabulary: towns, people, sections over 90 days, 20 sources, six
 languages' worth of language tags, one in twenty a syndicated copy) and bulk-indexed through the project's own
@@ -236,6 +237,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--es-url", help="use this Elasticsearch (its news indices are replaced)")
     ap.add_argument("--redis-url")
+    ap.add_argument("--no-index", action="store_true", help="measure only: the --es-url node has the articles already")
     a = ap.parse_args()
     state = Path(tempfile.mkdtemp(prefix="bench-web-"))
     started = []
@@ -246,7 +248,8 @@ def main() -> int:
         redis_url = a.redis_url or start(["scripts/redis.sh", "start", "--dir", str(state / "redis")])
         if not a.redis_url:
             started.append(["scripts/redis.sh", "stop", "--dir", str(state / "redis")])
-        asyncio.run(index(es_url, a.articles))
+        if not a.no_index:
+            asyncio.run(index(es_url, a.articles))
         port = free_port()
         env = {
             **os.environ,

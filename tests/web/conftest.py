@@ -70,7 +70,7 @@ PORT_STRIKE = [
 
 
 def corpus(now: datetime) -> list[ParsedArticle]:
-    """Twelve articles over three sources, two languages and sections, one syndicated copy."""
+    """Thirteen articles over four sources, two languages, one syndicated copy, one story told by two outlets."""
     day = timedelta(days=1)
     arts = [
         make_article(
@@ -126,6 +126,18 @@ def corpus(now: datetime) -> list[ParsedArticle]:
                 published_at=now - (i + 1) * day,
             )
         )
+    # Another outlet's report of the port strike in its own words (no "attack"): same story, not a copy.
+    arts.append(
+        make_article(
+            "https://harbour-daily.example/news/umm-qasr-cranes",
+            "Cranes damaged as rockets hit Umm Qasr port",
+            ["Two cranes were wrecked overnight.", "Dock workers were sent home and ships waited offshore."],
+            description="Rockets hit the port overnight; loading at the docks was halted.",
+            section="News",
+            site_name="Harbour Daily",
+            published_at=now - 2 * day + timedelta(hours=3),
+        )
+    )
     return arts
 
 

@@ -11,6 +11,7 @@ are written to docs/screenshots/ (the README shows them), otherwise to the test'
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 from newsflow_cli.common import CliSettings
 from newsflow_cli.infra import initialise
 from newsflow_devtools.demo.corpus import FEEDS
-from newsflow_devtools.processes import Pipeline, free_port, venv_bin
+from newsflow_devtools.processes import ALL_SERVICES, Pipeline, free_port, venv_bin
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_shared.runtime import make_redis
 
@@ -86,9 +87,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Demo news site, the three pipeline services and the web app, each its own process. Three of the four
-    demo feeds are registered at the start; the fourth (with the one article about a rocket attack on an
-    airport) is added by the test, through the web page."""
+    """Demo news site, the pipeline's services with the notifier, and the web app, each its own process. Three
+    of the four demo feeds are registered at the start; the fourth (with the one article about a rocket attack
+    on an airport) is added by the test, through the web page."""
     logs = tmp_path_factory.mktemp("browser-logs")
     env = {"NEWSFLOW_REDIS_URL": redis_url, "NEWSFLOW_ELASTICSEARCH_URL": es_url, **FAST}
     settings = CliSettings(redis_url=redis_url, elasticsearch_url=es_url)
@@ -117,7 +118,7 @@ def stack(redis_url: str, es_url: str, tmp_path_factory: pytest.TempPathFactory)
         await redis.aclose()
 
     run_async(prepare())
-    pipeline = Pipeline({**os.environ, **env}, logs)
+    pipeline = Pipeline({**os.environ, **env}, logs, services=ALL_SERVICES)
     pipeline.start()
     web = WebProcess({**env, "NEWSFLOW_WEB_TOKEN": TOKEN}, logs / "web.log").start()
     s = Stack(env, demo_url, web, settings)
@@ -172,13 +173,14 @@ def test_search_narrow_read_save_and_watch_an_alert_arrive(
     tab_to(page, "#q")
     page.keyboard.type(QUERY)
     page.keyboard.press("Enter")
+    # The empty search shows "N articles" too: wait for the new page's address, not for the old page's text.
+    expect(page).to_have_url(re.compile(r"q=strike\+OR\+port\+OR\+harbour"))
     expect(page.locator("#results-h")).to_contain_text("articles")
-    assert "q=strike+OR+port+OR+harbour" in page.url
     # Narrow by a facet: English.
     tab_to(page, 'a.facet-value[data-facet="language"]')
     page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"language=en"))
     expect(page.locator(".chips")).to_contain_text("Language: English")
-    assert "language=en" in page.url
     search_url = page.url
     first = page.locator(".hit h3 a").first
     title = first.inner_text()
@@ -190,11 +192,18 @@ def test_search_narrow_read_save_and_watch_an_alert_arrive(
     # Save the search as an alert: signing in first, then back to the form with the search in it.
     page.goto(search_url)
     page.get_by_role("link", name="Save as alert").click()
-    page.get_by_role("link", name="Sign in").last.click()
+    # The search page has a "Sign in" link of its own: click the form's only once the form is there.
+    expect(page.locator("h1")).to_have_text("Save this search as an alert")
+    page.locator("#rule-form").get_by_role("link", name="Sign in").click()
     page.fill("#token", TOKEN)
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_have_text("Save this search as an alert")
     expect(page.locator("#preview-matches")).not_to_have_text("0")
+    # The preview follows the form: a digest is counted as digests, then back to immediate.
+    page.get_by_label("Digest: one message").check()
+    expect(page.locator("#preview-explained")).to_contain_text("Mode every 1h")
+    page.get_by_label("Immediately: one message").check()
+    expect(page.locator("#preview-explained")).to_contain_text("Mode immediate")
     page.fill("#name", "ports and strikes")
     page.get_by_role("button", name="Save alert rule").click()
     expect(page.locator("table.rules")).to_contain_text("ports and strikes")
@@ -213,8 +222,19 @@ def test_search_narrow_read_save_and_watch_an_alert_arrive(
     expect(arrived).to_be_visible(timeout=90_000)
     assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
     expect(arrived.locator(".badge-rule")).to_have_text("ports and strikes")
-    expect(arrived.locator(".delivery")).to_contain_text("logged")
+    # Then the notifier delivers it: the row follows until the channel is settled.
+    expect(arrived.locator(".fate")).to_have_text("sent 1/1", timeout=30_000)
+    expect(arrived.locator(".delivery")).to_contain_text("delivered")
     expect(page.locator(".no-alerts")).to_be_hidden()
+    # The screenshot: once the new feed's other articles are indexed too (their alerts fired), and every row's
+    # deliveries have settled, the page as an analyst opening it then sees it.
+    deadline = time.monotonic() + 60
+    while stack.count() < ARTICLES:
+        assert time.monotonic() < deadline, f"only {stack.count()} of {ARTICLES} articles indexed"
+        page.wait_for_timeout(500)  # polling the index from the test; the page is not being waited on
+    page.reload()
+    expect(page.locator(".alert-row").first).to_be_visible()
+    expect(page.locator(".deliveries[hx-get]")).to_have_count(0, timeout=30_000)
     page.screenshot(path=str(shots / "alerts.png"), full_page=False)
     # The article that fired, with what it fired.
     arrived.locator(".alert-title a").click()
@@ -237,14 +257,46 @@ PAGES = [
 
 
 def axe(page: Page) -> list[dict[str, Any]]:
+    """Serious and critical violations axe-core finds on the page as it is now."""
     # Evaluated through the DevTools protocol, not as a page script: the page's CSP stays in force.
     page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate(
-        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', "
-        "'best-practice']})).violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length, "
-        "help: v.help, target: v.nodes[0].target}))"
+        "async () => { const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', "
+        "'best-practice']}); return {passes: r.passes.length, violations: r.violations.map(v => ({id: v.id, "
+        "impact: v.impact, nodes: v.nodes.length, help: v.help, target: v.nodes[0].target}))}; }"
     )
-    return [v for v in result if v["impact"] in ("serious", "critical")]
+    assert result["passes"] > 10, result  # axe ran its rules on this page, not on an empty document
+    return [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def overflow(page: Page, width: int) -> int:
+    """How far the page is wider than the screen (0: it fits). The root's scroll width counts every element,
+    also one only partly visible; none of the pages hides overflow on html or body, which would mask it."""
+    assert page.evaluate(
+        "() => [document.documentElement, document.body].every(e => getComputedStyle(e).overflowX === 'visible')"
+    )
+    return max(0, int(page.evaluate("document.documentElement.scrollWidth")) - width)
+
+
+def test_the_checks_fail_on_a_page_that_breaks_them(stack: Stack, browser: Browser) -> None:
+    """The accessibility and small-screen checks find what they look for: a picture without a text
+    alternative, a button without a name, an element wider than a 375 px screen."""
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(stack.web.url + "/rules")
+        assert axe(page) == [] and overflow(page, 375) == 0
+        page.evaluate(
+            "() => { const m = document.querySelector('main');"
+            " m.append(document.createElement('img'), document.createElement('button'));"
+            " const wide = document.createElement('div'); wide.style.width = '600px'; wide.textContent = 'wide';"
+            " m.append(wide); }"
+        )
+        found = {v["id"] for v in axe(page)}
+        assert {"image-alt", "button-name"} <= found, found
+        assert overflow(page, 375) > 200
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("width", [1280, 375])
@@ -262,8 +314,7 @@ def test_pages_pass_axe_and_fit_a_small_screen(stack: Stack, browser: Browser, w
                 path = article
             page.goto(stack.web.url + path)
             assert axe(page) == [], path
-            width_used = page.evaluate("document.documentElement.scrollWidth")
-            assert width_used <= width, f"{path} is {width_used} px wide at {width} px"
+            assert overflow(page, width) == 0, f"{path} is wider than {width} px"
         assert csp == []
     finally:
         context.close()

@@ -9,17 +9,20 @@ import json
 import re
 import threading
 from contextlib import closing
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import redis
+import redis.asyncio as aioredis
+from elasticsearch import AsyncElasticsearch
 
 from newsflow_shared import streams
 from newsflow_shared.models import Alert
 from newsflow_shared.runtime import encode
 
-from .conftest import TOKEN, WebProcess
+from .conftest import TOKEN, WebProcess, run_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -106,6 +109,10 @@ def test_article_page_shows_structure_provenance_and_copies(http: httpx.Client, 
     copy = seeded["articles"][1]
     copies = r.text.split('id="copies-h"')[1].split("</section>")[0]
     assert f"/articles/{copy.article_id}" in copies
+    # Same story elsewhere: the other outlet's own words, found by title and standfirst; the copy is not repeated.
+    other = seeded["articles"][-1]
+    coverage = r.text.split('id="coverage-h"')[1].split("</section>")[0]
+    assert f"/articles/{other.article_id}" in coverage and f"/articles/{copy.article_id}" not in coverage
 
 
 def test_security_headers_and_no_inline_script(http: httpx.Client) -> None:
@@ -166,8 +173,9 @@ def test_save_as_alert_previews_then_creates_the_rule(web: WebProcess) -> None:
     with closing(client):
         form = client.get("/rules/new", params={"q": '"rocket attack"', "language": "en"})
         assert form.status_code == 200
-        # Two matches in 7 days, but the copy has the same text: one alert.
-        assert re.search(r'id="preview-matches">2<', form.text) and re.search(r'id="preview-alerts">1<', form.text)
+        # Two matches in 7 days, but the copy has the same text: one story, one alert, one message (the log).
+        assert number(form.text, "preview-matches") == 2 and number(form.text, "preview-alerts") == 1
+        assert number(form.text, "preview-messages") == 1
         data = {"csrf_token": csrf, "q": '"rocket attack"', "language": "en", "name": "port strikes", "log": "1"}
         created = client.post("/rules", data=data)
         assert created.status_code == 303, created.text[-500:]
@@ -182,6 +190,163 @@ def test_save_as_alert_previews_then_creates_the_rule(web: WebProcess) -> None:
         assert off.status_code == 200 and "Disabled" in off.text and f'id="rule-{rule_id}"' in off.text
         assert client.post(f"/rules/{rule_id}/delete", data={"csrf_token": csrf}).status_code == 303
         assert "port strikes" not in client.get("/rules").text
+
+
+def number(html: str, element_id: str) -> int:
+    return int(re.search(rf'id="{element_id}">([\d,]+)<', html)[1].replace(",", ""))
+
+
+def test_a_digest_rule_with_its_channels_previewed_saved_snoozed_and_unsnoozed(web: WebProcess) -> None:
+    client, csrf = signed_in(web)
+    search = {"q": "council", "section": "Local"}
+    digest = {"mode": "digest", "digest_kind": "every", "digest_every": "1d", "storm": "1"}
+    channels = {"log": "1", "webhook": "https://hooks.example.org/nf", "email": "desk@example.org, ed@example.org"}
+    with closing(client):
+        # Council meetings published 1 to 8 days ago: six in the last 7 days, six stories (their facts differ).
+        # All were indexed in the same second, as a burst: more than 5 within 10 minutes wakes the storm guard,
+        # which sends the sixth in a storm digest; without the guard, six messages at once.
+        guarded = client.get("/rules/preview", params={**search, "log": "1", "storm": "1"}).text
+        assert number(guarded, "preview-matches") == 6 and number(guarded, "preview-alerts") == 6
+        assert number(guarded, "preview-messages") == 6 and "(5 at once, 1 storm digest)" in guarded
+        unguarded = client.get("/rules/preview", params={**search, "log": "1"}).text
+        assert number(unguarded, "preview-messages") == 6 and "(6 at once)" in unguarded
+        # A daily digest: the burst is one message per channel; three channels.
+        daily = client.get("/rules/preview", params={**search, **digest, **channels}).text
+        assert number(daily, "preview-messages") == 3 and "every 1d" in daily and "to 3 channels" in daily
+        wrong = client.get("/rules/preview", params={**search, **digest, "digest_every": "soon"}).text
+        assert 'id="preview-error"' in wrong and "duration such as 30m" in wrong
+        # Saved with its mode, storm guard and channels; the webhook's secret never comes back to the page.
+        data = {"csrf_token": csrf, **search, **digest, **channels, "name": "council digest"}
+        refused = client.post("/rules", data={**data, "email": "not-an-address", "webhook_secret": "s3cret-value"})
+        assert refused.status_code == 400 and "not an e-mail address" in refused.text
+        assert "s3cret-value" not in refused.text and 'value="1d"' in refused.text  # the rest is kept
+        assert client.post("/rules", data={**data, "webhook_secret": "s3cret-value"}).status_code == 303
+        rules = client.get("/rules").text
+        row = re.search(r'<tr id="rule-([0-9a-f]+)"[^>]*>(?:(?!</tr>).)*council digest.*?</tr>', rules, re.S)
+        assert row and "Digest every 1d" in row[0] and "s3cret-value" not in rules
+        assert "webhook:https://hooks.example.org/nf (signed)" in row[0]
+        assert "email:desk@example.org,ed@example.org" in row[0] and ">log<" in row[0]
+        rule_id = row[1]
+        hx = {"HX-Request": "true"}
+        snoozed = client.post(f"/rules/{rule_id}/snooze", data={"csrf_token": csrf, "for": "4h"}, headers=hx)
+        assert snoozed.status_code == 200 and "Snoozed" in snoozed.text and "Un-snooze" in snoozed.text
+        assert "Snoozed" in client.get("/rules").text  # kept in the rules index, as `newsflow rules snooze` does
+        odd = client.post(f"/rules/{rule_id}/snooze", data={"csrf_token": csrf, "for": "99y"}, headers=hx)
+        assert "Snooze for one of" in odd.text
+        woke = client.post(f"/rules/{rule_id}/unsnooze", data={"csrf_token": csrf}, headers=hx)
+        assert woke.status_code == 200 and "Snoozed" not in woke.text and ">Snooze<" in woke.text
+        assert client.post(f"/rules/{rule_id}/delete", data={"csrf_token": csrf}).status_code == 303
+
+
+def test_alerts_show_what_the_notifier_made_of_them_per_channel(web: WebProcess, seeded: dict[str, Any]) -> None:
+    """The alerts page reads the notifier's state (newsflow_alerting, as `newsflow alerts list` does): sent,
+    failed with its reason, still sending (asked again), joined another outlet's story."""
+    from newsflow_alerting.state import Decision, Delivery, NotifierState
+    from newsflow_search.rules import Rule, RuleStore
+
+    sent_art, copy_art = seeded["articles"][0], seeded["articles"][3]
+    rule = Rule(name="fates", query="rocket", channels=["log", "https://hooks.example.org/a"])
+    log_key, hook_key = (c.key for c in rule.channels)
+    now = datetime.now(UTC)
+    one = Alert(
+        alert_id="a" * 32,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        query="rocket",
+        article_id=sent_art.article_id,
+        url=sent_art.url,
+        title="Fate one",
+        matched_at=now,
+    )
+    two = Alert(
+        alert_id="b" * 32,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        query="rocket",
+        article_id=copy_art.article_id,
+        url=copy_art.url,
+        title="Fate two",
+        matched_at=now,
+    )
+
+    def delivery(status: str, channel: str, detail: str = "") -> Delivery:
+        return Delivery(
+            status=status,
+            channel=channel,
+            kind="alert",
+            rule_name=rule.name,
+            attempts=3 if detail else 1,
+            detail=detail,
+            first_at=now,
+            last_at=now,
+        )
+
+    async def prepare() -> None:
+        es = AsyncElasticsearch(seeded["es_url"])
+        r = aioredis.Redis.from_url(seeded["redis_url"])
+        try:
+            await RuleStore(es).add(rule, validate=False)
+            # What the indexer records for an alert that fired (the story's claim with the alert in it).
+            for a in (one, two):
+                doc = {
+                    "kind": "fingerprint",
+                    "fired": True,
+                    "alert_id": a.alert_id,
+                    "rule_id": rule.id,
+                    "rule_name": rule.name,
+                    "article_id": a.article_id,
+                    "url": a.url,
+                    "alert": a.model_dump(mode="json"),
+                    "created_at": now.isoformat(),
+                }
+                await es.index(index="newsflow-alerts", id="fp-" + a.alert_id, document=doc, refresh=True)
+            # What the notifier recorded: the first sent to the log, failed at the webhook; the second still sending.
+            state = NotifierState(r)
+            await state.commit(one, Decision(story_id=one.alert_id, role="story", route="immediate", at=now))
+            await state.record(one.alert_id, log_key, delivery("delivered", "log"))
+            await state.record(
+                one.alert_id,
+                hook_key,
+                delivery("failed", "webhook:https://hooks.example.org/a", "http-500: the receiver answered 500"),
+            )
+            await state.commit(two, Decision(story_id=two.alert_id, role="story", route="immediate", at=now))
+            await state.record(two.alert_id, hook_key, delivery("sending", "webhook:https://hooks.example.org/a"))
+        finally:
+            await es.close()
+            await r.aclose()
+
+    run_async(prepare())
+    with httpx.Client(base_url=web.url, timeout=30) as c:
+        page = c.get("/alerts").text
+        first = page[page.index('id="alert-' + one.alert_id) :]
+        first = re.split(r'<li class="alert-row|</ol>', first)[0]  # this alert's row only
+        assert "sent 1/2, 1 failed" in first
+        assert re.search(
+            r'status-delivered"[^>]*>\s*<span class="channel">log</span> <span class="status">delivered', first
+        )
+        assert "the receiver answered 500" in first  # the reason of a failure is on the page, not in a tooltip only
+        assert 'hx-get="/alerts/' + one.alert_id not in first  # settled: not asked again
+        pending = c.get(f"/alerts/{two.alert_id}/deliveries").text
+        assert f'hx-get="/alerts/{two.alert_id}/deliveries"' in pending  # still sending: the page asks again
+        assert re.search(r'<span class="channel">log</span> <span class="status">queued', pending)
+        assert re.search(r'hooks\.example\.org/a</span> <span class="status">sending', pending)
+    run_async(_settle(seeded, two, hook_key, delivery("delivered", "webhook:https://hooks.example.org/a"), log_key))
+    with httpx.Client(base_url=web.url, timeout=30) as c:
+        done = c.get(f"/alerts/{two.alert_id}/deliveries").text
+        assert "sent 2/2" in done and "hx-get" not in done
+        assert "unknown" in c.get(f"/alerts/{'c' * 32}/deliveries").text
+
+
+async def _settle(seeded: dict[str, Any], alert: Alert, hook_key: str, d: Any, log_key: str) -> None:
+    from newsflow_alerting.state import NotifierState
+
+    r = aioredis.Redis.from_url(seeded["redis_url"])
+    try:
+        state = NotifierState(r)
+        await state.record(alert.alert_id, hook_key, d)
+        await state.record(alert.alert_id, log_key, d.model_copy(update={"channel": "log"}))
+    finally:
+        await r.aclose()
 
 
 def test_exports_are_streamed_capped_and_named(http: httpx.Client) -> None:

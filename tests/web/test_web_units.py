@@ -127,7 +127,11 @@ def test_histogram_interval_follows_the_range() -> None:
     agg = s.page_body()["aggs"]["over_time"]["aggs"]["buckets"]["date_histogram"]
     assert agg["calendar_interval"] == "day"
     assert agg["extended_bounds"]["max"].startswith("2026-03-07T23:59:59.999")
-    # Without both ends the span is not known yet: the histogram is a second request (see explore.run).
+    # "The last 30 days" ends today: still one request, bars up to the end of today.
+    since = Search(q="x", gte=datetime.now(UTC) - timedelta(days=30)).page_body()["aggs"]["over_time"]["aggs"]
+    bounds = since["buckets"]["date_histogram"]["extended_bounds"]
+    assert bounds["max"].startswith(datetime.now(UTC).date().isoformat() + "T23:59:59.999")
+    # Without a start the span is not known yet: the histogram is a second request (see explore.run).
     assert "buckets" not in Search(q="x").page_body()["aggs"]["over_time"]["aggs"]
 
 
@@ -161,3 +165,36 @@ def test_vendored_scripts_are_the_published_ones() -> None:
         data = (root / entry["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
         assert (root / entry["licence"]).is_file()
+
+
+def test_an_alerts_fate_per_channel_and_when_the_page_asks_again() -> None:
+    from newsflow_search.rules import Rule
+    from newsflow_shared.models import Alert
+    from newsflow_web.deliveries import describe
+
+    rule = Rule(name="r", query="x", channels=["log", "https://hooks.example.org/a"])
+    log, hook = (c.key for c in rule.channels)
+    alert = Alert(alert_id=AID, rule_id=rule.id, rule_name="r", query="x", article_id=AID, url="https://a.example/1")
+    at = alert.matched_at
+
+    def delivered(label: str) -> dict[str, object]:
+        return {"status": "delivered", "channel": label, "attempts": 1}
+
+    waiting = describe({"status": "waiting"}, alert, rule, at)
+    assert [c.status for c in waiting.channels] == ["waiting", "waiting"] and waiting.watch and waiting.poll_s == 2
+    assert not describe({"status": "waiting"}, alert, rule, at + timedelta(hours=7)).watch  # given up on
+    assert describe({"status": "waiting"}, alert, rule, at + timedelta(minutes=5)).poll_s == 30
+    digest = describe({"status": "digest pending", "route": "digest", "role": "story"}, alert, rule, at)
+    assert {c.status for c in digest.channels} == {"in digest"} and digest.watch and digest.poll_s == 30
+    joined = describe({"status": "also reported", "route": "immediate", "role": "also"}, alert, rule, at)
+    assert {c.status for c in joined.channels} == {"in story"} and not joined.watch
+    half = describe({"status": "sent 1/1", "role": "story", "deliveries": {log: delivered("log")}}, alert, rule, at)
+    assert [(c.channel, c.status) for c in half.channels] == [
+        ("log", "delivered"),
+        (rule.channels[1].label(), "queued"),
+    ]
+    assert half.watch
+    # A channel the rule no longer has is still listed with its outcome; all settled: not asked again.
+    gone = {log: delivered("log"), hook: delivered("webhook"), "slack-0123": delivered("slack:old")}
+    done = describe({"status": "sent 3/3", "role": "story", "deliveries": gone}, alert, rule, at)
+    assert [c.channel for c in done.channels] == ["log", "webhook", "slack:old"] and not done.watch

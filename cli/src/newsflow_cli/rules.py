@@ -273,33 +273,13 @@ def test(
             console.print("    " + escape(h.snippet).replace("«", "[bold yellow]").replace("»", "[/bold yellow]"))
 
 
-MAX_SIMULATED = 5000
-
-
 async def _would_send(es: Any, settings: Any, rule: Any, since: str) -> str:
     """One line: how many messages the rule would have sent since `since` under its mode."""
-    from datetime import datetime
-
-    from newsflow_alerting.simulate import simulate
-    from newsflow_alerting.stories import fingerprint, group, sources
+    from newsflow_alerting.simulate import outlook
     from newsflow_search.query import parse_since
 
-    resp = await es.search(
-        index=settings.index_alias,
-        query=rule.es_query(since=parse_since(since)),
-        size=MAX_SIMULATED,
-        source=["published_at", "indexed_at"],
-        sort=[{"indexed_at": "asc"}],
-        track_total_hits=False,
-    )
-    hits = resp["hits"]["hits"]
-    # The notifier sees an article when it is indexed: that order, and those times, decide stories and digests.
-    times = [(h["_id"], datetime.fromisoformat(h["_source"]["indexed_at"])) for h in hits]
-    found = await sources(es, settings.index_alias, [i for i, _t in times])
-    reports = [(i, t.timestamp(), fingerprint(found.get(i, {}))) for i, t in times]
-    story_of = group(reports, 24 * 3600)
-    starts = [t for i, t in times if story_of[i] == i]
-    sent = simulate(rule, starts)
+    seen = await outlook(es, settings.index_alias, rule, parse_since(since) or "now-7d")
+    sent = seen.sent
     mode = (
         f"digest {rule.digest.describe()}"
         if rule.mode == "digest"
@@ -310,8 +290,8 @@ async def _would_send(es: Any, settings: Any, rule: Any, since: str) -> str:
         parts.append(f"{sent.digests} digests")
     if sent.storm_digests:
         parts.append(f"{sent.storm_digests} storm digests")
-    capped = f" (the first {MAX_SIMULATED} matches only)" if len(hits) >= MAX_SIMULATED else ""
+    capped = f" (the first {seen.replayed} matches only)" if seen.capped else ""
     return (
         f"would have sent {sent.messages} message(s) per channel ({', '.join(parts) or 'none'}) for "
-        f"{len(starts)} stories of {len(hits)} matching articles{capped}, mode {mode}"
+        f"{seen.stories} stories of {seen.replayed} matching articles{capped}, mode {mode}"
     )

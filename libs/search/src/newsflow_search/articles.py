@@ -85,8 +85,8 @@ def _copies_query(doc: dict[str, Any], article_id: str) -> dict[str, Any]:
 
 
 def _coverage_query(view: ArticleView) -> dict[str, Any]:
-    """Same story, other words: articles like this one (more_like_this on title and text) from near its date,
-    its copies left out."""
+    """Same story, other words: articles like this one (more_like_this on title and standfirst) from near its
+    date, its copies left out."""
     doc = view.doc
     must_not: list[dict[str, Any]] = [{"ids": {"values": [view.article_id]}}]
     if str(doc.get("simhash") or "") not in NO_FINGERPRINT:
@@ -108,7 +108,10 @@ def _coverage_query(view: ArticleView) -> dict[str, Any]:
         )
     mlt = {
         "more_like_this": {
-            "fields": ["title", "description", "text"],
+            # The headline and the standfirst name the event; the body's words are shared by every report of
+            # its kind. Liking the body too cost 100-400 ms a page with 100,000 articles (docs/WEB.md,
+            # "Performance"): every article's common words match thousands of others.
+            "fields": ["title", "description"],
             "like": [{"_index": view.index, "_id": view.article_id}],
             "min_term_freq": 1,
             "min_doc_freq": 2,

@@ -137,14 +137,21 @@ class Search:
             for name, fld in FACETS.items()
         }
         over: dict[str, Any] = {"span": {"stats": {"field": "published_at"}}}
-        if self.gte and self.lt:
-            # The range is known: one round trip. Without one, `run` asks again once the span is known.
-            over["buckets"] = histogram_agg(interval_for(self.lt - self.gte), self.gte, self.lt)
+        if self.gte:
+            # The range is known ("the last 7 days" ends now): one round trip. Without a start, `run` asks
+            # again once the span of the matches is known.
+            lt = self.lt or _next_day(datetime.now(UTC))
+            over["buckets"] = histogram_agg(interval_for(lt - self.gte), self.gte, lt)
         aggs["over_time"] = {"filter": {"bool": {"filter": self.facet_clauses()}}, "aggs": over}
         return aggs
 
 
 _NEWEST = {"published_at": {"order": "desc", "missing": "_last"}}
+
+
+def _next_day(t: datetime) -> datetime:
+    """Midnight UTC after `t`: today's bar is a whole day, as every other."""
+    return datetime.combine(t.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -250,9 +257,8 @@ def _facet(agg: Mapping[str, Any], chosen: tuple[str, ...]) -> list[FacetValue]:
 
 def parse_histogram(over: Mapping[str, Any], search: Search) -> tuple[list[Bucket], str]:
     buckets = over.get("buckets", {}).get("buckets", [])
-    interval = str(
-        over.get("interval") or (interval_for(search.lt - search.gte) if search.gte and search.lt else "day")
-    )
+    known = interval_for((search.lt or _next_day(datetime.now(UTC))) - search.gte) if search.gte else "day"
+    interval = str(over.get("interval") or known)
     return [Bucket(datetime.fromtimestamp(b["key"] / 1000, UTC), int(b["doc_count"])) for b in buckets], interval
 
 

@@ -20,10 +20,15 @@ class FiredRecord:
     record: dict[str, Any]
 
 
-async def recent(es: AsyncElasticsearch, index: str, size: int = 50, rule_id: str | None = None) -> list[FiredRecord]:
+async def recent(
+    es: AsyncElasticsearch, index: str, size: int = 50, rule_id: str | None = None, alert_id: str | None = None
+) -> list[FiredRecord]:
     flt: list[dict[str, Any]] = [{"term": {"fired": True}}]
     if rule_id:
         flt.append({"term": {"rule_id": rule_id}})
+    if alert_id:
+        # The record of a story's alert is keyed by the story's fingerprint: look it up by its alert's id.
+        flt.append({"term": {"alert_id": alert_id}})
     resp = await es.options(ignore_status=404).search(
         index=index, query={"bool": {"filter": flt}}, sort=[{"created_at": "desc"}], size=size
     )

@@ -33,7 +33,7 @@ from newsflow_search.es import is_healthy, make_client
 from newsflow_search.explore import MARK_CLOSE, MARK_OPEN
 from newsflow_search.rules import RuleStore
 from newsflow_shared.runtime import make_redis
-from newsflow_web.deliveries import AlertRecordDeliveries, DeliverySource
+from newsflow_web.deliveries import NotifierDeliveries
 from newsflow_web.live import AlertFeed
 from newsflow_web.security import Forbidden, Guard, SecurityMiddleware
 from newsflow_web.settings import WebSettings
@@ -77,7 +77,7 @@ class Ctx:
     feed: AlertFeed
     rules: RuleStore
     feeds: FeedRegistry
-    deliveries: DeliverySource
+    deliveries: NotifierDeliveries
     templates: Jinja2Templates
 
 
@@ -170,7 +170,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             feed=feed,
             rules=RuleStore(es, index=settings.rules_index, news_alias=settings.index_alias),
             feeds=FeedRegistry(redis),
-            deliveries=AlertRecordDeliveries(es, settings.alerts_index),
+            deliveries=NotifierDeliveries(redis),
             templates=make_templates(),
         )
         tail = asyncio.create_task(feed.run(), name="alerts-tail")

@@ -13,7 +13,7 @@ from newsflow_search import fired
 from newsflow_search.rules import Rule
 from newsflow_shared.models import Alert
 from newsflow_web.app import Ctx, ctx, render
-from newsflow_web.deliveries import ChannelStatus
+from newsflow_web.deliveries import AlertFate
 from newsflow_web.live import Arrival, stream_key, valid_id
 
 router = APIRouter()
@@ -30,13 +30,12 @@ async def alerts_page(request: Request) -> Response:
     after = await c.feed.last_id()
     records = await fired.recent(c.es, c.settings.alerts_index, size=c.settings.web_alerts_shown)
     rules = await rules_by_id(c)
-    alerts = [r.alert for r in records]
-    statuses = await c.deliveries.statuses(alerts, rules)
+    fates = await c.deliveries.fates([r.alert for r in records], rules)
     return render(
         request,
         "alerts.html",
         records=records,
-        statuses=statuses,
+        fates=fates,
         after=after,
         rules=rules,
         page_title="Alerts",
@@ -73,11 +72,11 @@ async def alerts_stream(request: Request) -> EventSourceResponse:
 
 
 async def _event(request: Request, c: Ctx, arrival: Arrival, rules: dict[str, Rule]) -> dict[str, Any]:
-    statuses = await c.deliveries.statuses([arrival.alert], rules)
+    fate = await c.deliveries.fate(arrival.alert, rules.get(arrival.alert.rule_id))
     html = c.templates.get_template("_alert_row.html").render(
         alert=arrival.alert,
         created_at=arrival.alert.matched_at,
-        statuses=statuses.get(arrival.alert.alert_id, []),
+        fate=fate,
         live=True,
         rule=rules.get(arrival.alert.rule_id),
     )
@@ -86,11 +85,12 @@ async def _event(request: Request, c: Ctx, arrival: Arrival, rules: dict[str, Ru
 
 @router.get("/alerts/{alert_id}/deliveries")
 async def deliveries_fragment(request: Request, alert_id: str) -> Response:
-    """One alert's channels, for the page to refresh until every delivery is settled."""
+    """One alert's fate and channels, for the page to refresh until every delivery is settled."""
     c = ctx(request)
     records = await fired.recent(c.es, c.settings.alerts_index, size=1, alert_id=alert_id)
     alert: Alert | None = records[0].alert if records else None
-    statuses: list[ChannelStatus] = []
-    if alert is not None:
-        statuses = (await c.deliveries.statuses([alert], await rules_by_id(c))).get(alert_id, [])
-    return render(request, "_deliveries.html", alert_id=alert_id, statuses=statuses)
+    if alert is None:
+        fate = AlertFate(summary="unknown", detail="no such alert in the alerts index")
+    else:
+        fate = await c.deliveries.fate(alert, (await rules_by_id(c)).get(alert.rule_id))
+    return render(request, "_deliveries.html", alert_id=alert_id, fate=fate)
