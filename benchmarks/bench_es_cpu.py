@@ -1,6 +1,6 @@
 """Elasticsearch CPU per indexed document, under variants of the mapping and of the bulk refresh, side by side.
 
-    .venv/bin/python benchmarks/bench_es_cpu.py --docs 600 --batch 8 --rounds 2
+    .venv/bin/python benchmarks/bench_es_cpu.py --eval-dir ../shared/eval --docs 400 --rate 20 --rounds 2
     NEWSFLOW_ELASTICSEARCH_URL=http://127.0.0.1:9200 ES_PID=1234 .venv/bin/python benchmarks/bench_es_cpu.py
 
 The documents are the parser's own output for the labelled pages of ../shared/eval (extract_payload, then
