@@ -6,8 +6,8 @@
 The documents are the parser's own output for the labelled pages of ../shared/eval (extract_payload, then
 the indexer's `to_document`), each copy under an id of its own, so sizes and languages are the pipeline's.
 Each variant indexes the same documents into a fresh index of its own through the indexer's own Batcher
-the indexer's linger makes of an article stream below capacity) with one bulk in flight at a time, at
-`--rate` documents per second (0: as fast as it goes), and the node's CPU (utime+stime of its process in
+(size 500, linger 0.2 s, 2 bulks in flight) and its RefreshPolicy ("+true", "+wait_for", "+adaptive-GAP"),
+submitting `--rate` documents per second, and the node's CPU (utime+stime of its process in
 /proc) is read before and after. Variants run interleaved, round after round, so that the load of the
 machine falls on all of them alike; the node's idle CPU over the same wall time is measured and shown.
 The node is started with the project's script in a temporary home unless NEWSFLOW_ELASTICSEARCH_URL and
