@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pipeline import limit, quality, report  # noqa: E402
+from benchmarks.pipeline import es_warm, limit, quality, report  # noqa: E402
 from benchmarks.pipeline.infra import start_servers  # noqa: E402
 from benchmarks.pipeline.pages import DEFAULT_EVAL, EvalDataMissing, load_pages  # noqa: E402
 from benchmarks.pipeline.profile import read as read_profile  # noqa: E402
@@ -62,6 +62,7 @@ class Config:
     report_only: Path | None = None
     wan_delay_s: float = 0.0
     wan_articles: int = 0
+    es_warm_docs: int = 3000
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Results:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     command: str = ""
+    es_warm: dict[str, float] = field(default_factory=dict)
 
 
 def machine() -> dict[str, str]:
@@ -136,6 +138,12 @@ def parse_args(argv: list[str] | None) -> Config:
         " pair, as a news site over the internet does (default 0.2; 0 skips the pair)",
     )
     ap.add_argument("--wan-articles", type=int, help="articles in each run of that pair (default 500; quick 100)")
+    ap.add_argument(
+        "--es-warm-docs",
+        type=int,
+        default=3000,
+        help="documents indexed into a scratch index before the runs, so that they meet a warm node (0: none)",
+    )
     ap.add_argument("--replicas", default="1,2", help="parser replica counts to run (default 1,2)")
     ap.add_argument("--no-newsplease", action="store_true", help="skip news-please (needs the package index)")
     ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
@@ -160,6 +168,7 @@ def parse_args(argv: list[str] | None) -> Config:
         report_only=a.report_only,
         wan_delay_s=a.wan_delay,
         wan_articles=a.wan_articles or (100 if quick else 500),
+        es_warm_docs=a.es_warm_docs,
     )
 
 
@@ -168,6 +177,8 @@ async def pipeline_part(cfg: Config, res: Results, pages: list[Any], state: Path
     servers = await asyncio.to_thread(start_servers, state)
     log(f"Redis {servers.redis_url}, Elasticsearch {servers.es_url}")
     try:
+        if cfg.es_warm_docs:
+            await _warm_elasticsearch(cfg, res, servers, pages)
         async with BenchSite(pages) as site:
             bench = Bench(servers, site, state / "logs")
             try:
@@ -176,6 +187,23 @@ async def pipeline_part(cfg: Config, res: Results, pages: list[Any], state: Path
                 await bench.close()
     finally:
         await asyncio.to_thread(servers.stop)
+
+
+async def _warm_elasticsearch(cfg: Config, res: Results, servers: Any, pages: list[Any]) -> None:
+    from elasticsearch import AsyncElasticsearch
+
+    from benchmarks.pipeline.sampler import tree_cpu_seconds
+
+    log(f"warming Elasticsearch up: up to {cfg.es_warm_docs} documents (see benchmarks/pipeline/es_warm.py)")
+    es = AsyncElasticsearch(servers.es_url, request_timeout=60)
+    cpu0 = tree_cpu_seconds(servers.es_pid) if servers.es_pid else 0.0
+    try:
+        n, took = await es_warm.warm_up(es, pages, len(os.sched_getaffinity(0)), cfg.es_warm_docs, max_s=300)
+    finally:
+        await es.close()
+    cpu = (tree_cpu_seconds(servers.es_pid) - cpu0) if servers.es_pid else 0.0
+    res.es_warm = {"docs": n, "seconds": took, "cpu_s": cpu}
+    log(f"  {n} documents in {took:.0f} s, {1000 * cpu / max(n, 1):.1f} ms of node CPU per document (not measured)")
 
 
 async def _runs(cfg: Config, res: Results, bench: Bench) -> None:

@@ -204,6 +204,19 @@ def cpu_table(res: Any) -> list[str]:
     return rows
 
 
+def es_warm_note(res: Any) -> list[str]:
+    w = getattr(res, "es_warm", None)
+    if not w:
+        return ["The Elasticsearch node was fresh when the runs began: its figure includes the JVM warming up.", ""]
+    return [
+        f"Before the runs the node indexed {w['docs']:.0f} documents into a scratch index"
+        f" ({w['seconds']:.0f} s, {1000 * w['cpu_s'] / max(w['docs'], 1):.1f} ms of its CPU per document, not"
+        " counted above): a fresh node compiles its indexing paths as it works, and runs that start with it"
+        " measure that one-off cost instead of a running node's (benchmarks/pipeline/es_warm.py).",
+        "",
+    ]
+
+
 def quality_table(res: Any) -> list[str]:
     rows = ["| extractor | pages timed | pages per CPU second | P | R | F1 | note |", "|---|---|---|---|---|---|---|"]
     for q in res.quality:
@@ -503,6 +516,7 @@ def render(res: Any, cfg: Any) -> str:
         "",
         *cpu_table(res),
         "",
+        *es_warm_note(res),
     ]
     L += [
         "## Resources per service",

@@ -253,3 +253,33 @@ async def test_brotli_and_gzip_bodies_are_decoded(site: WebServer, dl: ArticleDo
     accepted = site.hits_for("/br")[0].headers.get("Accept-Encoding", "")
     assert "br" in accepted and "gzip" in accepted
     assert site.hits_for("/br")[0].headers.get("User-Agent", "").startswith("NewsflowBot/")
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_noticed_and_replaced(redis_url: str) -> None:
+    # httpcore checks an idle connection's socket before reusing it (is it readable: closed by the
+    # server?); the guarded backend answers that check from the socket it looked up once.
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<html><body><p>one answer per connection</p></body></html>"
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n"
+        writer.write(head.encode() + body)
+        await writer.drain()
+        writer.close()  # keep-alive was implied, and the connection goes away all the same
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = HttpClient(fetcher_settings(redis_url), resolver=fake_dns)
+    try:
+        for i in range(3):
+            resp = await http.get(f"http://127.0.0.1:{port}/p{i}")
+            assert resp.status == 200 and b"one answer" in resp.body
+            await asyncio.sleep(0.1)
+        assert connections == 3
+    finally:
+        await http.aclose()
+        server.close()
+        await server.wait_closed()

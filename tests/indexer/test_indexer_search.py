@@ -167,3 +167,21 @@ async def test_bulk_refresh_true_makes_a_batch_searchable_and_alerting_without_t
     assert [a.rule_name for a in results[0]] == ["rocket"]  # type: ignore[union-attr]
     res = await ready_es.search(index="news", query={"match_phrase": {"text": "rocket attack"}})
     assert [h["_id"] for h in res["hits"]["hits"]] == [art.article_id]
+
+
+async def test_adaptive_refresh_rides_the_next_refresh_and_still_returns_a_searchable_batch(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings
+) -> None:
+    # The first bulk forces a refresh; the next one, within the gap, waits for the scheduled refresh
+    # (refresh_interval 1 s) instead of making a segment of its own: its documents are searchable, and
+    # its alerts evaluated, when the bulk returns all the same.
+    ix = Indexer(ready_es, idx_settings.model_copy(update={"bulk_refresh": "adaptive", "bulk_refresh_min_gap_s": 60}))
+    await ix.rules.add(Rule(name="rocket", query="rocket attack"))
+    first = await ix.handle_batch([make_article("https://a.example/budget", BUDGET_TEXT)])
+    assert first == [[]]
+    art = rocket_article()
+    results = await ix.handle_batch([art])
+    assert [a.rule_name for a in results[0]] == ["rocket"]  # type: ignore[union-attr]
+    res = await ready_es.search(index="news", query={"match_phrase": {"text": "rocket attack"}})
+    assert [h["_id"] for h in res["hits"]["hits"]] == [art.article_id]
+    assert ix.writer.refresh.choose(1) == "wait_for"  # still within the gap: no forced refresh yet

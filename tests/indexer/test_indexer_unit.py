@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from newsflow_indexer.alerts import alert_id, delivery_key, fingerprint_id
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_indexer.writer import RefreshPolicy
 from newsflow_search.documents import doc_version, primary_language, to_document
 from newsflow_search.index_setup import NEWS_TEMPLATE, news_template, resource
 from newsflow_search.query import best_snippet, build_query, parse_since, search_fields
@@ -157,3 +159,15 @@ def test_each_service_reads_only_its_own_settings() -> None:
     assert "elasticsearch_url" not in FetcherSettings.model_fields and "feeds_file" in FetcherSettings.model_fields
     # Delivery is the notifier's: the indexer has no webhook settings left.
     assert not [f for f in IndexerSettings.model_fields if f.startswith(("webhook", "smtp"))]
+
+
+def test_refresh_policy_forces_at_most_once_per_gap_and_never_for_a_big_batch() -> None:
+    assert RefreshPolicy("true").choose(1000) == "true"
+    assert RefreshPolicy("wait_for").choose(1) == "wait_for"
+    p = RefreshPolicy("adaptive", min_gap_s=0.05, wait_from=50)
+    assert p.choose(1) == "true"  # an article alone: searchable at once
+    assert p.choose(3) == "wait_for"  # right after a forced refresh: ride the next one
+    time.sleep(0.06)
+    assert p.choose(50) == "wait_for"  # a backlog: throughput first, whatever the gap
+    assert p.choose(49) == "true"
+    assert IndexerSettings().bulk_refresh == "adaptive"

@@ -19,6 +19,11 @@ BULK_SECONDS = Histogram(
     "Time of one bulk write including its refresh",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
+BULK_REFRESH = Counter(
+    "newsflow_indexer_bulk_refresh",
+    "Bulk writes by the refresh they asked for: true (forced now) or wait_for (the next refresh)",
+    ["refresh"],
+)
 BATCH_RETRIES = Counter(
     "newsflow_indexer_batch_retries",
     "Batches retried because Elasticsearch was unreachable or not ready",

@@ -23,11 +23,19 @@ class IndexerSettings(CommonSettings, SearchSettings):
     # Bulks written at once; articles that arrive meanwhile wait and make the next batch bigger.
     bulk_max_in_flight: int = Field(2, ge=1)
     # How a bulk makes its documents searchable before the rules run on them. "true" refreshes the shard
-    # at once: at most one small segment per bulk, i.e. a few a second given the linger, which the merge
-    # policy absorbs. "wait_for" rides the index's scheduled refresh (refresh_interval 1 s): fewer
-    # segments, but up to a second per bulk while the next batch waits (p95 2.4 s against 1.2 s when
-    # measured side by side, docs/PERFORMANCE.md).
-    bulk_refresh: Literal["true", "wait_for"] = "true"
+    # at once: a new segment per bulk, each one paid for by Elasticsearch in CPU (refresh, then merges):
+    # a third or more of its CPU per document at a few documents per bulk (benchmarks/bench_es_cpu.py).
+    # "wait_for" rides the index's scheduled refresh (refresh_interval 1 s): one segment a second, but up
+    # to a second per bulk while the next batch waits (p95 2.4 s against 1.2 s, docs/PERFORMANCE.md).
+    # "adaptive" (default) forces a refresh at most once per `bulk_refresh_min_gap_s`, and never for a
+    # batch of `bulk_refresh_wait_from` articles or more (such batches only form when the indexer is
+    # behind, and then throughput matters more than a fraction of a second); the other bulks wait_for the
+    # next refresh, which the next forced one or the scheduled one brings: an article arriving alone is
+    # refreshed at once, as with "true", and under a steady flow refreshes stay a few a second whatever
+    # the number of bulks.
+    bulk_refresh: Literal["true", "wait_for", "adaptive"] = "adaptive"
+    bulk_refresh_min_gap_s: float = Field(0.5, ge=0)
+    bulk_refresh_wait_from: int = Field(50, ge=1)
     bulk_max_retries: int = Field(5, ge=0, description="per-item retries of 429/503 inside one bulk")
     bulk_initial_backoff_s: float = Field(0.5, gt=0)
     # Elasticsearch unreachable: the batch is retried with backoff up to this interval, forever.

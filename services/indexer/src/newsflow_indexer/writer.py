@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,11 +63,41 @@ def _error_text(error: Any) -> tuple[str, str]:
     return "error", str(error)
 
 
+class RefreshPolicy:
+    """The `refresh` of each bulk: "true" or "wait_for" as configured, or, "adaptive", chosen per bulk.
+
+    Adaptive: a forced refresh at most once per `min_gap_s` and only for a batch under `wait_from`
+    articles; every other bulk waits for the next refresh, forced by a later bulk or scheduled by the
+    index (refresh_interval). Elasticsearch then makes a few segments a second however many bulks
+    come, instead of one per bulk, and an article that arrives alone is still searchable at once.
+    """
+
+    def __init__(self, mode: str, min_gap_s: float = 0.5, wait_from: int = 50) -> None:
+        self.mode = mode
+        self.min_gap_s = min_gap_s
+        self.wait_from = wait_from
+        self._last_forced = -math.inf
+
+    def choose(self, n: int) -> Literal["true", "wait_for"]:
+        if self.mode == "true":
+            return "true"
+        if self.mode == "wait_for":
+            return "wait_for"
+        now = time.monotonic()
+        if n >= self.wait_from or now - self._last_forced < self.min_gap_s:
+            return "wait_for"
+        self._last_forced = now
+        return "true"
+
+
 class BulkWriter:
     def __init__(self, es: AsyncElasticsearch, settings: IndexerSettings) -> None:
         self.es = es
         self.settings = settings
         self.alias = settings.index_alias
+        self.refresh = RefreshPolicy(
+            settings.bulk_refresh, settings.bulk_refresh_min_gap_s, settings.bulk_refresh_wait_from
+        )
 
     async def locate(self, ids: list[str]) -> dict[str, tuple[str, int]]:
         """Where each id lives now: backing index and version, over every index behind the alias.
@@ -136,7 +167,9 @@ class BulkWriter:
         for a in articles:
             operations.extend(self.action(a, located.get(a.article_id, (None, 0))[0], now))
         try:
-            resp = await self.es.bulk(operations=operations, refresh=self.settings.bulk_refresh)
+            refresh = self.refresh.choose(len(articles))
+            metrics.BULK_REFRESH.labels(refresh).inc()
+            resp = await self.es.bulk(operations=operations, refresh=refresh)
         except ApiError as e:
             if e.meta.status not in REQUEST_REFUSALS:
                 raise
