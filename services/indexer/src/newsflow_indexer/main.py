@@ -36,7 +36,13 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
     es = make_client(s)
     try:
         await _prepare(es, s, runtime)
-        indexer = Indexer(es, s, stopping=runtime.stopping, redis=runtime.redis)
+        indexer = Indexer(
+            es,
+            s,
+            stopping=runtime.stopping,
+            redis=runtime.redis,
+            publish=lambda alert: runtime.publish(streams.ALERTS, alert),
+        )
         batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s, s.bulk_max_in_flight)
         yield {"es": es, "batcher": batcher}
         await batcher.aclose()
