@@ -279,10 +279,14 @@ class NotifierState:
             await p.execute()
 
     async def story(self, story_id: str) -> Story | None:
-        raw = await self.redis.hgetall(k_story(story_id))
+        # One round trip for both (every immediate delivery reads its story).
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hgetall(k_story(story_id))
+            p.hgetall(k_also(story_id))
+            raw, members = await p.execute()
         if not raw:
             return None
-        also = [Member.model_validate_json(v) for v in (await self.redis.hgetall(k_also(story_id))).values()]
+        also = [Member.model_validate_json(v) for v in members.values()]
         also.sort(key=lambda m: m.at)
         return Story(
             story_id=story_id,

@@ -46,7 +46,12 @@ class Deliverer:
     async def deliver(self, n: Notification) -> None:
         rule = await self.rules.get(n.rule_id)
         ch = rule.channel(n.channel) if rule else None
-        prev = await self.state.delivery(n.notification_id, n.channel)
+        # The outcome so far and the message's content are read at once: a message is rarely delivered
+        # already, and a burst's deliveries wait on these round trips one after the other otherwise.
+        prev, built = await asyncio.gather(
+            self.state.delivery(n.notification_id, n.channel),
+            self._content(n, rule) if rule is not None and ch is not None else _nothing(),
+        )
         if prev is not None and prev.status == "delivered":
             metrics.DELIVERIES.labels(ch.type if ch else "unknown", "duplicate").inc()
             log.info("%s already delivered to %s: not sent again", n.idempotency_key, prev.channel)
@@ -54,7 +59,6 @@ class Deliverer:
         if rule is None or ch is None:
             await self._drop(n, prev, "the rule or this channel of it was removed")
             return
-        built = await self._content(n, rule)
         if built is None:
             await self._drop(n, prev, f"the {n.kind}'s state expired (NEWSFLOW_STATE_TTL_DAYS)", ch)
             return
@@ -160,3 +164,7 @@ class Deliverer:
         )
         metrics.DELIVERIES.labels(ch.type if ch else "unknown", "dropped").inc()
         log.warning("%s not sent: %s", n.idempotency_key, why, extra={"rule": n.rule_name})
+
+
+async def _nothing() -> None:
+    return None

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from elasticsearch import AsyncElasticsearch
-from faststream import Context
 
 from newsflow_alerting.state import NotifierState
 from newsflow_http.destinations import guarded_client
@@ -24,7 +23,7 @@ from newsflow_shared import streams
 from newsflow_shared.models import Alert, Notification
 from newsflow_shared.redact import redact
 from newsflow_shared.retry import retrying
-from newsflow_shared.runtime import Runtime, Service
+from newsflow_shared.runtime import Context, Runtime, Service
 
 log = logging.getLogger("newsflow.notifier")
 
