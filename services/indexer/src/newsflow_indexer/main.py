@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from elasticsearch import AsyncElasticsearch
-from faststream import Context
 
 from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.handler import Indexer
@@ -20,7 +19,7 @@ from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.redact import redact
 from newsflow_shared.retry import retrying
-from newsflow_shared.runtime import Runtime, Service
+from newsflow_shared.runtime import Context, Runtime, Service
 
 log = logging.getLogger("newsflow.indexer")
 
