@@ -251,6 +251,7 @@ async def run_mode(
                     await redis.xadd(streams.ALERTS, encode(a))
                 await asyncio.sleep(0.5)
         await wait(lambda: _settled(redis, alerts), 900, every=1.0)
+        cpu = cpu_s(notifier)
     finally:
         await asyncio.to_thread(notifier.stop)
     keys = Counter(k for k, _t, _b in rec.got)
@@ -265,7 +266,8 @@ async def run_mode(
     print(
         f"{name}: {len(rec.got)} messages for {len(alerts)} alerts in {time.monotonic() - started:.0f} s "
         f"({sum(1 for _k, _t, b in rec.got if b['type'] == 'newsflow.digest')} digests); "
-        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}{latency}"
+        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}{latency}; "
+        f"notifier CPU {cpu:.1f} s ({1000 * cpu / max(1, len(alerts)):.1f} ms per alert)"
     )
 
 
@@ -311,6 +313,7 @@ async def burst(
     total_s = time.monotonic() - started
     await asyncio.sleep(1.0)  # the follower's last read
     await follow.stop()
+    cpu = {proc.service: cpu_s(proc) for proc in (indexer, notifier)}
     for proc in (notifier, indexer):
         await asyncio.to_thread(proc.stop)
     latencies = [t - datetime.fromisoformat(b["indexed_at"]).timestamp() for _k, t, b in rec.got]
@@ -336,7 +339,18 @@ async def burst(
         f"the alert to delivered: p50 {statistics.median(notified):.2f} s, p95 {percentile(notified, 95):.2f} s)"
     )
     print(f"stages: {stages(rec.got, follow)}")
+    print(
+        f"CPU: indexer {cpu['indexer']:.1f} s, notifier {cpu['notifier']:.1f} s "
+        f"({1000 * cpu['notifier'] / max(1, len(alerts)):.1f} ms per alert)"
+    )
     return alerts
+
+
+def cpu_s(proc: ServiceProcess) -> float:
+    """CPU seconds (user + system) the service process has used so far."""
+    assert proc.proc is not None
+    fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -351,6 +365,9 @@ async def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rules", type=int, default=50)
     p.add_argument("--rate", type=float, default=0, help="articles written per second (0: all at once)")
     p.add_argument("--burst-only", action="store_true", help="run 1 only (no replayed modes)")
+    p.add_argument(
+        "--modes", default="alone,storm,digest", help="replayed modes to run after the burst (comma-separated)"
+    )
     a = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="nf-bench-notifier-")
     redis_url, es_url, stops = await servers(tmp)
@@ -386,9 +403,11 @@ async def main(argv: list[str] | None = None) -> None:
         alone = [
             r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"enabled": False})}) for r in base
         ]
-        modes = (("notifier alone, immediate, storm guard off", alone), ("immediate, storm guard 5 in 1m", storm),
-                 ("digest every 1m", digest))  # fmt: skip
-        for name, rules in modes:
+        modes = (("notifier alone, immediate, storm guard off", alone, "alone"),
+                 ("immediate, storm guard 5 in 1m", storm, "storm"), ("digest every 1m", digest, "digest"))  # fmt: skip
+        for name, rules, key in modes:
+            if key not in a.modes.split(","):
+                continue
             await reset_notifier(redis)
             await run_mode(name, redis, store, rules, rec, alerts, env, logs, replay=True)
     finally:
