@@ -79,11 +79,7 @@ class Deliverer:
         )
 
         async def attempt() -> str:
-            record.attempts += 1
-            record.last_at = datetime.now(UTC)
-            await self.state.record(n.notification_id, n.channel, record)
-            with metrics.SEND_SECONDS.labels(ch.type).time():
-                return await self.sender.send(ch, n.idempotency_key, content, body)
+            return await self._attempt(n, ch, record, content, body)
 
         s = self.settings
         try:
@@ -110,6 +106,28 @@ class Deliverer:
             metrics.LATENCY.labels(ch.type).observe(record.latency_s)
         await self.state.record(n.notification_id, n.channel, record)
         metrics.DELIVERIES.labels(ch.type, "delivered").inc()
+
+    async def _attempt(
+        self, n: Notification, ch: Channel, record: Delivery, content: render.Content, body: dict[str, Any]
+    ) -> str:
+        record.attempts += 1
+        record.last_at = datetime.now(UTC)
+        # The attempt is recorded ("sending", with its number) while it is made, not before: the record is
+        # for the operator and the next attempt's count, and a round trip before every message delayed each
+        # delivery of a burst. Both are done before the attempt's outcome is recorded.
+        marked, sent = await asyncio.gather(
+            self.state.record(n.notification_id, n.channel, record.model_copy()),
+            self._timed_send(ch, n, content, body),
+            return_exceptions=True,
+        )
+        for outcome in (marked, sent):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return str(sent)
+
+    async def _timed_send(self, ch: Channel, n: Notification, content: render.Content, body: dict[str, Any]) -> str:
+        with metrics.SEND_SECONDS.labels(ch.type).time():
+            return await self.sender.send(ch, n.idempotency_key, content, body)
 
     async def _content(self, n: Notification, rule: Rule) -> tuple[render.Content, dict[str, Any]] | None:
         if n.kind == "alert":

@@ -20,7 +20,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
 from newsflow_alerting.schedule import storm_starts
-from newsflow_alerting.state import Decision, NotifierState, Route, k_lock
+from newsflow_alerting.state import Decision, NotifierState, Outlook, Route, k_lock
 from newsflow_alerting.stories import Grouping, fingerprint, most_alike, sources
 from newsflow_notifier import metrics
 from newsflow_notifier.rules import RuleCache
@@ -71,9 +71,11 @@ class Planner:
             )
             return []
         async with self._rule_lock(rule.id):
-            d = await self.state.decision(alert.alert_id)
-            if d is None:
-                d = await self._decide_and_commit(rule, alert, now or datetime.now(UTC))
+            now = now or datetime.now(UTC)
+            within = timedelta(minutes=rule.storm_guard.within)
+            # A redelivered alert's decision is read with the rule's state, in the same round trip.
+            seen = await self.state.outlook(rule.id, now - self.window, now - within, alert_id=alert.alert_id)
+            d = seen.decision or await self._decide_and_commit(rule, alert, seen, now)
         if d.role == "story" and d.route == "immediate":
             return [
                 Notification(
@@ -96,9 +98,9 @@ class Planner:
         async with local, shared:
             yield
 
-    async def _decide_and_commit(self, rule: Rule, alert: Alert, now: datetime) -> Decision:
+    async def _decide_and_commit(self, rule: Rule, alert: Alert, seen: Outlook, now: datetime) -> Decision:
         fp = await self._fingerprint(alert)
-        d = await self._decide(rule, alert, fp, now)
+        d = self._decide(rule, alert, fp, seen, now)
         await self.state.commit(alert, d, fp)
         metrics.ALERTS.labels("also" if d.role == "also" else d.route).inc()
         log.info(
@@ -110,14 +112,13 @@ class Planner:
         )
         return d
 
-    async def _decide(self, rule: Rule, alert: Alert, fp: frozenset[str], now: datetime) -> Decision:
-        within = timedelta(minutes=rule.storm_guard.within)
-        members, storm, fires = await self.state.outlook(rule.id, now - self.window, now - within)
-        best, _similarity = most_alike(fp, ((a, f) for a, _s, f in members if a != alert.article_id), self.grouping)
+    def _decide(self, rule: Rule, alert: Alert, fp: frozenset[str], seen: Outlook, now: datetime) -> Decision:
+        others = ((a, f) for a, _s, f in seen.members if a != alert.article_id)
+        best, _similarity = most_alike(fp, others, self.grouping)
         if best is not None:
-            story = next(s for a, s, _f in members if a == best)
+            story = next(s for a, s, _f in seen.members if a == best)
             return Decision(story_id=story, role="also", route="none", at=now)
-        return Decision(story_id=alert.alert_id, role="story", route=_route(rule, now, storm, fires), at=now)
+        return Decision(story_id=alert.alert_id, role="story", route=_route(rule, now, seen.storm, seen.fires), at=now)
 
     async def _fingerprint(self, alert: Alert) -> frozenset[str]:
         """The article's facts: carried by the alert (the indexer computes them), else from its document."""
