@@ -4,11 +4,17 @@ mode) and whether anything was lost.
 
     .venv/bin/python benchmarks/bench_notifier.py            # servers of its own, about 10 minutes
     .venv/bin/python benchmarks/bench_notifier.py --articles 2000 --matching 400   # a quicker look
+    .venv/bin/python benchmarks/bench_notifier.py --burst-only --rate 50   # paced at 50 articles/s, no modes 2-3
 
 The real indexer and notifier run as processes (as in compose) against a real Redis and Elasticsearch
 (NEWSFLOW_REDIS_URL / NEWSFLOW_ELASTICSEARCH_URL when set, else started here). Articles are generated
 demo articles (distinct events); the matching ones carry a rule's keyword. The burst is written to
-news.parsed at once.
+news.parsed at once, or at `--rate` articles a second (a steady flow: latency without the burst's queue).
+
+Each delivered alert's latency is split into stages by the times it passed each point: `indexed_at` (its
+bulk write returned), `matched_at` (the indexer made the alert), its entry on news.alerts and its entry on
+news.notifications (a stream entry id is Redis's clock in ms, read live by a follower here), and its
+receipt at the webhook.
 
 1. immediate, storm guard off: every story one message; latency = receipt at the webhook minus the alert's
    `indexed_at` (the end of the article's bulk write);
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -52,7 +59,7 @@ from newsflow_search.settings import SearchSettings
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, ParsedArticle
-from newsflow_shared.runtime import encode, ensure_groups
+from newsflow_shared.runtime import DATA_FIELD, encode, ensure_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -144,6 +151,59 @@ async def backlog(redis: aioredis.Redis, names: tuple[str, ...]) -> int:
     return total
 
 
+class Follower:
+    """When each alert reached news.alerts and news.notifications: the entry ids' times, read live (the
+    notifier's maintenance trims both streams behind its consumer group)."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self.at: dict[str, dict[str, float]] = {streams.ALERTS: {}, streams.NOTIFICATIONS: {}}
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        last = {streams.ALERTS: "0-0", streams.NOTIFICATIONS: "0-0"}
+        while True:
+            got = await self.redis.xread(last, count=2000, block=200)  # type: ignore[arg-type]
+            for stream, entries in got or []:
+                name = stream.decode()
+                for mid, fields in entries:
+                    last[name] = mid.decode()
+                    body = json.loads(fields[DATA_FIELD])
+                    key = body.get("alert_id") or body.get("notification_id")
+                    self.at[name].setdefault(key, int(mid.decode().split("-")[0]) / 1000)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def stages(got: list[tuple[str, float, dict[str, Any]]], follow: Follower) -> str:
+    """p50 / p95 of each stage of the delivered alerts' latency."""
+    parts: dict[str, list[float]] = {k: [] for k in ("evaluate", "record+publish", "plan", "deliver")}
+    for _k, t, b in got:
+        if b["type"] != "newsflow.alert":
+            continue
+        aid = b["alert_id"]
+        on_alerts = follow.at[streams.ALERTS].get(aid)
+        on_notes = follow.at[streams.NOTIFICATIONS].get(aid)
+        if on_alerts is None or on_notes is None:
+            continue
+        indexed = datetime.fromisoformat(b["indexed_at"]).timestamp()
+        matched = datetime.fromisoformat(b["matched_at"]).timestamp()
+        parts["evaluate"].append(matched - indexed)
+        parts["record+publish"].append(on_alerts - matched)
+        parts["plan"].append(on_notes - on_alerts)
+        parts["deliver"].append(t - on_notes)
+    return "; ".join(
+        f"{k} p50 {statistics.median(v):.2f} s p95 {percentile(v, 95):.2f} s" for k, v in parts.items() if v
+    )
+
+
 async def reset_notifier(redis: aioredis.Redis) -> None:
     """Forget the notifier's decisions and deliveries (a new mode on the same alerts)."""
     async for key in redis.scan_iter(match=f"{STATE_PREFIX}*", count=1000):
@@ -191,6 +251,7 @@ async def run_mode(
                     await redis.xadd(streams.ALERTS, encode(a))
                 await asyncio.sleep(0.5)
         await wait(lambda: _settled(redis, alerts), 900, every=1.0)
+        cpu = cpu_s(notifier)
     finally:
         await asyncio.to_thread(notifier.stop)
     keys = Counter(k for k, _t, _b in rec.got)
@@ -205,7 +266,8 @@ async def run_mode(
     print(
         f"{name}: {len(rec.got)} messages for {len(alerts)} alerts in {time.monotonic() - started:.0f} s "
         f"({sum(1 for _k, _t, b in rec.got if b['type'] == 'newsflow.digest')} digests); "
-        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}{latency}"
+        f"alerts: {dict(fate)}; repeated keys: {sum(c - 1 for c in keys.values())}{latency}; "
+        f"notifier CPU {cpu:.1f} s ({1000 * cpu / max(1, len(alerts)):.1f} ms per alert)"
     )
 
 
@@ -232,15 +294,26 @@ async def burst(
     for proc in (indexer, notifier):
         await asyncio.to_thread(proc.start)
         await asyncio.to_thread(proc.wait_ready)
+    follow = Follower(redis)
+    follow.start()
     started = time.monotonic()
-    async with redis.pipeline(transaction=False) as pipe:
-        for art in arts:
-            pipe.xadd(streams.PARSED, encode(art))
-        await pipe.execute()
+    if a.rate:
+        # A steady flow: one article every 1/rate s, written on a clock (not after each other's write).
+        for i, art in enumerate(arts):
+            await asyncio.sleep(max(0.0, started + i / a.rate - time.monotonic()))
+            await redis.xadd(streams.PARSED, encode(art))
+    else:
+        async with redis.pipeline(transaction=False) as pipe:
+            for art in arts:
+                pipe.xadd(streams.PARSED, encode(art))
+            await pipe.execute()
     indexed_s = await wait(lambda: _indexed(redis), 1800, every=1.0)
     alerts = await fired_alerts(es)
     await wait(lambda: _settled(redis, alerts), 900, every=1.0)
     total_s = time.monotonic() - started
+    await asyncio.sleep(1.0)  # the follower's last read
+    await follow.stop()
+    cpu = {proc.service: cpu_s(proc) for proc in (indexer, notifier)}
     for proc in (notifier, indexer):
         await asyncio.to_thread(proc.stop)
     latencies = [t - datetime.fromisoformat(b["indexed_at"]).timestamp() for _k, t, b in rec.got]
@@ -252,9 +325,10 @@ async def burst(
     notified = [t - datetime.fromisoformat(b["matched_at"]).timestamp() for _k, t, b in rec.got]
     keys = Counter(k for k, _t, _b in rec.got)
     fate = await accounted(redis, alerts)
+    how = f"written at {a.rate:g}/s" if a.rate else "written at once"
     print(
-        f"burst: {a.articles} articles, {len(alerts)} alerts of {a.rules} rules; indexed in {indexed_s:.0f} s, "
-        f"every alert delivered {total_s:.0f} s after the burst was written"
+        f"burst: {a.articles} articles ({how}), {len(alerts)} alerts of {a.rules} rules; indexed in "
+        f"{indexed_s:.0f} s, every alert delivered {total_s:.0f} s after the first article was written"
     )
     print(
         f"immediate, storm guard off: {len(rec.got)} messages; alerts: {dict(fate)}; repeated keys: "
@@ -264,7 +338,19 @@ async def burst(
         f"p95 {percentile(evaluated, 95):.2f} s; "
         f"the alert to delivered: p50 {statistics.median(notified):.2f} s, p95 {percentile(notified, 95):.2f} s)"
     )
+    print(f"stages: {stages(rec.got, follow)}")
+    print(
+        f"CPU: indexer {cpu['indexer']:.1f} s, notifier {cpu['notifier']:.1f} s "
+        f"({1000 * cpu['notifier'] / max(1, len(alerts)):.1f} ms per alert)"
+    )
     return alerts
+
+
+def cpu_s(proc: ServiceProcess) -> float:
+    """CPU seconds (user + system) the service process has used so far."""
+    assert proc.proc is not None
+    fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -277,6 +363,11 @@ async def main(argv: list[str] | None = None) -> None:
     p.add_argument("--articles", type=int, default=10_000)
     p.add_argument("--matching", type=int, default=2_000)
     p.add_argument("--rules", type=int, default=50)
+    p.add_argument("--rate", type=float, default=0, help="articles written per second (0: all at once)")
+    p.add_argument("--burst-only", action="store_true", help="run 1 only (no replayed modes)")
+    p.add_argument(
+        "--modes", default="alone,storm,digest", help="replayed modes to run after the burst (comma-separated)"
+    )
     a = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="nf-bench-notifier-")
     redis_url, es_url, stops = await servers(tmp)
@@ -302,6 +393,8 @@ async def main(argv: list[str] | None = None) -> None:
         base = [Rule(name=f"rule {n:02d}", query=f"zqk{n:02d}", channels=[hooks[n]]) for n in range(a.rules)]
         # 1. The burst, indexed and delivered at once (storm guard off: every story is a message).
         alerts = await burst(a, redis, es, store, base, rec, env, logs)
+        if a.burst_only:
+            return
         # 2. and 3.: the same alerts again, the notifier's state reset, another mode.
         storm = [
             r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"max": 5, "within": 1})}) for r in base
@@ -310,9 +403,11 @@ async def main(argv: list[str] | None = None) -> None:
         alone = [
             r.model_copy(update={"storm_guard": r.storm_guard.model_copy(update={"enabled": False})}) for r in base
         ]
-        modes = (("notifier alone, immediate, storm guard off", alone), ("immediate, storm guard 5 in 1m", storm),
-                 ("digest every 1m", digest))  # fmt: skip
-        for name, rules in modes:
+        modes = (("notifier alone, immediate, storm guard off", alone, "alone"),
+                 ("immediate, storm guard 5 in 1m", storm, "storm"), ("digest every 1m", digest, "digest"))  # fmt: skip
+        for name, rules, key in modes:
+            if key not in a.modes.split(","):
+                continue
             await reset_notifier(redis)
             await run_mode(name, redis, store, rules, rec, alerts, env, logs, replay=True)
     finally:

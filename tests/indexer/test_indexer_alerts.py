@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import ROCKET_TEXT, make_article, rocket_article
+from conftest import BUDGET_TEXT, ROCKET_TEXT, make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.alerts import alert_id
@@ -16,7 +17,8 @@ from newsflow_indexer.settings import IndexerSettings
 from newsflow_search.rules import Rule, rule_id
 from newsflow_shared import streams
 from newsflow_shared.models import Alert
-from newsflow_shared.runtime import encode
+from newsflow_shared.runtime import DATA_FIELD, encode
+from newsflow_shared.runtime.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +126,27 @@ async def test_rule_filters_and_a_broken_rule_do_not_stop_the_others(
     await ix.rules.add(Rule(name="broken", query="rocket AND ("), validate=False)
     fired = alerts_of(await ix.handle_batch([rocket_article()]))
     assert [a.rule_name for a in fired] == ["this-domain"]
+
+
+async def test_the_service_publishes_a_batchs_alerts_before_it_returns_and_a_redelivery_adds_none(
+    ready_es: AsyncElasticsearch, idx_settings: IndexerSettings, redis: aioredis.Redis
+) -> None:
+    """With the runtime's publisher, alerts are on news.alerts as soon as the batch is recorded (not published
+    by each article's handler later); several rules matching one article each fire, found in one search."""
+    publisher = Publisher("indexer", redis, max_lag=1000, dedup_ttl_s=3600)
+    ix = Indexer(ready_es, idx_settings, redis=redis, publish=lambda a: publisher.publish(streams.ALERTS, a))
+    for name, query in (("rocket", "rocket attack"), ("port", "Qasr"), ("budget", "budget"), ("none", "zebra")):
+        await ix.rules.add(Rule(name=name, query=query))
+    rocket = rocket_article()
+    budget = make_article("https://city.example.com/budget", BUDGET_TEXT)
+
+    async def on_stream() -> list[tuple[str, str]]:
+        entries = await redis.xrange(streams.ALERTS)
+        return sorted((json.loads(f[DATA_FIELD])["rule_name"], json.loads(f[DATA_FIELD])["url"]) for _i, f in entries)
+
+    assert await ix.handle_batch([rocket, budget]) == [[], []]
+    expected = [("budget", budget.url), ("port", rocket.url), ("rocket", rocket.url)]
+    assert await on_stream() == expected
+    # The same messages again (a crash after publishing, before the ack): recorded already, published already.
+    assert await ix.handle_batch([rocket, budget]) == [[], []]
+    assert await on_stream() == expected

@@ -164,3 +164,33 @@ async def test_another_outlets_report_updates_the_open_story_instead_of_a_new_me
     story = next(s for s in body["stories"] if s["url"] == first.url)
     assert [m["domain"] for m in story["also_reported_by"]] == ["ledger.example"]
     assert "also reported by ledger.example" in await _text(parts, digest)
+
+
+async def test_the_rule_cache_reloads_once_for_all_the_handlers_that_find_it_expired(ready) -> None:  # type: ignore[no-untyped-def]
+    """A burst's alerts and deliveries all find the cache expired at once: one search serves them all, and
+    none of them waits for it once rules are loaded."""
+    import asyncio
+
+    from newsflow_notifier.rules import RuleCache
+    from newsflow_search.rules import RuleStore, rule_id
+
+    es, _redis = ready
+    await add_rules(es, Rule(name="rocket", query="rocket"), Rule(name="port", query="port"))
+
+    class Counting(RuleStore):
+        loads = 0
+
+        async def all(self, enabled_only: bool = False) -> list[Rule]:
+            Counting.loads += 1
+            return await super().all(enabled_only=enabled_only)
+
+    cache = RuleCache(Counting(es), max_age_s=60)
+    found = await asyncio.gather(*(cache.get(rule_id("rocket" if i % 2 else "port")) for i in range(48)))
+    assert {r.name for r in found if r is not None} == {"rocket", "port"} and None not in found
+    assert Counting.loads == 1
+    # Expired: 48 handlers at once go on with the rules they have, while one search reloads them.
+    cache._loaded -= 61
+    served = await asyncio.gather(*(cache.all() for _ in range(48)))
+    assert all(rule_id("rocket") in rules for rules in served)
+    await cache.reload()  # joins the reload in flight
+    assert Counting.loads == 2

@@ -4,14 +4,18 @@ where outputs go, which entries the heartbeat keeps, what a declaration may look
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Annotated
 
 import pytest
+from faststream import Context as FastStreamContext
+from faststream import ContextRepo, apply_types
 
 from newsflow_shared import streams
 from newsflow_shared.errors import Deferred, InvalidMessage, PermanentError, Stopping
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, FeedEntry, RawPage
-from newsflow_shared.runtime import Service, ServiceDefinitionError, decode, encode
+from newsflow_shared.runtime import Context, Service, ServiceDefinitionError, decode, encode
 from newsflow_shared.runtime.codec import DATA_FIELD
 from newsflow_shared.runtime.delivery import Holdings, Settle, delivered_too_often, route, settle_for
 from newsflow_shared.settings import CommonSettings
@@ -116,3 +120,17 @@ def test_an_entry_holds_the_bare_model_json_and_old_entries_still_decode() -> No
         decode(FeedEntry, b"{not json")
     with pytest.raises(InvalidMessage, match="article_id"):
         decode(FeedEntry, fields[DATA_FIELD].replace(e.article_id.encode(), b"x" * 600))
+
+
+async def test_context_dependencies_are_resolved_on_the_event_loop_not_in_a_worker_thread() -> None:
+    """FastStream's own Context is resolved in a worker thread per message (the control); ours on the loop."""
+
+    def probe(ctx: type) -> object:
+        async def handler(thread: Annotated[int, ctx("thread", initial=threading.get_ident)]) -> int:
+            return thread
+
+        return apply_types(handler, context__=ContextRepo())
+
+    loop_thread = threading.get_ident()
+    assert await probe(Context)() == loop_thread
+    assert await probe(FastStreamContext)() != loop_thread

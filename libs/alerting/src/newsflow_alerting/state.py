@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -105,6 +106,16 @@ class Decision(BaseModel):
     role: Literal["story", "also"]
     route: Route
     at: datetime
+
+
+@dataclass
+class Outlook:
+    """A rule's state as one decision sees it (`NotifierState.outlook`)."""
+
+    members: list[tuple[str, str, frozenset[str]]]  # (article id, story id, facts) of its open stories
+    storm: datetime | None  # when its storm started; None: no storm
+    fires: int  # its new stories within the storm guard's window
+    decision: Decision | None = None  # the decision already taken for the alert asked about
 
 
 class Member(BaseModel):
@@ -204,11 +215,13 @@ class NotifierState:
         return Decision.model_validate_json(raw) if raw else None
 
     async def outlook(
-        self, rule_id: str, open_since: datetime, fires_since: datetime
-    ) -> tuple[list[tuple[str, str, frozenset[str]]], datetime | None, int]:
+        self, rule_id: str, open_since: datetime, fires_since: datetime, alert_id: str | None = None
+    ) -> Outlook:
         """What a decision needs, in two round trips: the rule's reports since `open_since` as (article id,
-        story id, fingerprint), older ones forgotten; when its storm started (None: no storm); and its new
-        stories since `fires_since`."""
+        story id, fingerprint), older ones forgotten; when its storm started (None: no storm); its new
+        stories since `fires_since`; and, given `alert_id`, the decision already taken for that alert (read
+        in the same round trip: a decision waits for its rule's lock, and each round trip under the lock
+        delays the rule's next alert too)."""
         key, facts_key, fires = k_open(rule_id), k_facts(rule_id), k_fires(rule_id)
         async with self.redis.pipeline(transaction=False) as p:
             p.zrangebyscore(key, "-inf", f"({ms(open_since)}")
@@ -217,20 +230,23 @@ class NotifierState:
             p.get(k_storm(rule_id))
             p.zremrangebyscore(fires, "-inf", f"({ms(fires_since)}")
             p.zcard(fires)
-            old, _n, current, storm, _m, count = await p.execute()
+            if alert_id is not None:
+                p.get(k_decision(alert_id))
+            old, _n, current, storm, _m, count, *decided = await p.execute()
+        decision = Decision.model_validate_json(decided[0]) if decided and decided[0] else None
         members = [m.decode().partition("|") for m in current]
         async with self.redis.pipeline(transaction=False) as p:
             if old:
                 p.hdel(facts_key, *[m.split(b"|", 1)[0] for m in old])
-            if members:
+            if members and decision is None:
                 p.hmget(facts_key, [a for a, _, _s in members])
-            replies = await p.execute()
-        raw = replies[-1] if members else []
+            replies = await p.execute() if old or (members and decision is None) else []
+        raw = replies[-1] if members and decision is None else [None] * len(members)
         opened = [
             (a, story, frozenset(json.loads(f)) if f else frozenset())
             for (a, _, story), f in zip(members, raw, strict=True)
         ]
-        return opened, from_ms(storm) if storm else None, int(count)
+        return Outlook(opened, from_ms(storm) if storm else None, int(count), decision)
 
     async def fires_since(self, rule_id: str, since: datetime) -> tuple[int, datetime | None]:
         """New stories of the rule since `since`, and the time of the last one."""
@@ -279,10 +295,14 @@ class NotifierState:
             await p.execute()
 
     async def story(self, story_id: str) -> Story | None:
-        raw = await self.redis.hgetall(k_story(story_id))
+        # One round trip for both (every immediate delivery reads its story).
+        async with self.redis.pipeline(transaction=False) as p:
+            p.hgetall(k_story(story_id))
+            p.hgetall(k_also(story_id))
+            raw, members = await p.execute()
         if not raw:
             return None
-        also = [Member.model_validate_json(v) for v in (await self.redis.hgetall(k_also(story_id))).values()]
+        also = [Member.model_validate_json(v) for v in members.values()]
         also.sort(key=lambda m: m.at)
         return Story(
             story_id=story_id,

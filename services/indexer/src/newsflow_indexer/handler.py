@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer import metrics
-from newsflow_indexer.alerts import AlertEngine
+from newsflow_indexer.alerts import AlertEngine, Publish
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.writer import BulkWriter, Outcome, TransientBulkError
 from newsflow_search.documents import doc_version
@@ -33,12 +33,16 @@ class Indexer:
         settings: IndexerSettings,
         stopping: asyncio.Event | None = None,
         redis: aioredis.Redis | None = None,
+        publish: Publish | None = None,
     ) -> None:
+        """`publish`: how the service puts an alert on news.alerts (the runtime's publisher). Given, a batch's
+        alerts are published as soon as they are recorded, and `handle_batch` returns none; without it
+        (tests, tools), they are returned for the caller to publish."""
         self.es = es
         self.settings = settings
         self.writer = BulkWriter(es, settings)
         self.rules = RuleStore(es, settings.rules_index, settings.index_alias)
-        self.alerts = AlertEngine(es, settings, redis)
+        self.alerts = AlertEngine(es, settings, redis, publish)
         self.stopping = stopping or asyncio.Event()
 
     async def handle_batch(self, msgs: list[ParsedArticle]) -> list[Result]:
@@ -61,7 +65,14 @@ class Indexer:
         )
 
     async def _once(self, msgs: list[ParsedArticle]) -> list[Result]:
-        outcomes = await self.writer.write(msgs)
+        # The rules are (re)loaded while the batch is written, not after: a reload is a search that can
+        # take a few hundred ms on a busy node, and the batch's alerts would wait for it.
+        rules = asyncio.create_task(self.rules.cached(self.settings.rules_refresh_s))
+        try:
+            outcomes = await self.writer.write(msgs)
+        finally:
+            # The rules are awaited even when the write failed, so that no reload is left running.
+            loaded = await asyncio.gather(rules, return_exceptions=True)
         indexed_at = datetime.now(UTC)
         searchable = [m for m in msgs if outcomes[m.article_id].searchable]
         self._observe_latency(m for m in msgs if outcomes[m.article_id].status == "indexed")
@@ -69,9 +80,18 @@ class Indexer:
         # A backfill indexes without alerts unless asked to (RawPage.alerts, carried onto the article).
         alerting = [m for m in searchable if m.alerts]
         if alerting:
-            rules = await self.rules.cached(self.settings.rules_refresh_s)
-            # Only recorded and returned: the runtime publishes them on news.alerts, the notifier delivers.
-            fired = await self.alerts.evaluate(rules, _unique(alerting), indexed_at)
+            if isinstance(loaded[0], BaseException):
+                raise loaded[0]
+            # Recorded, then published (by the engine with `publish`, else by the runtime from the results);
+            # the notifier delivers them.
+            fired = await self.alerts.evaluate(loaded[0], _unique(alerting), indexed_at)
+            if self.alerts.publish is not None:
+                fired = {}
+        return self._results(msgs, outcomes, fired)
+
+    def _results(
+        self, msgs: list[ParsedArticle], outcomes: dict[str, Outcome], fired: dict[str, list[Alert]]
+    ) -> list[Result]:
         results: list[Result] = []
         given: set[str] = set()
         for m in msgs:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from elasticsearch import AsyncElasticsearch
-from faststream import Context
 
 from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.handler import Indexer
@@ -19,7 +18,7 @@ from newsflow_search.rules import load_rules_file
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.retry import retrying
-from newsflow_shared.runtime import Runtime, Service
+from newsflow_shared.runtime import Context, Runtime, Service
 
 log = logging.getLogger("newsflow.indexer")
 
@@ -35,7 +34,13 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
     es = make_client(s)
     try:
         await _prepare(es, s, runtime)
-        indexer = Indexer(es, s, stopping=runtime.stopping, redis=runtime.redis)
+        indexer = Indexer(
+            es,
+            s,
+            stopping=runtime.stopping,
+            redis=runtime.redis,
+            publish=lambda alert: runtime.publish(streams.ALERTS, alert),
+        )
         batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s, s.bulk_max_in_flight)
         yield {"es": es, "batcher": batcher}
         await batcher.aclose()

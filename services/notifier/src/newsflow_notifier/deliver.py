@@ -46,7 +46,12 @@ class Deliverer:
     async def deliver(self, n: Notification) -> None:
         rule = await self.rules.get(n.rule_id)
         ch = rule.channel(n.channel) if rule else None
-        prev = await self.state.delivery(n.notification_id, n.channel)
+        # The outcome so far and the message's content are read at once: a message is rarely delivered
+        # already, and a burst's deliveries wait on these round trips one after the other otherwise.
+        prev, built = await asyncio.gather(
+            self.state.delivery(n.notification_id, n.channel),
+            self._content(n, rule) if rule is not None and ch is not None else _nothing(),
+        )
         if prev is not None and prev.status == "delivered":
             metrics.DELIVERIES.labels(ch.type if ch else "unknown", "duplicate").inc()
             log.info("%s already delivered to %s: not sent again", n.idempotency_key, prev.channel)
@@ -54,7 +59,6 @@ class Deliverer:
         if rule is None or ch is None:
             await self._drop(n, prev, "the rule or this channel of it was removed")
             return
-        built = await self._content(n, rule)
         if built is None:
             await self._drop(n, prev, f"the {n.kind}'s state expired (NEWSFLOW_STATE_TTL_DAYS)", ch)
             return
@@ -75,11 +79,7 @@ class Deliverer:
         )
 
         async def attempt() -> str:
-            record.attempts += 1
-            record.last_at = datetime.now(UTC)
-            await self.state.record(n.notification_id, n.channel, record)
-            with metrics.SEND_SECONDS.labels(ch.type).time():
-                return await self.sender.send(ch, n.idempotency_key, content, body)
+            return await self._attempt(n, ch, record, content, body)
 
         s = self.settings
         try:
@@ -106,6 +106,28 @@ class Deliverer:
             metrics.LATENCY.labels(ch.type).observe(record.latency_s)
         await self.state.record(n.notification_id, n.channel, record)
         metrics.DELIVERIES.labels(ch.type, "delivered").inc()
+
+    async def _attempt(
+        self, n: Notification, ch: Channel, record: Delivery, content: render.Content, body: dict[str, Any]
+    ) -> str:
+        record.attempts += 1
+        record.last_at = datetime.now(UTC)
+        # The attempt is recorded ("sending", with its number) while it is made, not before: the record is
+        # for the operator and the next attempt's count, and a round trip before every message delayed each
+        # delivery of a burst. Both are done before the attempt's outcome is recorded.
+        marked, sent = await asyncio.gather(
+            self.state.record(n.notification_id, n.channel, record.model_copy()),
+            self._timed_send(ch, n, content, body),
+            return_exceptions=True,
+        )
+        for outcome in (marked, sent):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return str(sent)
+
+    async def _timed_send(self, ch: Channel, n: Notification, content: render.Content, body: dict[str, Any]) -> str:
+        with metrics.SEND_SECONDS.labels(ch.type).time():
+            return await self.sender.send(ch, n.idempotency_key, content, body)
 
     async def _content(self, n: Notification, rule: Rule) -> tuple[render.Content, dict[str, Any]] | None:
         if n.kind == "alert":
@@ -160,3 +182,7 @@ class Deliverer:
         )
         metrics.DELIVERIES.labels(ch.type if ch else "unknown", "dropped").inc()
         log.warning("%s not sent: %s", n.idempotency_key, why, extra={"rule": n.rule_name})
+
+
+async def _nothing() -> None:
+    return None

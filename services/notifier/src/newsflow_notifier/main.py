@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from elasticsearch import AsyncElasticsearch
-from faststream import Context
 
 from newsflow_alerting.state import NotifierState
 from newsflow_http.destinations import guarded_client
@@ -22,7 +21,7 @@ from newsflow_search.es import is_healthy, make_client, wait_until_healthy
 from newsflow_search.rules import RuleStore
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, Notification
-from newsflow_shared.runtime import Runtime, Service
+from newsflow_shared.runtime import Context, Runtime, Service
 
 log = logging.getLogger("newsflow.notifier")
 

@@ -4,11 +4,13 @@
 - `delivery`: one message — publish its outputs, then acknowledge, dead-letter, defer or leave pending;
 - `publisher`: appends — backpressure, at most once per key, capped notification streams;
 - `housekeeping`: Redis — clients, consumer groups, backlog, safe trimming, stale consumers;
-- `codec`: the wire format of an entry.
+- `codec`: the wire format of an entry;
+- `context`: `Context`, FastStream's dependency injection without a thread hop per message.
 """
 
 from newsflow_shared.errors import Deferred, InvalidMessage, PermanentError, Stopping
 from newsflow_shared.runtime.codec import DATA_FIELD, DATA_KEY, decode, encode
+from newsflow_shared.runtime.context import Context
 from newsflow_shared.runtime.housekeeping import (
     ensure_groups,
     make_redis,
@@ -22,6 +24,7 @@ from newsflow_shared.runtime.service import Instance, Runtime, Service, ServiceD
 __all__ = [
     "DATA_FIELD",
     "DATA_KEY",
+    "Context",
     "Deferred",
     "Instance",
     "InvalidMessage",
