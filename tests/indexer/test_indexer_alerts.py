@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import BUDGET_TEXT, ROCKET_TEXT, make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
+from indexer_helpers import BUDGET_TEXT, ROCKET_TEXT, make_article, rocket_article
 
 from newsflow_indexer.alerts import alert_id
 from newsflow_indexer.handler import Indexer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
+from indexer_helpers import make_article, rocket_article
 
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings

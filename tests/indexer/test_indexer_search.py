@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import ARABIC_TEXT, BUDGET_TEXT, make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
+from indexer_helpers import ARABIC_TEXT, BUDGET_TEXT, make_article, rocket_article
 
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings

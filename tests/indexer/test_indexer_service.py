@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from conftest import make_article, rocket_article
 from elasticsearch import AsyncElasticsearch
+from indexer_helpers import make_article, rocket_article
 
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, DeadLetter, ParsedArticle

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_article, rocket_article
+from indexer_helpers import make_article, rocket_article
 from pydantic import ValidationError
 
 from newsflow_indexer.alerts import alert_id, delivery_key, fingerprint_id

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import (
+from notifier_helpers import (
     NEWSFLOW,
     Receiver,
     add_rules,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import (
+from notifier_helpers import (
     SMTP_PASSWORD,
     SMTP_USER,
     Mailbox,

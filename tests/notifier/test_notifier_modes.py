@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Parts, Receiver, add_rules, alert_for, article, index_articles
+from notifier_helpers import Parts, Receiver, add_rules, alert_for, article, index_articles
 
 from newsflow_alerting.schedule import period_end
 from newsflow_search.rules import DigestSchedule, Rule

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, add_rules, alert_for, article, eventually, index_articles, publish_alerts
+from notifier_helpers import Receiver, add_rules, alert_for, article, eventually, index_articles, publish_alerts
 
 from newsflow_alerting.state import NotifierState
 from newsflow_devtools.processes import ServiceProcess
