@@ -39,7 +39,7 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
         await _prepare(es, s, runtime)
         dispatcher = WebhookDispatcher(s, es)
         indexer = Indexer(es, s, dispatcher, stopping=runtime.stopping, redis=runtime.redis)
-        batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s)
+        batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s, s.bulk_max_in_flight)
         yield {"es": es, "batcher": batcher, "dispatcher": dispatcher}
         await batcher.aclose()
     finally:

@@ -20,6 +20,8 @@ class IndexerSettings(CommonSettings, SearchSettings):
     # delays articles that arrive one by one (benchmarks: 1 s of linger was half the p95 latency).
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_linger_s: float = Field(0.2, ge=0)
+    # Bulks written at once; articles that arrive meanwhile wait and make the next batch bigger.
+    bulk_max_in_flight: int = Field(2, ge=1)
     # How a bulk makes its documents searchable before the rules run on them. "true" refreshes the shard
     # at once: at most one small segment per bulk, i.e. a few a second given the linger, which the merge
     # policy absorbs. "wait_for" rides the index's scheduled refresh (refresh_interval 1 s): fewer
