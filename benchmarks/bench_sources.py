@@ -125,7 +125,7 @@ def archive_overhead(pages: list[bytes], work: Path) -> dict[str, float]:
 
 
 def extraction_cpu(pages: list[bytes], n: int = 100) -> float:
-    from newsflow_parser.extract import extract, warm_up
+    from newsflow_extract.extract import extract, warm_up
 
     warm_up()
     sample = pages[:n]

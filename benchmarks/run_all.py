@@ -239,6 +239,17 @@ async def _runs(cfg: Config, res: Results, bench: Bench) -> None:
     res.profiles = [read_profile(svc, path) for svc, path in sorted(res.profiled.profile.items())]
 
 
+# Sections of the report written from other benchmarks' figures (bench_notifier.py) follow this line; a new
+# run of this one rewrites what is above it and keeps them.
+KEPT_MARKER = "<!-- Sections below are kept by make bench: figures of other benchmarks, by hand. -->"
+
+
+def kept_sections(out: Path) -> str:
+    text = out.read_text(encoding="utf-8") if out.is_file() else ""
+    at = text.find(KEPT_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.report_only:
         res, saved_cfg = pickle.loads(cfg.report_only.read_bytes())
         saved_cfg.out, saved_cfg.plots = cfg.out, cfg.out.parent / "perf"
-        cfg.out.write_text(report.render(res, saved_cfg), encoding="utf-8")
+        cfg.out.write_text(report.render(res, saved_cfg) + kept_sections(cfg.out), encoding="utf-8")
         print(report.console(res))
         log(f"report: {cfg.out} (from {cfg.report_only})")
         return 0
@@ -313,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = state / "results.pickle"
     saved.write_bytes(pickle.dumps((res, cfg)))
     log(f"results saved to {saved} (re-render with --report-only {saved})")
-    text = report.render(res, cfg)
+    text = report.render(res, cfg) + kept_sections(cfg.out)
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(text, encoding="utf-8")
     print()

@@ -42,8 +42,8 @@ def plain(i: int) -> tuple[int, float]:
 
 
 def _payload(i: int) -> str | None:
-    from newsflow_parser.errors import ExtractionError
-    from newsflow_parser.extract import MIN_ARTICLE_WORDS, extract_payload
+    from newsflow_extract.errors import ExtractionError
+    from newsflow_extract.extract import MIN_ARTICLE_WORDS, extract_payload
     from newsflow_shared.ids import article_id
     from newsflow_shared.models import FeedEntry
 

@@ -48,8 +48,8 @@ def _score(name: str, truth: list[str], texts: list[str], seconds: float | None,
 def measure(pages: list[BasePage], eval_dir: Path, limit: int = 0, with_newsplease: bool = True) -> list[Quality]:
     import trafilatura
 
-    from newsflow_parser.errors import ExtractionError
-    from newsflow_parser.extract import extract
+    from newsflow_extract.errors import ExtractionError
+    from newsflow_extract.extract import extract
 
     warnings.simplefilter("ignore")
     logging.disable(logging.CRITICAL)

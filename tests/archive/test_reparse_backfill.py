@@ -28,11 +28,11 @@ from newsflow_archive.writer import Fetched, WarcArchive
 from newsflow_cli.common import CliSettings
 from newsflow_cli.infra import initialise
 from newsflow_cli.pagefeed import Job
+from newsflow_extract.version import PARSER_VERSION
 from newsflow_indexer.main import service as indexer_service
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_parser.main import service as parser_service
 from newsflow_parser.settings import ParserSettings
-from newsflow_parser.version import PARSER_VERSION
 from newsflow_search.rules import Rule, RuleStore
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id

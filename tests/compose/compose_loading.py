@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-WORKERS = ("fetcher", "parser", "indexer")
+WORKERS = ("fetcher", "parser", "indexer", "notifier")
 
 
 class _NoDuplicatesLoader(yaml.SafeLoader):

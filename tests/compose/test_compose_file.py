@@ -175,9 +175,16 @@ def _settings_class(name: str) -> type:
     from newsflow_cli.common import CliSettings
     from newsflow_fetcher.settings import FetcherSettings
     from newsflow_indexer.settings import IndexerSettings
+    from newsflow_notifier.settings import NotifierSettings
     from newsflow_parser.settings import ParserSettings
 
-    return {"fetcher": FetcherSettings, "parser": ParserSettings, "indexer": IndexerSettings, "init": CliSettings}[name]
+    return {
+        "fetcher": FetcherSettings,
+        "parser": ParserSettings,
+        "indexer": IndexerSettings,
+        "notifier": NotifierSettings,
+        "init": CliSettings,
+    }[name]
 
 
 # What each container needs beyond Redis: its own settings and nothing else.
@@ -185,6 +192,16 @@ OWN_ENV = {
     "fetcher": {"NEWSFLOW_FEEDS_FILE": "/config/feeds.yaml"},
     "parser": {},
     "indexer": {"NEWSFLOW_ELASTICSEARCH_URL": "http://elasticsearch:9200", "NEWSFLOW_RULES_FILE": "/config/rules.yaml"},
+    "notifier": {
+        "NEWSFLOW_ELASTICSEARCH_URL": "http://elasticsearch:9200",
+        "NEWSFLOW_ALLOWED_NETWORKS": "",
+        "NEWSFLOW_SMTP_HOST": "",
+        "NEWSFLOW_SMTP_PORT": "587",
+        "NEWSFLOW_SMTP_SECURITY": "starttls",
+        "NEWSFLOW_SMTP_USERNAME": "",
+        "NEWSFLOW_SMTP_PASSWORD": "",
+        "NEWSFLOW_SMTP_FROM": "Newsflow <newsflow@localhost>",
+    },
     "init": {"NEWSFLOW_ELASTICSEARCH_URL": "http://elasticsearch:9200"},
 }
 ALL_OWN = {k for env in OWN_ENV.values() for k in env}

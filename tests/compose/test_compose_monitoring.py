@@ -27,6 +27,7 @@ METRIC_MODULES = (
     "newsflow_fetcher.metrics",
     "newsflow_parser.metrics",
     "newsflow_indexer.metrics",
+    "newsflow_notifier.metrics",
 )
 # Series Prometheus adds itself, and the labels it attaches to every scraped series.
 PROMETHEUS_SERIES = {"up": set()}
@@ -204,6 +205,8 @@ def test_dashboard_shows_throughput_lag_errors_and_latency(dashboard) -> None:
     titles = " ".join(p["title"].lower() for p in _panels(dashboard))
     for word in ("throughput", "lag", "errors", "latency"):
         assert word in titles, word
+    # The notifier: deliveries by channel and outcome, and the latency from indexed to delivered.
+    assert "newsflow_notifier_deliveries_total" in used and "newsflow_notifier_latency_seconds_bucket" in used
 
 
 def test_metric_name_extraction() -> None:

@@ -119,8 +119,8 @@ pages = st.one_of(
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(html=pages)
 def test_extraction_returns_an_article_or_a_declared_dead_letter_reason(html: str) -> None:
-    from newsflow_parser.errors import ExtractionError
-    from newsflow_parser.extract import extract_payload
+    from newsflow_extract.errors import ExtractionError
+    from newsflow_extract.extract import extract_payload
     from newsflow_shared.models import ParsedArticle
 
     try:

@@ -1,14 +1,10 @@
-"""Fixtures of the indexer tests: settings on the test servers, an initialised index, articles, a webhook."""
+"""Fixtures of the indexer tests: settings on the test servers, an initialised index, articles."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -102,10 +98,6 @@ def idx_settings(settings: Any, redis_url: str, es_url: str) -> IndexerSettings:
         batch_size=100,
         batch_linger_s=0.2,
         rules_refresh_s=0.01,
-        webhook_initial_backoff_s=0.05,
-        webhook_max_backoff_s=0.2,
-        webhook_max_attempts=3,
-        webhook_timeout_s=2.0,
         bulk_initial_backoff_s=0.05,
     )
 
@@ -114,43 +106,3 @@ def idx_settings(settings: Any, redis_url: str, es_url: str) -> IndexerSettings:
 async def ready_es(es: AsyncElasticsearch, idx_settings: IndexerSettings) -> AsyncIterator[AsyncElasticsearch]:
     await ensure_index(es, idx_settings)
     yield es
-
-
-@dataclass
-class Webhook:
-    """A receiver on 127.0.0.1: records every POST; paths under /fail answer 500, /slow never in time."""
-
-    url: str
-    received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        return [b for p, b in self.received if p == path]
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook: Webhook
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            hook.received.append((self.path, json.loads(body)))
-            status = 500 if self.path.startswith("/fail") else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    hook = Webhook(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -134,7 +134,7 @@ async def test_rules_cli_add_list_remove_and_refuse_a_broken_query(
         "--lang",
         "en",
         "--slack",
-        "http://127.0.0.1:9/hook",
+        "https://hooks.slack.example/services/T0/B0/x",
         env_url=url,
     )
     assert out.returncode == 0 and "added rule 'drones'" in out.stdout, out.stderr
@@ -147,7 +147,7 @@ async def test_rules_cli_add_list_remove_and_refuse_a_broken_query(
     rules = {r["name"]: r for r in map(json.loads, listed.stdout.splitlines())}
     assert set(rules) == {"drones", "port"}
     assert rules["drones"]["filters"]["language"] == ["en"]
-    assert rules["drones"]["channels"][0] == {"type": "webhook", "url": "http://127.0.0.1:9/hook", "slack": True}
+    assert rules["drones"]["channels"][0] == {"type": "slack", "url": "https://hooks.slack.example/services/T0/B0/x"}
     assert cli("rules", "remove", "drones", env_url=url).returncode == 0
     assert cli("rules", "remove", "drones", env_url=url).returncode == 1
     listed = cli("rules", "list", "--json", env_url=url)

@@ -11,12 +11,10 @@ from pydantic import ValidationError
 
 from newsflow_indexer.alerts import alert_id, delivery_key, fingerprint_id
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_indexer.webhooks import payload
 from newsflow_search.documents import doc_version, primary_language, to_document
 from newsflow_search.index_setup import NEWS_TEMPLATE, news_template, resource
 from newsflow_search.query import best_snippet, build_query, parse_since, search_fields
-from newsflow_search.rules import Channel, Rule, load_rules_file
-from newsflow_shared.models import Alert
+from newsflow_search.rules import Rule, load_rules_file
 
 pytestmark = pytest.mark.unit
 
@@ -111,10 +109,10 @@ def test_rules_yaml_shorthand_and_the_repository_files(tmp_path: Path) -> None:
     )
     r1, r2 = load_rules_file(f)
     assert r1.filters.language == ["en"] and r1.filters.domain == ["a.example", "b.example"]
-    assert [(c.type, c.url, c.slack) for c in r1.channels] == [
-        ("log", None, False),
-        ("webhook", "https://hooks.example/x", False),
-        ("webhook", "https://hooks.slack.example/y", True),
+    assert [(c.type, c.url) for c in r1.channels] == [
+        ("log", None),
+        ("webhook", "https://hooks.example/x"),
+        ("slack", "https://hooks.slack.example/y"),  # the old spelling of a Slack channel still reads
     ]
     assert [c.type for c in r2.channels] == ["log"]  # the default channel
     for name in ("rules.yaml", "rules.yaml.example"):
@@ -148,27 +146,6 @@ def test_ids_are_stable_and_distinct() -> None:
     assert delivery_key(a) == delivery_key(a.model_copy()) != delivery_key(later)
 
 
-def test_slack_payload_is_only_text_and_json_payload_is_the_alert() -> None:
-    alert = Alert(
-        alert_id="a1",
-        rule_id="r",
-        rule_name="rocket",
-        query="rocket attack",
-        article_id="0" * 32,
-        url="https://n.example/a",
-        title="Port | strike",
-        published_at=datetime(2026, 1, 1, tzinfo=UTC),
-        snippet="a «rocket attack» on",
-        duplicates=["https://copy.example/a"],
-    )
-    slack = payload(alert, Channel(type="webhook", url="https://h.example", slack=True))
-    assert list(slack) == ["text"]
-    assert "<https://n.example/a|Port / strike>" in slack["text"] and "*rocket attack*" in slack["text"]
-    plain = payload(alert, Channel(type="webhook", url="https://h.example"))
-    assert plain["alert_id"] == "a1" and plain["duplicates"] == ["https://copy.example/a"]
-    assert plain["published_at"].startswith("2026-01-01")
-
-
 def test_each_service_reads_only_its_own_settings() -> None:
     from newsflow_fetcher.settings import FetcherSettings
     from newsflow_parser.settings import ParserSettings
@@ -178,3 +155,5 @@ def test_each_service_reads_only_its_own_settings() -> None:
     assert indexer.index_alias == "news" and "rules_file" in IndexerSettings.model_fields
     assert "elasticsearch_url" not in ParserSettings.model_fields and "rules_file" not in ParserSettings.model_fields
     assert "elasticsearch_url" not in FetcherSettings.model_fields and "feeds_file" in FetcherSettings.model_fields
+    # Delivery is the notifier's: the indexer has no webhook settings left.
+    assert not [f for f in IndexerSettings.model_fields if f.startswith(("webhook", "smtp"))]

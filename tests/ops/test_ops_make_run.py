@@ -19,7 +19,6 @@ from newsflow_cli.common import CliSettings
 from newsflow_devtools.demo.corpus import build_corpus
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
-from newsflow_shared.runtime import DATA_FIELD
 from newsflow_shared.urls import canonicalize
 
 pytestmark = pytest.mark.integration
@@ -56,8 +55,12 @@ async def run_local(state: Path, settings: CliSettings, *args: str) -> tuple[int
     return proc.returncode or 0, text, result
 
 
-async def demo_alerts(redis: aioredis.Redis) -> list[dict[str, Any]]:
-    return [json.loads(f[DATA_FIELD]) for _, f in await redis.xrange(streams.ALERTS)]
+async def demo_alerts(es: AsyncElasticsearch) -> list[dict[str, Any]]:
+    """Fired alerts, from their durable record (news.alerts is trimmed once the notifier delivered them)."""
+    await es.indices.refresh(index="newsflow-alerts")
+    fired = {"bool": {"filter": [{"term": {"kind": "fingerprint"}}, {"term": {"fired": True}}]}}
+    resp = await es.search(index="newsflow-alerts", query=fired, size=100)
+    return [h["_source"]["alert"] for h in resp["hits"]["hits"]]
 
 
 def status_json(settings: CliSettings) -> dict[str, Any]:
@@ -95,9 +98,12 @@ async def test_make_run_headless_indexes_every_demo_article_and_alerts_once(
     await es.indices.refresh(index="news")
     assert (await es.count(index="news", query={"ids": {"values": ids}}))["count"] == 30
     assert (await es.count(index="news"))["count"] == 30
-    alerts = await demo_alerts(redis)
+    alerts = await demo_alerts(es)
     assert [(a["rule_name"], a["article_id"]) for a in alerts] == [("rocket attack", ids[0])]
     assert result["indexed_demo"] == 30 and result["alerts"] == 1 and result["dead_letters"] == 0
+    # The notifier ran too and delivered the alert to the rule's channel (the log).
+    assert result["sent"] == 1
+    assert "ALERT rocket attack" in (tmp_path / "logs" / "notifier-1.log").read_text()
     hit = await es.get(index="news", id=ids[0])
     assert hit["_source"]["title"] == corpus[0].title
 
@@ -128,7 +134,7 @@ async def test_make_run_headless_indexes_every_demo_article_and_alerts_once(
     assert "4 already known" in out
     assert again["entries"] == 30 and again["fetched"] == 30 and again["alerts"] == 1
     assert (await es.count(index="news"))["count"] == 30
-    assert len(await demo_alerts(redis)) == 1
+    assert len(await demo_alerts(es)) == 1
 
 
 def test_status_reports_unreachable_servers_in_one_line_each(settings: CliSettings) -> None:

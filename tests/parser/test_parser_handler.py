@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from newsflow_parser.errors import ExtractionError
+from newsflow_extract.errors import ExtractionError
 from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
 from newsflow_parser.settings import ParserSettings
 from newsflow_shared.ids import article_id
-from newsflow_shared.models import FeedEntry, ParsedArticle, RawPage
+from newsflow_shared.models import BodyTooLarge, FeedEntry, ParsedArticle, RawPage
 from newsflow_shared.runtime import PermanentError
 
 pytestmark = pytest.mark.unit
@@ -52,7 +55,7 @@ async def test_pool_kills_a_task_past_its_deadline_and_keeps_working(pool: Extra
 
 
 async def test_extraction_errors_cross_the_process_boundary(pool: ExtractionPool) -> None:
-    from newsflow_parser.extract import extract_payload
+    from newsflow_extract.extract import extract_payload
 
     with pytest.raises(ExtractionError) as err:
         await pool.run(extract_payload, "", "https://news.example/x", None, None, 25)
@@ -105,3 +108,47 @@ async def test_bad_pages_are_permanent_errors(handler: PageHandler, name: str, c
     with pytest.raises(PermanentError) as err:
         await handler.handle(raw_page(body, content_type=content_type))
     assert err.value.reason == reason
+
+
+def _compressed_spaces(megabytes: int) -> str:
+    """`megabytes` MB of spaces in an HTML page, zlib-compressed and base64-encoded, built in 1 MB steps."""
+    z = zlib.compressobj(1)
+    chunk = b" " * 1_000_000
+    parts = [z.compress(b"<html><body><p>")] + [z.compress(chunk) for _ in range(megabytes)]
+    parts.append(z.compress(b"</p></body></html>") + z.flush())
+    return base64.b64encode(b"".join(parts)).decode("ascii")
+
+
+async def test_a_compressed_bomb_is_refused_without_being_inflated(handler: PageHandler) -> None:
+    # A producer's body_bytes is only a claim: this one says 2 kB for 300 MB of spaces in about 300 kB.
+    url = "https://news.example/a/bomb"
+    entry = FeedEntry(url=url, link=url, article_id=article_id(url), feed_url="https://news.example/feed")
+    raw = RawPage(
+        entry=entry,
+        url=url,
+        final_url=url,
+        status=200,
+        content_type="text/html",
+        body=_compressed_spaces(300),
+        body_encoding="zlib+base64",
+        body_bytes=2048,
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(PermanentError) as err:
+            await handler.handle(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason == "too-large"
+    # the 10 MB cap bounds what is inflated (plus the compressed body and its base64 decoding)
+    assert peak < 40_000_000, f"{peak / 1e6:.0f} MB allocated to refuse a 300 MB page"
+
+
+def test_a_compressed_body_within_the_cap_reads_back_whole() -> None:
+    html = "<html><body>" + "<p>Paragraph of a long story, compressed in transit.</p>" * 2000 + "</body></html>"
+    raw = raw_page(html)
+    assert raw.body_encoding == "zlib+base64"
+    assert raw.html(max_bytes=len(html.encode())) == html
+    with pytest.raises(BodyTooLarge):
+        raw.html(max_bytes=len(html.encode()) - 1)

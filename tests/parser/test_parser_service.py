@@ -68,6 +68,8 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
         raw_page("seed-like", fixture("cms_politics.html")),
         raw_page("gallery", fixture("gallery.html")),
         raw_page("arabic", fixture("arabic.html")),
+        # refused by the own extraction, published by the fallback ladder (issue 16)
+        raw_page("photo-story", fixture("photo_story.html")),
     ]
     bad = {
         "broken-html": raw_page("broken", fixture("broken.html")),
@@ -78,6 +80,7 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
     }
     # bad pages first and in between: the good ones behind them must still get through
     queue = [bad["broken-html"], bad["timeout"], good[0], bad["no-content"], bad["too-large"], good[1], bad["binary"]]
+    queue.append(good[3])
     for page in queue:
         await redis.xadd(streams.RAW, encode(page))
 
@@ -94,10 +97,10 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
     log = tmp_path / "parser.log"
     proc = start(env, log)
     try:
-        await wait_for(redis, parsed=2, dead=5, proc=proc, log=log)
+        await wait_for(redis, parsed=3, dead=5, proc=proc, log=log)
         # still consuming after five failures
         await redis.xadd(streams.RAW, encode(good[2]))
-        await wait_for(redis, parsed=3, dead=5, proc=proc, log=log)
+        await wait_for(redis, parsed=4, dead=5, proc=proc, log=log)
 
         parsed = [ParsedArticle.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.PARSED)]
         assert sorted(a.article_id for a in parsed) == sorted(p.entry.article_id for p in good)
@@ -105,6 +108,8 @@ async def test_service_parses_good_pages_and_dead_letters_bad_ones(
         seed = by_id[good[0].entry.article_id]
         assert "Commanders go their own way" in seed.text and "Do you like this article" not in seed.text
         assert by_id[good[2].entry.article_id].language == "ar"
+        assert seed.extraction_method == "own"
+        assert by_id[good[3].entry.article_id].extraction_method == "trafilatura"
 
         records = [
             DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(streams.RAW))

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from lxml.html import document_fromstring
 
-from newsflow_parser.captions import split_credit
-from newsflow_parser.chrome import is_chrome_line, terminal_index
-from newsflow_parser.dates import date_from_url, parse_date
-from newsflow_parser.metadata import clean_authors, clean_title, language_code
-from newsflow_parser.textutil import content_hash, hamming, simhash
+from newsflow_extract.captions import split_credit
+from newsflow_extract.chrome import is_chrome_line, terminal_index
+from newsflow_extract.dates import date_from_url, parse_date
+from newsflow_extract.metadata import clean_authors, clean_title, extract_metadata, language_code
+from newsflow_extract.textutil import content_hash, hamming, simhash
 
 pytestmark = pytest.mark.unit
 
@@ -53,10 +54,51 @@ def test_date_from_url() -> None:
         (["بقلم سلمى الحداد"], ["سلمى الحداد"]),
         (["Jane Doe", "Image: Getty Images"], ["Jane Doe"]),
         (["Jane Doe, 4 March 2024"], ["Jane Doe"]),
+        # bylines as blogs and CMSs print them
+        (["Post author By Helge Brandner"], ["Helge Brandner"]),
+        (["Veröffentlicht von Chris Jung"], ["Chris Jung"]),
+        (["Eingestellt von der Michel"], ["der Michel"]),
+        (["SHOW ALL ARTICLES OF Heike Sauer"], ["Heike Sauer"]),
+        (["VON MORITZ GATHMANN am 21. April 2020"], ["MORITZ GATHMANN"]),
+        (["Tomas Spahn Fr, 3. Mai 2021"], ["Tomas Spahn"]),
+        (["Christoph Hein Chefredakteur"], ["Christoph Hein"]),
+        (["Maria Fr. Schmidt"], ["Maria Fr. Schmidt"]),
+        (["Jessie", "Archiv anzeigen →", "View my complete profile", "Ver biografía"], ["Jessie"]),
+        (["Auteurs"], []),
     ],
 )
 def test_clean_authors(values: list[str], expected: list[str]) -> None:
     assert clean_authors(values) == expected
+
+
+def test_a_newsroom_credit_is_an_author_only_when_nobody_is_named() -> None:
+    assert clean_authors(["Redaktion"]) == []
+    assert clean_authors(["Redaktion"], roles=True) == ["Redaktion"]
+    page = (
+        "<html><body><h1>Road closed</h1><span class='author'>Redaktion</span><p>The road is closed.</p></body></html>"
+    )
+    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Redaktion"]
+
+
+def test_a_json_ld_author_given_by_reference_is_resolved() -> None:
+    # Yoast's graph: the article names its author by @id, the Person object carries the name
+    page = (
+        '<html><head><script type="application/ld+json">{"@graph": ['
+        '{"@type": "Article", "headline": "Road closed", "author": {"@id": "https://news.example/#/person/7"}},'
+        '{"@type": "Person", "@id": "https://news.example/#/person/7", "name": "Lena Brandt"}]}</script>'
+        "</head><body><h1>Road closed</h1><p>The road is closed.</p></body></html>"
+    )
+    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Lena Brandt"]
+
+
+def test_the_byline_is_the_first_one_and_never_a_commenters() -> None:
+    page = (
+        "<html><body><h1>Road closed</h1><p class='byline'>By Lena Brandt</p><p>The road is closed.</p>"
+        "<div class='comments'><span class='author'>Karl</span><p>About time!</p>"
+        "<span class='author-name'>Mo Reyes</span><p>Finally.</p></div>"
+        "<aside class='related'><span class='byline'>By Other Writer</span></aside></body></html>"
+    )
+    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Lena Brandt"]
 
 
 def test_publisher_beside_people_is_not_an_author() -> None:
@@ -127,3 +169,69 @@ def test_fingerprints() -> None:
     far = hamming(simhash(text), simhash(" ".join(f"other{i}" for i in range(300))))
     assert near <= 8 < 20 <= far
     assert simhash("") == "0" * 16
+
+
+def test_a_date_keeps_the_offset_the_page_gave() -> None:
+    # The same instant as in UTC, but its day is the day the page prints (and a reader means).
+    d = parse_date("2020-04-07T20:10:46-04:00")
+    assert d == datetime(2020, 4, 8, 0, 10, 46, tzinfo=UTC)
+    assert d is not None and d.date().isoformat() == "2020-04-07"
+    assert d.isoformat() == "2020-04-07T20:10:46-04:00"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("10.12.2022, 07:00:03", datetime(2022, 12, 10, 7, 0, 3, tzinfo=UTC)),
+        ("01.11.2023 10:29", datetime(2023, 11, 1, 10, 29, tzinfo=UTC)),
+        ("3.5.2021", datetime(2021, 5, 3, tzinfo=UTC)),
+        ("01-11-2023 10:29", datetime(2023, 11, 1, 10, 29, tzinfo=UTC)),
+    ],
+)
+def test_dates_written_with_dots_are_day_first(value: str, expected: datetime) -> None:
+    assert parse_date(value) == expected
+
+
+@pytest.mark.parametrize("value", ["2006", "2017/01", "1999-12"])
+def test_a_year_or_a_month_is_not_a_date(value: str) -> None:
+    # dateutil would fill the missing day from today's date
+    assert parse_date(value) is None
+
+
+def test_the_article_date_is_the_time_element_by_its_headline_not_a_teasers() -> None:
+    from lxml.html import document_fromstring
+
+    from newsflow_extract.metadata import extract_metadata
+
+    teaser = '<li><a href="/old">An older story</a> <time class="published" datetime="{d}">{d}</time></li>'
+    html = (
+        "<html><body><aside><ul>"
+        + teaser.format(d="2019-03-01 08:00")
+        + teaser.format(d="2018-07-09 10:00")
+        + "</ul></aside>\n<article>\n<h1>Ferry timetable changes from June</h1>\n"
+        + '<time class="published" datetime="2024-05-02 09:15">2 May 2024</time>\n'
+        + "<p>The ferry company will run fewer crossings on weekday evenings from June.</p></article>\n"
+        + "<footer>"
+        + teaser.format(d="2017-01-01 00:00")
+        + "</footer>"
+        + '<div class="related-inner"><p class="post-date"><time class="published" datetime="2024-05-01 09:00">'
+        + "1 May</time></p></div></body></html>"
+    )
+    md = extract_metadata(document_fromstring(html), "https://news.example/ferry")
+    assert md.published is not None and md.published.value == datetime(2024, 5, 2, 9, 15, tzinfo=UTC)
+
+
+def test_a_utc_date_takes_the_offset_another_source_gives_for_the_same_instant() -> None:
+    from lxml.html import document_fromstring
+
+    from newsflow_extract.metadata import extract_metadata
+
+    html = (
+        '<html><head><meta property="article:published_time" content="2022-05-04T00:25:56Z">'
+        '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "Late vote in the senate",'
+        ' "datePublished": "2022-05-03T21:25:56-03:00"}</script></head>'
+        "<body><h1>Late vote in the senate</h1><p>The senate voted after midnight.</p></body></html>"
+    )
+    md = extract_metadata(document_fromstring(html), "https://news.example/senate")
+    assert md.published is not None and md.published.source == "meta"
+    assert md.published.value.isoformat() == "2022-05-03T21:25:56-03:00"

@@ -65,7 +65,7 @@ def language_of(page: ArchivedPage) -> str | None:
             return m.group(1).decode("ascii").lower()[:2]
     if declared := page.header("content-language"):
         return declared.strip().lower()[:2]
-    from newsflow_parser.language import detect  # loads a model: only when a page declares nothing
+    from newsflow_extract.language import detect  # loads a model: only when a page declares nothing
 
     text = _TAGS.sub(" ", page.body[:200_000].decode("utf-8", "replace"))
     found = detect(" ".join(text.split()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsflow_cli import backfill, dlq, feeds, infra, parse, reparse, rules, search, status
+from newsflow_cli import alerts, backfill, dlq, feeds, infra, parse, reparse, rules, search, status
 
 app = typer.Typer(
     name="newsflow",
@@ -26,6 +26,7 @@ def version() -> None:
 
 app.add_typer(feeds.app, name="feeds", help="Manage the feeds that are polled.")
 app.add_typer(rules.app, name="rules", help="Manage alert rules.")
+app.add_typer(alerts.app, name="alerts", help="See alerts and where they were sent.")
 app.add_typer(dlq.app, name="dlq", help="See, replay and drop dead-lettered messages.")
 app.command(name="parse")(parse.parse)
 app.command(name="search")(search.search)

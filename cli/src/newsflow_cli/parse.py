@@ -31,8 +31,8 @@ def parse(
     compact: bool = typer.Option(False, "--compact", help="One line of JSON instead of indented."),
 ) -> None:
     """Extract text, captions and metadata from one HTML page and print the article as JSON."""
-    from newsflow_parser.errors import ExtractionError
-    from newsflow_parser.extract import MIN_ARTICLE_WORDS, extract
+    from newsflow_extract.errors import ExtractionError
+    from newsflow_extract.extract import MIN_ARTICLE_WORDS, extract
     from newsflow_shared.urls import canonicalize
 
     try:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from newsflow_archive.reader import ArchiveError, read_page
 from newsflow_cli.common import CliSettings, fail, load_settings, run
 from newsflow_cli.pagefeed import Job, Unusable, publisher, to_raw_page
-from newsflow_parser.version import PARSER_VERSION
+from newsflow_extract.version import PARSER_VERSION
 from newsflow_search.es import make_client
 from newsflow_search.query import query_string
 from newsflow_shared import streams

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from newsflow_devtools import repo_root
-from newsflow_shared.runtime import DATA_KEY
 
 ROOT = repo_root()
 VENV_BIN = Path(sys.executable).parent
@@ -357,8 +356,9 @@ class Progress:
     parsed: int = 0
     indexed_total: int = 0
     indexed_demo: int = 0
-    alerts: int = 0  # distinct alerts of the demo rule on news.alerts
+    alerts: int = 0  # distinct alerts of the demo rule (the alerts record index)
     alerts_total: int = 0
+    sent: int = 0  # alerts of the demo rule the notifier delivered to every channel
     dead_letters: int = 0
     lag: int = 0  # unprocessed + pending entries over the pipeline's groups
     errors: list[str] = field(default_factory=list)
@@ -376,8 +376,6 @@ class Watcher:
         self.es = AsyncElasticsearch(es_url, request_timeout=10)
         self.demo_ids = demo_ids
         self._alert_ids: set[str] = set()
-        self._alerts_total: set[str] = set()
-        self._alerts_cursor = "-"
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -408,18 +406,17 @@ class Watcher:
                     p.polls += int(st.get("polls") or 0)
                     p.not_modified += int(st.get("not_modified") or 0)
                     p.failing_feeds += bool(st.get("consecutive_failures"))
-            # Alerts: read news.alerts incrementally; an alert id is counted once, even if redelivered.
-            entries = await self.redis.xrange(streams.ALERTS, min=self._alerts_cursor, count=1000)
-            for entry_id, fields in entries:
-                self._alerts_cursor = "(" + entry_id
-                with contextlib.suppress(ValueError, KeyError):
-                    alert = json.loads(fields[DATA_KEY])
-                    self._alerts_total.add(alert["alert_id"])
-                    if alert.get("rule_name") == DEMO_RULE and alert.get("article_id") in self.demo_ids_set:
-                        self._alert_ids.add(alert["alert_id"])
-            p.alerts, p.alerts_total = len(self._alert_ids), len(self._alerts_total)
+            for s in (streams.ALERTS, streams.NOTIFICATIONS):  # the notifier's backlog counts as in flight
+                with contextlib.suppress(Exception):
+                    for g in await self.redis.xinfo_groups(s):
+                        p.lag += int(g.get("lag") or 0) + int(g.get("pending") or 0)
         except Exception as e:
             p.errors.append(f"Redis: {first_error(e)}")
+        try:
+            await self._alerts(p)
+            p.sent = await self._sent()
+        except Exception as e:
+            p.errors.append(f"alerts: {first_error(e)}")
         try:
             resp = await self.es.options(ignore_status=404).count(index="news")
             p.indexed_total = int(resp.get("count", 0))
@@ -431,6 +428,31 @@ class Watcher:
         except Exception as e:
             p.errors.append(f"Elasticsearch: {first_error(e)}")
         return p
+
+    async def _alerts(self, p: Progress) -> None:
+        """Fired alerts from the alerts record index: the durable record (news.alerts is trimmed once the
+        notifier has them). One fingerprint record per fired alert: an alert is counted once."""
+        resp = await self.es.options(ignore_status=404).search(
+            index="newsflow-alerts",
+            query={"bool": {"filter": [{"term": {"kind": "fingerprint"}}, {"term": {"fired": True}}]}},
+            size=1000,
+            source=["alert_id", "rule_name", "article_id"],
+        )
+        hits = [h["_source"] for h in resp.get("hits", {}).get("hits", [])]
+        self._alert_ids = {
+            h["alert_id"] for h in hits if h.get("rule_name") == DEMO_RULE and h.get("article_id") in self.demo_ids_set
+        }
+        p.alerts, p.alerts_total = len(self._alert_ids), len(hits)
+
+    async def _sent(self) -> int:
+        """Demo alerts the notifier delivered to every channel of the rule (its state in Redis)."""
+        from newsflow_alerting.state import k_delivery
+
+        sent = 0
+        for aid in self._alert_ids:
+            outcomes = [json.loads(v) for v in (await self.redis.hgetall(k_delivery(aid))).values()]
+            sent += bool(outcomes) and all(o.get("status") == "delivered" for o in outcomes)
+        return sent
 
     @property
     def demo_ids_set(self) -> set[str]:
@@ -450,6 +472,7 @@ def progress_line(p: Progress, n_demo: int | None) -> str:
         f"parsed {p.parsed}",
         f"indexed {indexed}",
         f"alerts {p.alerts if n_demo else p.alerts_total}",
+        f"sent {p.sent}",
     ]
     if p.dead_letters:
         parts.append(f"dead letters {p.dead_letters}")
@@ -480,6 +503,7 @@ def rich_table(p: Progress, n_demo: int | None, elapsed: float, done: bool) -> A
     t.add_row(
         "alerts fired", str(p.alerts if n_demo else p.alerts_total), f"rule {DEMO_RULE!r}" if n_demo else "all rules"
     )
+    t.add_row("alerts sent", str(p.sent), "by the notifier, to every channel of the rule")
     t.add_row("dead letters", str(p.dead_letters), "newsflow dlq list" if p.dead_letters else "")
     t.add_row("in flight", str(p.lag), "entries waiting or being processed")
     if done:
@@ -552,10 +576,10 @@ class LocalRun:
             demo_ids = await self.start_demo()
         await self.register_feeds(redis_url)
 
-        from newsflow_devtools.processes import Pipeline
+        from newsflow_devtools.processes import ALL_SERVICES, Pipeline
 
-        say(f"starting the fetcher, parser and indexer (logs in {cfg.state / 'logs'}) ...")
-        self.pipeline = Pipeline(env, cfg.state / "logs")
+        say(f"starting the fetcher, parser, indexer and notifier (logs in {cfg.state / 'logs'}) ...")
+        self.pipeline = Pipeline(env, cfg.state / "logs", services=ALL_SERVICES)
         try:
             await asyncio.to_thread(self.pipeline.start, True)
         except (RuntimeError, TimeoutError) as e:
@@ -647,7 +671,7 @@ class LocalRun:
             while True:
                 p = await watcher.snapshot()
                 elapsed = time.monotonic() - started
-                done = bool(n_demo) and p.indexed_demo >= (n_demo or 0) and p.alerts >= 1
+                done = bool(n_demo) and p.indexed_demo >= (n_demo or 0) and p.alerts >= 1 and p.sent >= 1
                 if live is not None:
                     live.update(rich_table(p, n_demo, elapsed, done), refresh=True)
                 else:

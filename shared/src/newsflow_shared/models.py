@@ -95,6 +95,10 @@ class ArchiveRef(Part):
 Origin = Literal["live", "reparse", "backfill"]
 
 
+class BodyTooLarge(ValueError):
+    """A page body that decodes to more than the reader's cap (`RawPage.html(max_bytes=...)`)."""
+
+
 class RawPage(Message):
     """`news.raw`: a downloaded HTML page, decoded to text.
 
@@ -130,9 +134,22 @@ class RawPage(Message):
             return cls(body=body, body_encoding="zlib+base64", body_bytes=len(raw), **fields)
         return cls(body=html, body_encoding="identity", body_bytes=len(raw), **fields)
 
-    def html(self) -> str:
+    def html(self, max_bytes: int | None = None) -> str:
+        """The page's HTML; BodyTooLarge past `max_bytes` of UTF-8, found without inflating more than that.
+
+        `body_bytes` is only the producer's claim: a few hundred kB of zlib can hold gigabytes.
+        """
         if self.body_encoding == "zlib+base64":
-            return zlib.decompress(base64.b64decode(self.body)).decode("utf-8")
+            packed = base64.b64decode(self.body)
+            if max_bytes is None:
+                return zlib.decompress(packed).decode("utf-8")
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(packed, max_bytes + 1)
+            if len(data) > max_bytes or inflater.unconsumed_tail:
+                raise BodyTooLarge(f"the compressed body holds more than {max_bytes} bytes")
+            return (data + inflater.flush()).decode("utf-8")
+        if max_bytes is not None and len(self.body) > max_bytes:
+            raise BodyTooLarge(f"{len(self.body)} characters of HTML (limit {max_bytes})")
         return self.body
 
 
@@ -149,6 +166,9 @@ class Block(Part):
 
 
 DateSource = Literal["json-ld", "meta", "feed", "url", "text", "html"]
+# Which path of the parser's fallback ladder produced the text: its own tree work, plain trafilatura, or
+# trafilatura's recall mode.
+ExtractionMethod = Literal["own", "trafilatura", "trafilatura-recall"]
 
 
 class ParsedArticle(Message):
@@ -179,6 +199,7 @@ class ParsedArticle(Message):
     word_count: int = 0
     content_hash: str  # sha256 of the normalised text: exact duplicates
     simhash: str  # 64-bit SimHash as 16 hex digits: near-duplicates (syndicated copies)
+    extraction_method: ExtractionMethod = "own"  # parsers before the fallback ladder had only their own
     discovered_at: datetime | None = None  # when the fetcher saw it in the feed (latency metric)
     fetched_at: datetime | None = None
     parsed_at: datetime = Field(default_factory=utcnow)
@@ -205,11 +226,37 @@ class Alert(Message):
     domain: str | None = None
     duplicates: list[str] = Field(default_factory=list)  # URLs of syndicated copies (same simhash)
     matched_at: datetime = Field(default_factory=utcnow)
+    # When the article became searchable (its bulk write returned): the start of the notifier's latency.
+    indexed_at: datetime | None = None
+    # The article's facts (names and numbers: newsflow_alerting.stories.facts), computed by the indexer,
+    # which has the text at hand: the notifier groups other outlets' reports of one story by them.
+    facts: list[str] | None = None
 
     @property
     def idempotency_key(self) -> str:
         """Published at most once per key (see ServiceContext.publish): one alert per (rule, article)."""
         return self.alert_id
+
+
+class Notification(Message):
+    """`news.notifications`: one message for one channel of a rule, for the notifier to deliver.
+
+    `kind` alert: a story's first alert, sent as it is; `kind` digest: the stories sealed into digest
+    `notification_id` (their list is in the notifier's state). Published at most once per channel and
+    message, and delivered at least once, with `idempotency_key` as the receiver's key to drop repeats.
+    """
+
+    notification_id: str  # the alert id of an alert, the digest id of a digest
+    kind: Literal["alert", "digest"]
+    rule_id: str
+    rule_name: str
+    channel: str  # the channel's key in its rule (newsflow_search.rules.Channel.key)
+    alert: Alert | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.notification_id}:{self.channel}"
 
 
 class DeadLetter(Message):
@@ -240,6 +287,7 @@ STREAM_MODELS: dict[str, type[Message]] = {
     streams.RAW: RawPage,
     streams.PARSED: ParsedArticle,
     streams.ALERTS: Alert,
+    streams.NOTIFICATIONS: Notification,
     **{streams.dlq(s): DeadLetter for s in streams.DEAD_LETTER_SOURCES},
 }
 
@@ -250,11 +298,13 @@ __all__ = [
     "AnyHttpUrl",
     "ArchiveRef",
     "Block",
+    "BodyTooLarge",
     "Caption",
     "DeadLetter",
     "FeedEntry",
     "MediaItem",
     "Message",
+    "Notification",
     "Origin",
     "ParsedArticle",
     "RawPage",

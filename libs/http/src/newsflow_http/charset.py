@@ -1,8 +1,11 @@
 """Bytes of an HTML page to text: BOM, then the Content-Type header, then <meta>, then detection.
 
-That is the HTML standard's order. Labels are mapped the way browsers map them (ISO-8859-1 and
-US-ASCII mean windows-1252; a <meta> claiming UTF-16 means UTF-8, since the bytes were readable as
-ASCII to find it). Decoding never fails: undecodable bytes become U+FFFD.
+That is the HTML standard's order, with one exception for evidence: bytes that are valid UTF-8 and not
+plain ASCII are UTF-8 whatever the label says, and a page labelled UTF-8 whose bytes are not is decoded
+by what the bytes are (servers and templates claim UTF-8 for Latin-1 pages, and the other way round,
+far more often than legacy text happens to be valid UTF-8). Labels are mapped the way browsers map
+them (ISO-8859-1 and US-ASCII mean windows-1252; a <meta> claiming UTF-16 means UTF-8, since the bytes
+were readable as ASCII to find it). Decoding never fails: undecodable bytes become U+FFFD.
 """
 
 from __future__ import annotations
@@ -63,20 +66,59 @@ def charset_from_meta(body: bytes) -> str | None:
     return label
 
 
+def _cp1252_for_stray_bytes(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeDecodeError):
+        raise err
+    return err.object[err.start : err.end].decode("cp1252", errors="replace"), err.end
+
+
+# A UTF-8 page with a few bytes of another charset (a snippet pasted from a Latin-1 source) keeps its
+# UTF-8 and reads those bytes as windows-1252, the web's legacy default, instead of losing them.
+codecs.register_error("newsflow-cp1252", _cp1252_for_stray_bytes)
+
+# The HTML standard's legacy default per locale, for Latin-script languages whose legacy charset is not
+# windows-1252; detection cannot tell these apart on a page of mostly ASCII text.
+_LEGACY_BY_LANG = {
+    **dict.fromkeys(("pl", "cs", "sk", "hu", "sl", "hr", "bs", "ro"), "windows-1250"),
+    **dict.fromkeys(("tr", "az"), "windows-1254"),
+    **dict.fromkeys(("lt", "lv", "et"), "windows-1257"),
+    "vi": "windows-1258",
+}
+_HTML_LANG = re.compile(rb"""<html[^>]*?\slang\s*=\s*["']?([A-Za-z]{2,3})""", re.I)
+_NON_LATIN = ("cyrillic", "greek", "arabic", "hebrew", "thai", "cjk", "hangul", "hiragana", "katakana", "devanagari")
+
+
 def decode_html(body: bytes, content_type: str | None = None) -> tuple[str, str, str]:
     """(text, charset, source) with source one of bom, header, meta, detected, fallback."""
     for bom, name in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(name, errors="replace"), name, "bom"
-    if cs := charset_from_header(content_type):
-        return body.decode(cs, errors="replace"), cs, "header"
-    if cs := charset_from_meta(body):
-        return body.decode(cs, errors="replace"), cs, "meta"
+    declared, source = charset_from_header(content_type), "header"
+    if declared is None:
+        declared, source = charset_from_meta(body), "meta"
     try:
-        return body.decode("utf-8"), "utf-8", "detected"
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
-        pass
-    best = charset_normalizer.from_bytes(body[:262_144]).best()
-    if best is not None and (cs := normalise_label(best.encoding)):
+        text = None
+    if text is not None and (declared in (None, "utf-8") or not body.isascii()):
+        return text, "utf-8", source if declared == "utf-8" else "detected"
+    if declared and declared != "utf-8":
+        return body.decode(declared, errors="replace"), declared, source
+    return _by_evidence(body)
+
+
+def _by_evidence(body: bytes) -> tuple[str, str, str]:
+    """A page labelled UTF-8 (or not labelled) whose bytes are not UTF-8."""
+    lossy = body.decode("utf-8", errors="replace")
+    stray = lossy.count("\ufffd")
+    if sum(1 for ch in lossy if ord(ch) > 127) - stray > stray:
+        return body.decode("utf-8", errors="newsflow-cp1252"), "utf-8", "detected"
+    if (m := _HTML_LANG.search(body[:8192])) and (cs := _LEGACY_BY_LANG.get(m.group(1).decode().lower())):
         return body.decode(cs, errors="replace"), cs, "detected"
-    return body.decode("utf-8", errors="replace"), "utf-8", "fallback"
+    best = charset_normalizer.from_bytes(body[:262_144]).best()
+    # Detection is reliable for other scripts; among Latin-script code pages it guesses at random.
+    if best is not None and (cs := normalise_label(best.encoding)):
+        if any(word in a.lower() for a in best.alphabets for word in _NON_LATIN):
+            return body.decode(cs, errors="replace"), cs, "detected"
+        return body.decode("windows-1252", errors="replace"), "windows-1252", "detected"
+    return body.decode("windows-1252", errors="replace"), "windows-1252", "fallback"

@@ -1,40 +1,255 @@
-"""Alert rules: saved searches in their own index, seeded from rules.yaml and managed by the CLI."""
+"""Alert rules: saved searches in their own index, seeded from rules.yaml and managed by the CLI.
+
+A rule says what to match (`query`, `filters`), where to send it (`channels`) and how (`mode`: each story
+at once, or a `digest`; a `storm_guard` that turns a burst into a digest; `snoozed_until`). Mistakes are
+refused with one line naming the rule and the field (`first_error`), never a validation dump.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from elasticsearch import AsyncElasticsearch, NotFoundError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsflow_search.query import FILTER_FIELDS, build_query
 
 log = logging.getLogger("newsflow.indexer.rules")
 
+ChannelType = Literal["log", "webhook", "slack", "teams", "discord", "telegram", "email"]
+# Channels that POST to a URL the rule gives: the ones the SSRF guard checks when a rule is added.
+URL_CHANNELS = frozenset({"webhook", "slack", "teams", "discord"})
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+MASK = "***"
+
+
+def first_error(e: ValidationError) -> str:
+    """A pydantic error as one line: `field: message` of the first problem (pydantic's own text is a dump)."""
+    errs = e.errors()
+    if not errs:
+        return str(e)
+    err = errs[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("function-after", "function-before"))
+    msg = str(err.get("msg", "")).removeprefix("Value error, ")
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return (f"{loc}: {msg}" if loc else msg) + more
+
+
+def parse_minutes(value: Any, what: str) -> int:
+    """`30m`, `2h`, `1d`, `45` (minutes) -> minutes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: expected a duration such as 30m, 2h or 1d (got {value!r})")
+    if isinstance(value, int | float):
+        minutes = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([mhd]?)\s*", str(value).lower())
+        if not m:
+            raise ValueError(f"{what}: expected a duration such as 30m, 2h or 1d (got {value!r})")
+        minutes = float(m[1]) * {"": 1, "m": 1, "h": 60, "d": 1440}[m[2]]
+    if minutes < 1 or minutes != int(minutes):
+        raise ValueError(f"{what}: a whole number of minutes, at least 1 (got {value!r})")
+    return int(minutes)
+
 
 class Channel(BaseModel):
-    """Where an alert goes: the log, or a webhook (JSON, or Slack's `{"text": ...}` with slack=true)."""
+    """Where an alert goes.
+
+    `log` (a WARNING line of the notifier), `webhook` (the alert as JSON; `secret` signs it with
+    HMAC-SHA256), `slack`, `teams`, `discord` (their incoming-webhook `url`), `telegram` (a bot `token`
+    and a `chat_id`) and `email` (`to`: addresses; the SMTP server is the notifier's setting).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["webhook", "log"] = "webhook"
+    type: ChannelType = "webhook"
     url: str | None = None
-    slack: bool = False
+    secret: str | None = Field(None, min_length=8, max_length=512)
+    to: list[str] = Field(default_factory=list)
+    chat_id: str | None = None
+    token: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_slack(cls, data: Any) -> Any:
+        # Rules saved before the notifier spelled Slack as a webhook with `slack: true`.
+        if isinstance(data, dict) and "slack" in data:
+            data = dict(data)
+            if data.pop("slack"):
+                data["type"] = "slack"
+        if isinstance(data, dict) and isinstance(data.get("to"), str):
+            data = {**data, "to": [a.strip() for a in re.split(r"[,;]", data["to"]) if a.strip()]}
+        return data
 
     @model_validator(mode="after")
-    def _url_for_webhooks(self) -> Channel:
-        if self.type == "webhook" and not (self.url or "").startswith(("http://", "https://")):
-            raise ValueError(f"a webhook channel needs an http(s) url (got {self.url!r})")
+    def _complete(self) -> Channel:
+        t = self.type
+        if t in URL_CHANNELS:
+            parts = urlsplit(self.url or "")
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"a {t} channel needs an http(s) URL with a host (got {self.url!r})")
+        elif self.url is not None:
+            raise ValueError(f"a {t} channel takes no url")
+        if self.secret is not None and t != "webhook":
+            raise ValueError("only a webhook channel is signed with a secret")
+        if t == "email":
+            if not self.to:
+                raise ValueError("an email channel needs `to`: one or more addresses")
+            bad = [a for a in self.to if not _EMAIL.match(a)]
+            if bad:
+                raise ValueError(f"not an e-mail address: {bad[0]!r}")
+        elif self.to:
+            raise ValueError(f"a {t} channel takes no `to`")
+        if t == "telegram":
+            if not self.chat_id or not self.token or not re.fullmatch(r"\d+:[A-Za-z0-9_-]{10,}", self.token):
+                raise ValueError("a telegram channel needs chat_id and a bot token (123456:ABC...)")
+        elif self.chat_id or self.token:
+            raise ValueError(f"a {t} channel takes no chat_id or token")
         return self
 
+    @property
+    def key(self) -> str:
+        """Stable across edits of the rule's other channels: delivery state is kept per channel key."""
+        dest = self.url or ",".join(sorted(self.to)) or self.chat_id or ""
+        return f"{self.type}-{hashlib.sha256(f'{self.type}|{dest}'.encode()).hexdigest()[:12]}"
+
     def label(self) -> str:
-        return "log" if self.type == "log" else f"{'slack' if self.slack else 'webhook'}:{self.url}"
+        """For people: the destination without its secrets (a Slack webhook's path is a credential)."""
+        if self.type == "log":
+            return "log"
+        if self.type == "email":
+            return "email:" + ",".join(self.to)
+        if self.type == "telegram":
+            return f"telegram:{self.chat_id}"
+        parts = urlsplit(self.url or "")
+        shown = parts.path if self.type == "webhook" and len(parts.path) <= 40 else "/…"
+        signed = " (signed)" if self.secret else ""
+        return (
+            f"{self.type}:{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{shown}{signed}"
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The channel as `rules list --json` shows it: secrets masked."""
+        doc = self.model_dump(exclude_none=True, exclude_defaults=True)
+        doc["type"] = self.type
+        for k in ("secret", "token"):
+            if doc.get(k):
+                doc[k] = MASK
+        return doc
+
+
+def _channel_shorthand(ch: Any) -> Any:
+    """rules.yaml shorthand: "log", a bare URL (webhook), or {kind: value, ...} for any channel type."""
+    if ch == "log":
+        return {"type": "log"}
+    if isinstance(ch, str):
+        return {"type": "webhook", "url": ch}
+    if not isinstance(ch, dict) or "type" in ch:
+        return ch
+    for kind in ("webhook", "slack", "teams", "discord"):
+        if kind in ch:
+            rest = {k: v for k, v in ch.items() if k != kind}
+            return {"type": kind, "url": ch[kind], **rest}
+    if "email" in ch:
+        return {"type": "email", "to": ch["email"], **{k: v for k, v in ch.items() if k != "email"}}
+    if "telegram" in ch and isinstance(ch["telegram"], dict):
+        return {"type": "telegram", **ch["telegram"]}
+    return ch
+
+
+class DigestSchedule(BaseModel):
+    """`every: 30m` (periods aligned on the clock, in UTC) or `at: "08:00"` daily in `timezone`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every: int | None = Field(None, description="minutes")
+    at: str | None = None
+    timezone: str = "UTC"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `digest: 30m`, `digest: "08:00"`, `digest: "08:00 Europe/Berlin"`
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"every": data}
+        if isinstance(data, str):
+            words = data.split()
+            if words and re.fullmatch(r"\d{1,2}:\d{2}", words[0]):
+                return {"at": words[0], **({"timezone": words[1]} if len(words) > 1 else {})}
+            return {"every": data}
+        return data
+
+    @field_validator("every", mode="before")
+    @classmethod
+    def _every(cls, v: Any) -> Any:
+        return None if v is None else parse_minutes(v, "digest every")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DigestSchedule:
+        if (self.every is None) == (self.at is None):
+            raise ValueError('a digest needs either `every: 30m` or `at: "08:00"` (with an optional timezone)')
+        if self.every is not None and self.every > 7 * 1440:
+            raise ValueError("digest every: at most 7d")
+        if self.at is not None:
+            m = re.fullmatch(r"(\d{1,2}):(\d{2})", self.at)
+            if not m or int(m[1]) > 23 or int(m[2]) > 59:
+                raise ValueError(f"digest at: a time of day HH:MM (got {self.at!r})")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Berlin)") from None
+        return self
+
+    def describe(self) -> str:
+        return f"every {_minutes_text(self.every)}" if self.every else f"daily at {self.at} {self.timezone}"
+
+
+class StormGuard(BaseModel):
+    """More than `max` new stories within `within` minutes: digests every `within` minutes until quiet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    max: int = Field(5, ge=1, le=10_000)
+    within: int = Field(10, description="minutes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, bool):
+            return {"enabled": data}
+        if isinstance(data, str) and data.lower() in ("off", "on", "false", "true"):
+            return {"enabled": data.lower() in ("on", "true")}
+        return data
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within(cls, v: Any) -> Any:
+        minutes = parse_minutes(v, "storm_guard within")
+        if minutes > 1440:
+            raise ValueError("storm_guard within: at most 1d")
+        return minutes
+
+    def describe(self) -> str:
+        return f"more than {self.max} in {_minutes_text(self.within)}" if self.enabled else "off"
+
+
+def _minutes_text(m: int | None) -> str:
+    if not m:
+        return "-"
+    if m % 1440 == 0:
+        return f"{m // 1440}d"
+    if m % 60 == 0:
+        return f"{m // 60}h"
+    return f"{m}m"
 
 
 class RuleFilters(BaseModel):
@@ -69,26 +284,50 @@ class Rule(BaseModel):
     filters: RuleFilters = Field(default_factory=RuleFilters)
     channels: list[Channel] = Field(default_factory=lambda: [Channel(type="log")])
     enabled: bool = True
+    # How stories reach the channels: each at once, or collected into a digest (see docs/ALERTING.md).
+    mode: Literal["immediate", "digest"] = "immediate"
+    digest: DigestSchedule | None = None
+    storm_guard: StormGuard = Field(default_factory=StormGuard)
+    # Set by `newsflow rules snooze`: matches are recorded, nothing is sent until then.
+    snoozed_until: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _digest_implies_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("digest") is not None and "mode" not in data:
+            data = {**data, "mode": "digest"}
+        return data
 
     @field_validator("channels", mode="before")
     @classmethod
     def _short_channels(cls, v: Any) -> Any:
-        # rules.yaml shorthand: "log", or {"webhook": URL, "slack": true}, or a bare URL.
-        out = []
-        for ch in v or []:
-            if ch == "log":
-                out.append({"type": "log"})
-            elif isinstance(ch, str):
-                out.append({"type": "webhook", "url": ch})
-            elif isinstance(ch, dict) and "webhook" in ch:
-                out.append({"type": "webhook", "url": ch["webhook"], "slack": bool(ch.get("slack", False))})
-            else:
-                out.append(ch)
-        return out
+        return [_channel_shorthand(ch) for ch in v or []]
+
+    @field_validator("snoozed_until")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return v.replace(tzinfo=UTC) if v is not None and v.tzinfo is None else v
+
+    @model_validator(mode="after")
+    def _mode_needs_schedule(self) -> Rule:
+        if self.mode == "digest" and self.digest is None:
+            raise ValueError('mode digest needs a schedule: digest: {every: 30m} or digest: {at: "08:00"}')
+        if self.mode == "immediate" and self.digest is not None:
+            raise ValueError("a digest schedule is set but mode is immediate: say mode: digest")
+        keys = [c.key for c in self.channels]
+        if len(keys) != len(set(keys)):
+            raise ValueError("the same channel is listed twice")
+        return self
 
     @property
     def id(self) -> str:
         return rule_id(self.name)
+
+    def snoozed(self, now: datetime | None = None) -> bool:
+        return self.snoozed_until is not None and self.snoozed_until > (now or datetime.now(UTC))
+
+    def channel(self, key: str) -> Channel | None:
+        return next((c for c in self.channels if c.key == key), None)
 
     def es_query(
         self, ids: list[str] | None = None, since: str | None = None, present_languages: list[str] | None = None
@@ -104,8 +343,14 @@ class Rule(BaseModel):
             "name": self.name,
             "query": self.query,
             "filters": self.filters.as_dict(),
-            "channels": [c.model_dump(exclude_none=True) for c in self.channels],
+            "channels": [
+                c.model_dump(exclude_none=True, exclude_defaults=True) | {"type": c.type} for c in self.channels
+            ],
             "enabled": self.enabled,
+            "mode": self.mode,
+            "digest": self.digest.model_dump(exclude_none=True) if self.digest else None,
+            "storm_guard": self.storm_guard.model_dump(),
+            "snoozed_until": self.snoozed_until.isoformat() if self.snoozed_until else None,
             "source": source,
             "created_at": now,
             "updated_at": now,
@@ -113,20 +358,34 @@ class Rule(BaseModel):
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Rule:
-        return cls(
-            name=doc["name"],
-            query=doc["query"],
-            filters=RuleFilters(**(doc.get("filters") or {})),
-            channels=doc.get("channels") or [],
-            enabled=doc.get("enabled", True),
-        )
+        fields = ("name", "query", "channels", "enabled", "mode", "digest", "storm_guard", "snoozed_until")
+        data = {k: doc[k] for k in fields if doc.get(k) is not None}
+        return cls(filters=RuleFilters(**(doc.get("filters") or {})), **{"channels": [], **data})
+
+    def settings_equal(self, other: Rule) -> bool:
+        """Same rule as far as a rules file can say (a snooze is the operator's, set by the CLI)."""
+        return self.model_dump(exclude={"snoozed_until"}) == other.model_dump(exclude={"snoozed_until"})
 
 
 def load_rules_file(path: Path) -> list[Rule]:
-    """rules.yaml: `rules: [{name, query, filters: {...}, channels: [...]}, ...]` (see rules.yaml.example)."""
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    """rules.yaml: `rules: [{name, query, filters, channels, mode, ...}]` (see rules.yaml.example).
+
+    Any mistake is a ValueError of one line naming the file, the rule and the field.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     items = data.get("rules", []) if isinstance(data, dict) else data
-    rules = [Rule.model_validate(item) for item in items]
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected `rules:` with a list of rules")
+    rules = []
+    for n, item in enumerate(items, 1):
+        name = item.get("name") if isinstance(item, dict) else None
+        try:
+            rules.append(Rule.model_validate(item))
+        except ValidationError as e:
+            raise ValueError(f"{path}: rule {name or f'#{n}'!r}: {first_error(e)}") from None
     names = [r.name for r in rules]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -163,13 +422,18 @@ class RuleStore:
             raise InvalidRule(f"rule {rule.name!r}: invalid query {rule.query!r}: {why[:300]}")
 
     async def add(self, rule: Rule, source: str = "api", validate: bool = True) -> bool:
-        """Create or replace the rule named `rule.name`. Returns True when it was new."""
+        """Create or replace the rule named `rule.name`. Returns True when it was new.
+
+        A snooze set on the rule in the index survives a replacement that does not set one.
+        """
         if validate:
             await self.validate(rule)
         doc = rule.to_doc(source)
         try:
-            old = await self.es.get(index=self.index, id=rule.id)
-            doc["created_at"] = old["_source"].get("created_at", doc["created_at"])
+            old = (await self.es.get(index=self.index, id=rule.id))["_source"]
+            doc["created_at"] = old.get("created_at", doc["created_at"])
+            if rule.snoozed_until is None and old.get("snoozed_until"):
+                doc["snoozed_until"] = old["snoozed_until"]
             created = False
         except NotFoundError:
             created = True
@@ -177,6 +441,23 @@ class RuleStore:
         await self.es.index(index=self.index, id=rule.id, document=doc, refresh=True)
         self._cache = None
         return created
+
+    async def snooze(self, name: str, until: datetime | None) -> bool:
+        """Set (or clear, with None) the rule's snooze; False when there is no such rule."""
+        try:
+            await self.es.update(
+                index=self.index,
+                id=rule_id(name),
+                doc={
+                    "snoozed_until": until.isoformat() if until else None,
+                    "updated_at": datetime.now(UTC).isoformat(),
+                },
+                refresh=True,
+            )
+        except NotFoundError:
+            return False
+        self._cache = None
+        return True
 
     async def remove(self, name: str) -> bool:
         try:
@@ -213,11 +494,11 @@ class RuleStore:
                 return rules
             after = hits[-1]["sort"]
 
-    async def cached(self, max_age_s: float) -> list[Rule]:
-        """Enabled rules, reloaded at most every `max_age_s` (a rule added by the CLI applies within that)."""
+    async def cached(self, max_age_s: float, enabled_only: bool = True) -> list[Rule]:
+        """Rules, reloaded at most every `max_age_s` (a rule added by the CLI applies within that)."""
         now = time.monotonic()
         if self._cache is None or now - self._cached_at >= max_age_s:
-            self._cache = await self.all(enabled_only=True)
+            self._cache = await self.all(enabled_only=enabled_only)
             self._cached_at = now
         return self._cache
 
@@ -226,7 +507,7 @@ class RuleStore:
         changed = 0
         for rule in rules:
             existing = await self.get(rule.name)
-            if existing is not None and existing.model_dump() == rule.model_dump():
+            if existing is not None and existing.settings_equal(rule):
                 continue
             await self.add(rule, source=source)
             changed += 1

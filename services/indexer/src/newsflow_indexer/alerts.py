@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_streaming_bulk
 
+from newsflow_alerting.stories import facts as story_facts
 from newsflow_indexer import metrics
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.writer import TransientBulkError
@@ -77,7 +78,7 @@ class Match:
         fp = str(self.source.get("simhash") or "")
         return "" if fp in NO_FINGERPRINT else fp
 
-    def alert(self, duplicates: list[str]) -> Alert:
+    def alert(self, duplicates: list[str], indexed_at: datetime | None = None, facts: list[str] | None = None) -> Alert:
         s = self.source
         return Alert(
             alert_id=self.alert_id,
@@ -92,6 +93,8 @@ class Match:
             language=s.get("language"),
             domain=s.get("domain"),
             duplicates=duplicates,
+            indexed_at=indexed_at,
+            facts=facts,
         )
 
 
@@ -146,8 +149,13 @@ class AlertEngine:
             out += [(rule, hit) for hit in r["hits"]["hits"]]
         return out
 
-    async def evaluate(self, rules: list[Rule], articles: list[ParsedArticle]) -> dict[str, list[Alert]]:
-        """The alerts to fire for this batch, by article id (only articles that fire appear)."""
+    async def evaluate(
+        self, rules: list[Rule], articles: list[ParsedArticle], indexed_at: datetime | None = None
+    ) -> dict[str, list[Alert]]:
+        """The alerts to fire for this batch, by article id (only articles that fire appear).
+
+        `indexed_at`: when the batch became searchable, carried by each alert for the notifier's latency.
+        """
         started = time.perf_counter()
         keys = {a.article_id: delivery_key(a) for a in articles}
         # The stemmed languages of the batch. (A document already replaced by a newer parse in another
@@ -157,7 +165,8 @@ class AlertEngine:
         matches = [
             Match(rule, h["_id"], h.get("_source", {}), None, keys[h["_id"]]) for rule, h in hits if h["_id"] in keys
         ]
-        fired = await self._record(matches) if matches else {}
+        by_id = {a.article_id: a for a in articles}
+        fired = await self._record(matches, indexed_at, by_id) if matches else {}
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - started)
         return fired
 
@@ -192,7 +201,9 @@ class AlertEngine:
         resp = await self.es.mget(index=self.index, ids=sorted(ids))
         return {d["_id"]: d["_source"] for d in resp["docs"] if d.get("found")}
 
-    async def _record(self, matches: list[Match]) -> dict[str, list[Alert]]:
+    async def _record(
+        self, matches: list[Match], indexed_at: datetime | None, articles: dict[str, ParsedArticle]
+    ) -> dict[str, list[Alert]]:
         now = datetime.now(UTC).isoformat()
         # 1. one record per (rule, article): which matches are new?
         by_id = {m.alert_id: m for m in matches}
@@ -234,7 +245,9 @@ class AlertEngine:
         alerts: dict[str, Alert] = {}
         for gid, members in groups.items():
             primary = members[0]
-            alert = primary.alert([m.source.get("url", "") for m in members[1:]])
+            art = articles.get(primary.article_id)
+            fp = sorted(story_facts(art.title, art.description, art.text)) if art else None
+            alert = primary.alert([m.source.get("url", "") for m in members[1:]], indexed_at, fp)
             alerts[gid] = alert
             claims[gid] = {
                 "kind": "fingerprint",

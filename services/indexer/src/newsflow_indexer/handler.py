@@ -13,7 +13,6 @@ from elasticsearch import AsyncElasticsearch
 from newsflow_indexer import metrics
 from newsflow_indexer.alerts import AlertEngine
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_indexer.writer import BulkWriter, Outcome, TransientBulkError
 from newsflow_search.documents import doc_version
 from newsflow_search.es import is_unavailable
@@ -32,7 +31,6 @@ class Indexer:
         self,
         es: AsyncElasticsearch,
         settings: IndexerSettings,
-        dispatcher: WebhookDispatcher | None = None,
         stopping: asyncio.Event | None = None,
         redis: aioredis.Redis | None = None,
     ) -> None:
@@ -41,7 +39,6 @@ class Indexer:
         self.writer = BulkWriter(es, settings)
         self.rules = RuleStore(es, settings.rules_index, settings.index_alias)
         self.alerts = AlertEngine(es, settings, redis)
-        self.dispatcher = dispatcher
         self.stopping = stopping or asyncio.Event()
 
     async def handle_batch(self, msgs: list[ParsedArticle]) -> list[Result]:
@@ -65,6 +62,7 @@ class Indexer:
 
     async def _once(self, msgs: list[ParsedArticle]) -> list[Result]:
         outcomes = await self.writer.write(msgs)
+        indexed_at = datetime.now(UTC)
         searchable = [m for m in msgs if outcomes[m.article_id].searchable]
         self._observe_latency(m for m in msgs if outcomes[m.article_id].status == "indexed")
         fired: dict[str, list[Alert]] = {}
@@ -72,12 +70,8 @@ class Indexer:
         alerting = [m for m in searchable if m.alerts]
         if alerting:
             rules = await self.rules.cached(self.settings.rules_refresh_s)
-            fired = await self.alerts.evaluate(rules, _unique(alerting))
-            if self.dispatcher is not None and fired:
-                by_id = {r.id: r for r in rules}
-                for alerts in fired.values():
-                    for a in alerts:
-                        self.dispatcher.submit(by_id[a.rule_id], a)
+            # Only recorded and returned: the runtime publishes them on news.alerts, the notifier delivers.
+            fired = await self.alerts.evaluate(rules, _unique(alerting), indexed_at)
         results: list[Result] = []
         given: set[str] = set()
         for m in msgs:

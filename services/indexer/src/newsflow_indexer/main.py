@@ -1,5 +1,5 @@
 """The indexer service: `news.parsed` -> Elasticsearch in bulk, alert rules evaluated on every indexed
-batch, alerts -> `news.alerts`."""
+batch, alerts recorded and published on `news.alerts` (the notifier delivers them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from faststream import Context
 from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_indexer.webhooks import WebhookDispatcher
 from newsflow_search.es import is_healthy, is_unavailable, make_client
 from newsflow_search.index_setup import ensure_index
 from newsflow_search.rules import load_rules_file
@@ -37,10 +36,9 @@ async def elasticsearch(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
     es = make_client(s)
     try:
         await _prepare(es, s, runtime)
-        dispatcher = WebhookDispatcher(s, es)
-        indexer = Indexer(es, s, dispatcher, stopping=runtime.stopping, redis=runtime.redis)
+        indexer = Indexer(es, s, stopping=runtime.stopping, redis=runtime.redis)
         batcher: ArticleBatcher = Batcher(indexer.handle_batch, s.batch_size, s.batch_linger_s, s.bulk_max_in_flight)
-        yield {"es": es, "batcher": batcher, "dispatcher": dispatcher}
+        yield {"es": es, "batcher": batcher}
         await batcher.aclose()
     finally:
         await es.close()
@@ -74,13 +72,6 @@ async def _prepare(es: AsyncElasticsearch, s: IndexerSettings, runtime: Runtime)
 )
 async def index(article: ParsedArticle, batcher: Annotated[ArticleBatcher, Context("batcher")]) -> list[Alert]:
     return await batcher.submit(article)
-
-
-@service.task()
-async def webhooks(
-    dispatcher: Annotated[WebhookDispatcher, Context("dispatcher")], runtime: Annotated[Runtime, Context("runtime")]
-) -> None:
-    await dispatcher.run(runtime.stopping)
 
 
 @service.health_check("elasticsearch")

@@ -38,10 +38,6 @@ ALERTS_SUPPRESSED = Counter(
     "Matches that did not fire: already alerted, or a syndicated copy of an alerted story",
     ["why"],
 )
-ALERTS_DELIVERED = Counter("newsflow_alerts_delivered", "Webhook deliveries that succeeded", ["kind"])
-ALERTS_FAILED = Counter(
-    "newsflow_alerts_delivery_failed", "Webhook deliveries given up after all attempts", ["kind", "reason"]
-)
 SEARCHABLE_LATENCY = Histogram(
     "newsflow_searchable_latency_seconds",
     "From an article's feed publication (published_at) or discovery (discovered_at) to searchable",

@@ -35,11 +35,3 @@ class IndexerSettings(CommonSettings, SearchSettings):
 
     # Rules are cached in memory and reloaded from their index this often.
     rules_refresh_s: float = Field(5.0, gt=0)
-
-    # Webhooks: per attempt timeout, attempts and backoff.
-    webhook_timeout_s: float = Field(5.0, gt=0)
-    webhook_max_attempts: int = Field(5, ge=1)
-    webhook_initial_backoff_s: float = Field(1.0, gt=0)
-    webhook_max_backoff_s: float = Field(30.0, gt=0)
-    webhook_queue_size: int = Field(10_000, ge=1)
-    webhook_concurrency: int = Field(8, ge=1)

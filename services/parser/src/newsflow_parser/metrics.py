@@ -5,6 +5,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 ARTICLES = Counter("newsflow_parser_articles", "Pages turned into articles and published to news.parsed")
+PAGES = Counter(
+    "newsflow_parser_pages",
+    "Articles published, by the path of the fallback ladder that produced the text (own, trafilatura,"
+    " trafilatura-recall)",
+    ["method"],
+)
 FAILED = Counter(
     "newsflow_parser_failed",
     "Pages that could not become articles, by reason (timeout, too-large, no-content, not-an-article, binary,"

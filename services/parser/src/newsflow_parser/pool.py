@@ -23,7 +23,7 @@ class WorkerCrashed(Exception):
 
 
 def _init_worker() -> None:
-    from newsflow_parser.extract import warm_up
+    from newsflow_extract.extract import warm_up
 
     warm_up()
 
@@ -33,7 +33,7 @@ class ExtractionPool:
         # forkserver: workers start from a clean single-threaded process, not a fork of the service
         # with its event loop, Redis sockets and metrics thread.
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["newsflow_parser.extract"])
+        ctx.set_forkserver_preload(["newsflow_extract.extract"])
         self.timeout_s = timeout_s
         self.workers = workers
         self._pool = ProcessPool(max_workers=workers, max_tasks=max_tasks, context=ctx, initializer=_init_worker)

@@ -7,14 +7,14 @@ import time
 import zlib
 from binascii import Error as Base64Error
 
+from newsflow_extract.errors import ExtractionError
+from newsflow_extract.extract import extract_payload
+from newsflow_extract.version import PARSER_VERSION
 from newsflow_parser import metrics
-from newsflow_parser.errors import ExtractionError
-from newsflow_parser.extract import extract_payload
 from newsflow_parser.pool import ExtractionPool, WorkerCrashed
 from newsflow_parser.settings import ParserSettings
-from newsflow_parser.version import PARSER_VERSION
 from newsflow_shared.errors import PermanentError
-from newsflow_shared.models import ParsedArticle, RawPage
+from newsflow_shared.models import BodyTooLarge, ParsedArticle, RawPage
 
 log = logging.getLogger("newsflow.parser")
 
@@ -54,11 +54,12 @@ class PageHandler:
         if ctype.startswith(_BINARY_TYPES):
             raise self._fail(raw, "binary", f"content type {ctype}")
         try:
-            html = raw.html()
+            # body_bytes is the producer's claim; the body is the fact, read no further than the cap
+            html = raw.html(max_bytes=s.parser_max_bytes)
+        except BodyTooLarge as exc:
+            raise self._fail(raw, "too-large", str(exc)) from exc
         except (zlib.error, Base64Error, UnicodeDecodeError, ValueError) as exc:
             raise self._fail(raw, "binary", f"body cannot be decoded: {exc}") from exc
-        if len(html) > s.parser_max_bytes:  # body_bytes is the producer's claim; the body is the fact
-            raise self._fail(raw, "too-large", f"{len(html)} characters of HTML (limit {s.parser_max_bytes})")
 
         started = time.perf_counter()
         try:
@@ -88,10 +89,12 @@ class PageHandler:
         article.origin = raw.origin
         article.alerts = raw.alerts
         metrics.ARTICLES.inc()
+        metrics.PAGES.labels(article.extraction_method).inc()
         metrics.CAPTIONS.inc(len(article.captions))
         metrics.WORDS.observe(article.word_count)
         log.info(
-            "parsed: %d words, %d captions, language %s",
+            "parsed (%s): %d words, %d captions, language %s",
+            article.extraction_method,
             article.word_count,
             len(article.captions),
             article.language,

@@ -6,7 +6,7 @@ import os
 
 from pydantic import Field
 
-from newsflow_parser.extract import MIN_ARTICLE_WORDS
+from newsflow_extract.extract import MIN_ARTICLE_WORDS
 from newsflow_shared.settings import CommonSettings
 
 

@@ -88,7 +88,8 @@ async def safe_trim(redis: aioredis.Redis, stream: str) -> int:
     """Trim entries every group has acknowledged, and nothing else. Returns entries removed.
 
     The minimum id still needed is, over all groups, the oldest pending entry or the first entry after the
-    group's last-delivered id. A stream without groups is left alone (nobody has said what it needs).
+    group's last-delivered id; a stream in `streams.RETAIN` also keeps its newest entries. A stream without
+    groups is left alone (nobody has said what it needs).
     """
     try:
         infos = await redis.xinfo_groups(stream)
@@ -104,6 +105,15 @@ async def safe_trim(redis: aioredis.Redis, stream: str) -> int:
             needed.append((ms, seq + 1))
     if not needed:
         return 0
+    keep = streams.RETAIN.get(stream, 0)
+    if keep:
+        # The newest `keep` entries stay even once acknowledged: readers without a group (a live page that
+        # catches up, `newsflow status`) see the recent ones. Only the minimum moves back, never forward.
+        newest = await redis.xrevrange(stream, count=keep)
+        if len(newest) == keep:
+            needed.append(_id_tuple(newest[-1][0]))
+        else:
+            return 0
     ms, seq = min(needed)
     return int(await redis.xtrim(stream, minid=f"{ms}-{seq}", approximate=False))
 

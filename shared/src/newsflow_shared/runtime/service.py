@@ -276,7 +276,12 @@ class Instance(Generic[S]):
         provide: Mapping[str, object],
     ) -> None:
         await ensure_groups(redis, {c.stream: (c.group,) for c in self.consumers})
-        backpressure = {s for c in self.consumers for s in c.publishes if s not in streams.MAXLEN}
+        backpressure = {
+            s
+            for c in self.consumers
+            for s in c.publishes
+            if s not in streams.MAXLEN and s not in streams.NO_BACKPRESSURE
+        }
         backpressure |= {s for _fn, outs in self.service.tasks for s in outs}
         publisher = Publisher(
             self.name,

@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-EXTRACTION_REVISION = 1
+EXTRACTION_REVISION = 2  # 2: the fallback ladder, evidence-based titles, caption filters (issue 16)
 
-PARSER_VERSION = f"{version('newsflow-parser')}+r{EXTRACTION_REVISION}.trafilatura.{version('trafilatura')}"
+PARSER_VERSION = f"{version('newsflow-extract')}+r{EXTRACTION_REVISION}.trafilatura.{version('trafilatura')}"

@@ -59,13 +59,16 @@ _TZINFOS = {
     "EAT": 10800,
 }
 _EPOCH = re.compile(r"^\d{10}(\d{3})?$")
+# A year, or a year and month: dateutil would take the missing day (and month) from today.
+_PARTIAL = re.compile(r"^\d{4}(?:[-/.]\d{1,2})?$")
 
 
 def parse_date(value: object, now: datetime | None = None) -> datetime | None:
-    """A datetime in UTC from an ISO string, an RFC 822 string, an epoch or a datetime; None if unusable.
+    """An aware datetime from an ISO string, an RFC 822 string, an epoch or a datetime; None if unusable.
 
-    Naive values are taken as UTC: that is what most CMSs that omit the offset mean, and an error of
-    a few hours beats dropping the date.
+    The offset the page gave is kept: the instant is the same as in UTC, and the day is the one the page
+    prints ("20:10 -04:00" on the 7th is the 8th in UTC). Naive values are taken as UTC: that is what
+    most CMSs that omit the offset mean, and an error of a few hours beats dropping the date.
     """
     now = now or datetime.now(UTC)
     dt: datetime | None = None
@@ -77,22 +80,30 @@ def parse_date(value: object, now: datetime | None = None) -> datetime | None:
         s = value.strip()
         if not s or len(s) > 80:
             return None
+        if _PARTIAL.match(s):
+            return None
         dt = _from_epoch(float(s[:10])) if _EPOCH.match(s) else _parse_text(s)
     if dt is None:
         return None
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        dt = dt.replace(tzinfo=UTC)
     if dt < EARLIEST or dt > now + FUTURE_SLACK:
         return None
     return dt
 
 
+# 10.12.2022 and 10-12-2022: wherever dates are written so, the day comes first
+_DOTTED = re.compile(r"^\s*\d{1,2}\.\s*\d{1,2}\.\s*\d{2,4}\b|^\s*\d{1,2}-\d{1,2}-\d{4}\b")
+
+
 def _parse_text(s: str) -> datetime | None:
+    dayfirst = _DOTTED.match(s) is not None
     with warnings.catch_warnings():
         # an unknown zone name leaves the value naive (taken as UTC) instead of warning on every page
         warnings.simplefilter("ignore", UnknownTimezoneWarning)
         for fuzzy in (False, True):
             try:
-                return dateparser.parse(s, fuzzy=fuzzy, tzinfos=_TZINFOS)
+                return dateparser.parse(s, fuzzy=fuzzy, dayfirst=dayfirst, tzinfos=_TZINFOS)
             except (ValueError, OverflowError, TypeError):
                 continue
     return None

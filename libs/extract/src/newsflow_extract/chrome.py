@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from itertools import pairwise
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 # Class and id values are split into words at spaces, dashes and underscores ("c-related-list",
@@ -63,6 +64,16 @@ _BODY_PAIRS = frozenset(
     ]
 )
 _COMMENT_WORDS = frozenset(["comment", "comments", "commentlist", "disqus", "discussion", "replies"])
+# Chrome words that also name wrappers of the story itself ("byline-and-story", Elementor's
+# "elementor-widget-text-editor", "tab-menu"): such an element is removed only when it does not hold
+# paragraphs of text.
+# Ad words too: "TestReport__Section--Ads" is a section with ads in it, "cmp-text" an AEM component.
+_SOFT_LIST = """byline widget menu banner masthead toolbar follow tags keywords popular
+    ad ads adv advert advertisement adslot adunit cmp"""
+_SOFT_WORDS = frozenset(_SOFT_LIST.split())
+SOFT_PROSE = 200
+_NOT_PRINTED = frozenset(["hide", "hidden", "no", "not", "non"])
+LINK_CELL_SHARE = 0.8
 
 
 def _words(el: HtmlElement) -> tuple[str, ...]:
@@ -90,8 +101,25 @@ def _body_named(names: str) -> bool:
 
 @lru_cache(maxsize=16384)
 def _chrome_named(names: str) -> bool:
+    words = _split_words(names)
+    if "print" in words and not _NOT_PRINTED.isdisjoint(words):
+        # "hide-for-print", "no-print": screen content kept off paper, unlike "print-header" or "print-tools"
+        words = tuple(w for w in words if w != "print")
     # "l-sidebar-fixed l-article-body-segment": a layout class on the article's own container
-    return _named(_split_words(names), _CHROME_WORDS, _CHROME_PAIRS) and not _body_named(names)
+    return _named(words, _CHROME_WORDS, _CHROME_PAIRS) and not _body_named(names)
+
+
+@lru_cache(maxsize=16384)
+def _soft_named(names: str) -> bool:
+    """Named as chrome only by soft words."""
+    words = _split_words(names)
+    hard = (_CHROME_WORDS - _SOFT_WORDS).intersection(words) or any(p in _CHROME_PAIRS for p in pairwise(words))
+    return not hard and not _SOFT_WORDS.isdisjoint(words)
+
+
+def is_hard_chrome(el: HtmlElement) -> bool:
+    """Chrome that never holds the article or its byline: related lists, comments, sidebars, footers..."""
+    return is_chrome(el) and not _soft_named(attrs(el))
 
 
 def is_body_container(el: HtmlElement) -> bool:
@@ -127,13 +155,19 @@ def is_chrome(el: HtmlElement) -> bool:
     return _chrome_named(attrs(el))
 
 
-_ATTRIBUTED = "//*[@class or @id]"
+_ATTRIBUTED = etree.XPath("//*[@class or @id]")
 
 
-def body_markers(tree: HtmlElement) -> list[HtmlElement]:
+def attributed(tree: HtmlElement) -> list[HtmlElement]:
+    """Every element with a class or an id, in document order: metadata, captions and chrome all look at
+    these, so a page's list is made once (an XPath over the whole tree is a millisecond on a big page)."""
+    return _ATTRIBUTED(tree)
+
+
+def body_markers(tree: HtmlElement, named: list[HtmlElement] | None = None) -> list[HtmlElement]:
     marks = list(tree.xpath('//*[@itemprop="articleBody" or @property="articleBody"]'))
     if not marks:
-        marks = [el for el in tree.xpath(_ATTRIBUTED) if is_body_container(el)]
+        marks = [el for el in (attributed(tree) if named is None else named) if is_body_container(el)]
     if not marks:
         marks = _densest_paragraph_parent(tree)
     return marks
@@ -158,10 +192,10 @@ def _densest_paragraph_parent(tree: HtmlElement) -> list[HtmlElement]:
     return [max(weight, key=weight.__getitem__)]
 
 
-def protected_set(tree: HtmlElement) -> set[HtmlElement]:
+def protected_set(tree: HtmlElement, named: list[HtmlElement] | None = None) -> set[HtmlElement]:
     """The article containers and their ancestors: removing any of them would remove the article."""
     keep: set[HtmlElement] = set()
-    anchors = body_markers(tree) + list(tree.iter("h1"))[:1]
+    anchors = body_markers(tree, named) + list(tree.iter("h1"))[:1]
     for el in anchors:
         node: HtmlElement | None = el
         while node is not None:
@@ -175,15 +209,22 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
     # Keeping the <p> proxies referenced keeps their identity stable for the lookups below.
     p_len = {p: len(p.text_content() or "") for p in tree.iter("p")}
     total = sum(p_len.values())
-    doomed: list[HtmlElement] = [el for el in tree.iter(*_DROP_TAGS) if el not in protected]
+    page_text: list[int] = []  # the page's text length, measured once if a <form> asks
+    doomed: list[HtmlElement] = [
+        el
+        for el in tree.iter(*_DROP_TAGS)
+        if el not in protected and not (el.tag == "form" and _wraps_page(el, tree, page_text))
+    ]
     for el in tree.xpath("//*[@class or @id or @role or @aria-hidden]"):
         if el in protected or el.tag in _NEVER_PRUNED or el.tag in _DROP_TAGS or not is_chrome(el):
             continue
-        if total > 1000 and not _is_comments(el):
-            share = sum(p_len.get(p, 0) for p in el.iter("p")) / total
-            if share > 0.5:
-                continue  # most of the page's prose: a layout class, not a widget
+        prose = sum(p_len.get(p, 0) for p in el.iter("p"))
+        if total > 1000 and prose / total > 0.5 and not _is_comments(el):
+            continue  # most of the page's prose: a layout class, not a widget
+        if prose >= SOFT_PROSE and _soft_named(attrs(el)) and _paragraphs(el, p_len) >= 2:
+            continue  # paragraphs of text in a "byline" or "widget" wrapper: the story, not the widget
         doomed.append(el)
+    doomed.extend(_link_cells(tree, protected))
     doomed_set = set(doomed)
     removed = 0
     for el in doomed:
@@ -192,6 +233,35 @@ def prune_chrome(tree: HtmlElement, protected: set[HtmlElement]) -> int:
         drop(el)
         removed += 1
     return removed
+
+
+def _wraps_page(form: HtmlElement, tree: HtmlElement, page_text: list[int]) -> bool:
+    """ASP.NET and other frameworks wrap the whole page in one <form>: that form is the page, not a widget."""
+    if not page_text:
+        page_text.append(len(tree.text_content() or ""))
+    return len(form.text_content() or "") > 0.5 * page_text[0]
+
+
+def _paragraphs(el: HtmlElement, p_len: dict[HtmlElement, int]) -> int:
+    return sum(1 for p in el.iter("p") if p_len.get(p, 0) >= 40)
+
+
+def _link_cells(tree: HtmlElement, protected: set[HtmlElement]) -> list[HtmlElement]:
+    """Table cells that are only links: a layout table's navigation column or row of teasers."""
+    out: list[HtmlElement] = []
+    for cell in tree.iter("td", "th"):
+        links = cell.findall(".//a")
+        if len(links) < 3 or cell in protected:
+            continue
+        text = len(clean_text(cell))
+        linked = sum(len(clean_text(a)) for a in links)
+        if text and linked >= LINK_CELL_SHARE * text:
+            out.append(cell)
+    return out
+
+
+def clean_text(el: HtmlElement) -> str:
+    return "".join((el.text_content() or "").split())
 
 
 # a paragraph's class is styling ("paywall", "ad-free"); chrome lines are caught after extraction
