@@ -18,7 +18,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 
 from benchmarks.pipeline.infra import Servers
 from benchmarks.pipeline.pages import ROOT
-from benchmarks.pipeline.sampler import Sampler, tree_cpu_seconds
+from benchmarks.pipeline.sampler import SELF, Sampler, tree_cpu_seconds
 from benchmarks.pipeline.site import BenchSite
 from newsflow_cli.common import CliSettings
 from newsflow_cli.infra import initialise
@@ -59,6 +59,8 @@ class RunResult:
     latencies: list[float] = field(default_factory=list)  # feed item first served -> searchable, per document
     since_published: list[float] = field(default_factory=list)  # item published in its feed -> searchable
     cpu: dict[str, float] = field(default_factory=dict)
+    # CPU of each service's own process, without its children (the parser's extraction workers).
+    cpu_self: dict[str, float] = field(default_factory=dict)
     peak_process_mb: dict[str, float] = field(default_factory=dict)
     peak_tree_mb: dict[str, float] = field(default_factory=dict)
     redis_peak_mb: float = 0.0
@@ -315,7 +317,9 @@ class Bench:
             result.steady_rate = 0.8 * len(times) / (hi - lo) if hi > lo else 0.0
         result.latencies = [t - site.first_served[i] for i, t in seen.items() if i in site.first_served]
         result.since_published = [t - site.published_at[i] for i, t in seen.items() if i in site.published_at]
-        result.cpu = sampler.cpu_seconds()
+        cpu = sampler.cpu_seconds()
+        result.cpu = {k: v for k, v in cpu.items() if not k.endswith(SELF)}
+        result.cpu_self = {k.removesuffix(SELF): v for k, v in cpu.items() if k.endswith(SELF)}
         result.peak_process_mb = sampler.peak_process_mb()
         result.peak_tree_mb = sampler.peak_tree_mb()
         result.redis_peak_mb = sampler.redis_peak_mb()

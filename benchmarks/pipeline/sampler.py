@@ -33,6 +33,17 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+SELF = ".self"
+
+
+def own_cpu_seconds(pid: int) -> float:
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return t.user + t.system
+    except psutil.Error:
+        return 0.0
+
+
 @dataclass
 class Series:
     t: list[float] = field(default_factory=list)
@@ -68,7 +79,12 @@ class Sampler:
         self.groups = dict
 
     def cpu_now(self) -> dict[str, float]:
-        return {name: sum(tree_cpu_seconds(p) for p in pids) for name, pids in self.groups().items()}
+        out = {}
+        for name, pids in self.groups().items():
+            out[name] = sum(tree_cpu_seconds(p) for p in pids)
+            # The service process alone (the parser's, without its extraction workers): `<name>.self`.
+            out[f"{name}{SELF}"] = sum(own_cpu_seconds(p) for p in pids)
+        return out
 
     def start(self) -> Sampler:
         self.t0 = time.time()

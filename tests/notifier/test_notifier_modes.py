@@ -140,7 +140,8 @@ async def test_another_outlets_report_updates_the_open_story_instead_of_a_new_me
     other_outlet = event(1, "ledger.example", words=1)  # the same event in other words
     same_words = event(2, "herald.example", words=0)  # another event in the first report's words
     await index_articles(es, [first, other_outlet, same_words])
-    now = datetime.now(UTC)
+    # All three reports fall in one digest period whatever the wall clock says (the third comes 6 min later).
+    now = period_end(DigestSchedule(every=60), datetime.now(UTC)) + timedelta(minutes=1)
     for r in (rule, digest_rule):
         a1, a2, a3 = (alert_for(r, x) for x in (first, other_outlet, same_words))
         first_msgs = await parts.planner.plan(a1, now=now)
