@@ -202,7 +202,7 @@ async def _elasticsearch_node_fault(run: HaRun, label: str, seed: int, pick: Cal
     assert searches.answered > 0 and searches.failed == 0, searches
     # Not asserted to be zero: a search that reaches a shard copy on the node in the instant it dies, before the
     # master has noticed, is answered without that shard (`_shards.failed` > 0), and Newsflow's searches do not
-    # retry such an answer yet (seen once in 3 runs of the master kill; see docs/SCALING.md).
+    # retry such an answer yet (seen in 2 of 4 runs of the master kill; see docs/SCALING.md).
     run.report(
         f"ES {label}: searches while it was down",
         f"{searches.answered} answered, 0 failed, {searches.partial} partial (a shard missing)",
