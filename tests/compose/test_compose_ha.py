@@ -28,7 +28,8 @@ REDIS_SCRIPT = ROOT / "docker" / "redis" / "newsflow-redis.sh"
 ES_NODES = ("es1", "es2", "es3")
 REDIS_SERVERS = ("redis-1", "redis-2")
 SENTINELS = ("redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3")
-WORKERS = ("fetcher", "parser", "indexer")
+# Every long-running Newsflow service: the notifier and the web app must follow a failover like the pipeline.
+WORKERS = ("fetcher", "parser", "indexer", "notifier", "web")
 # The variables the services read to reach Sentinel, every Elasticsearch node, and the replica count.
 HA_VARIABLES = (
     "NEWSFLOW_REDIS_SENTINELS",
@@ -258,13 +259,32 @@ def test_services_reach_sentinel_and_every_node(svc, name) -> None:
     CommonSettings(**{k: v for k, v in fields.items() if k in CommonSettings.model_fields})
 
 
+def test_every_long_running_service_of_the_single_machine_file_is_here(svc) -> None:
+    main = load_yaml(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    # Built by the project and started by `up` (no profile): the services that must keep going (init is a one-shot;
+    # the Elasticsearch image is the cluster nodes here).
+    running = {n for n, s in main.items() if "build" in s and "profiles" not in s} - {"init", "elasticsearch"}
+    assert running == set(WORKERS), running
+    assert running <= set(svc)
+
+
+def test_web_is_healthchecked_on_its_own_port_and_not_published(svc) -> None:
+    web = svc["web"]
+    assert web["environment"]["NEWSFLOW_WEB_HOST"] == "0.0.0.0"
+    port = web["environment"]["NEWSFLOW_WEB_PORT"]
+    assert web["expose"] == [port]
+    assert f"127.0.0.1:{port}/health" in " ".join(web["healthcheck"]["test"])
+    assert "ports" not in web
+
+
 @pytest.mark.parametrize("name", WORKERS)
 def test_workers_are_replicated_and_spread(svc, name) -> None:
     s = svc[name]
     assert s["deploy"]["replicas"] >= 2
     assert s["deploy"]["placement"]["preferences"] == [{"spread": "node.labels.newsflow.slot"}]
     assert parse_duration_s(s["stop_grace_period"]) > float(s["environment"]["NEWSFLOW_GRACEFUL_TIMEOUT_S"])
-    assert {c["target"] for c in s["configs"]} == {"/config/feeds.yaml", "/config/rules.yaml"}
+    if name != "web":  # the web app reads feeds and rules from Redis and Elasticsearch, never from the files
+        assert {c["target"] for c in s["configs"]} == {"/config/feeds.yaml", "/config/rules.yaml"}
 
 
 # --- docker/redis/newsflow-redis.sh, dry run -----------------------------------------------------------

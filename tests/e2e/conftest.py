@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_cli.infra import initialise
-from newsflow_devtools.processes import Pipeline
+from newsflow_devtools.processes import SERVICES, Pipeline
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_search.rules import Rule, RuleStore
 from newsflow_shared import streams
@@ -149,11 +149,14 @@ def log_dir(tmp_path: Path) -> Path:
 
 @contextlib.asynccontextmanager
 async def running(
-    env: dict[str, str], log_dir: Path, replicas: dict[str, int] | None = None
+    env: dict[str, str],
+    log_dir: Path,
+    replicas: dict[str, int] | None = None,
+    services: tuple[str, ...] = SERVICES,
 ) -> AsyncIterator[Pipeline]:
     """The pipeline's processes, started and stopped off the event loop: the demo feed server runs on
     this loop and must keep answering while processes start and stop."""
-    p = Pipeline(env, log_dir, replicas)
+    p = Pipeline(env, log_dir, replicas, services)
     await asyncio.to_thread(p.start)
     try:
         yield p

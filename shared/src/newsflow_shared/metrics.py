@@ -33,6 +33,11 @@ BACKPRESSURE_SECONDS = Counter(
     "Seconds a producer waited because its output stream had too much unprocessed work",
     ["service", "stream"],
 )
+UNREPLICATED = Counter(
+    "newsflow_unreplicated_appends",
+    "Appends that fewer replicas than NEWSFLOW_REDIS_WAIT_REPLICAS confirmed within the timeout",
+    ["service", "stream"],
+)
 STREAM_LAG = Gauge(
     "newsflow_stream_lag",
     "Entries a consumer group has not read yet",

@@ -21,6 +21,14 @@ class CommonSettings(BaseSettings):
     # failover; `redis_url` then gives only the database number and the password.
     redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
     redis_sentinel_master: str = "newsflow"
+    # Replication is asynchronous: after each append, WAIT until this many replicas have it (at most
+    # `redis_wait_timeout_ms`), so that an append the primary acknowledged and then lost with it is
+    # retried on the new primary instead (docs/decisions.md, "Acknowledged writes and a failover").
+    # Unset: 1 with Sentinels, 0 (never wait) with a single server, which has no replica to wait for.
+    redis_wait_replicas: int | None = Field(None, ge=0)
+    # Below the 2 s socket timeout that Sentinel-made connections get (runtime/housekeeping.py): a longer WAIT
+    # would be cut off by the client as a dead connection.
+    redis_wait_timeout_ms: int = Field(200, ge=1, le=1500)
 
     log_level: str = "INFO"
     log_format: str = Field("json", pattern="^(json|text)$")
@@ -65,6 +73,12 @@ class CommonSettings(BaseSettings):
     @property
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         return [(hp.rpartition(":")[0].strip("[]"), int(hp.rpartition(":")[2])) for hp in self.redis_sentinels]
+
+    @property
+    def wait_replicas(self) -> int:
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_sentinels else 0
 
     @field_validator("redis_url")
     @classmethod

@@ -471,6 +471,11 @@ class Poller:
         """Claim each canonical URL in the seen-set and publish the ones this poll won. (new, duplicates)"""
         urls = list(candidates)
         won = await self.seen.claim_many(urls)
+        if pending is not None:
+            # Every URL won, not only the one being published: the lease keeper renews the pending marks of
+            # this set, and the publishes before a URL's own can wait minutes for backpressure. A mark that
+            # expired meanwhile let another feed listing the same URL publish it a second time.
+            pending.update(u for u, mine in zip(urls, won, strict=True) if mine)
         result.deferred = await self.seen.pending_elsewhere([u for u, mine in zip(urls, won, strict=True) if not mine])
         new = dup = 0
         for i, (url, mine) in enumerate(zip(urls, won, strict=True)):
@@ -478,8 +483,6 @@ class Poller:
                 dup += 1
                 metrics.ENTRIES.labels("duplicate").inc()
                 continue
-            if pending is not None:
-                pending.add(url)
             entry = candidates[url]
             try:
                 await self.publish(streams.ENTRIES, entry)

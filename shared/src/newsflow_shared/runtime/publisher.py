@@ -33,6 +33,11 @@ end
 return false
 """
 BACKLOG_CACHE_S = 0.25
+# After a WAIT that fewer replicas confirmed than asked (the replica is down, or being promoted after a
+# failover), appends go on without waiting this long: a missing replica costs one timeout per period, not one
+# per append, and Newsflow stays available with a single server rather than stopping (as
+# `min-replicas-to-write` would).
+WAIT_SUSPEND_S = 5.0
 
 
 class Publisher:
@@ -47,11 +52,16 @@ class Publisher:
         dedup_ttl_s: int,
         stopping: asyncio.Event | None = None,
         backpressure: set[str] | None = None,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 200,
     ) -> None:
         self.service = service
         self.redis = redis
         self.max_lag = max_lag
         self.dedup_ttl_s = dedup_ttl_s
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._wait_suspended_until = 0.0
         self.stopping = stopping or asyncio.Event()
         # Streams someone is obliged to read (pipeline stages): a producer waits while they are full.
         self.backpressure = backpressure if backpressure is not None else set()
@@ -86,27 +96,64 @@ class Publisher:
 
         A model with an `idempotency_key` (an alert) is published at most once per key. Streams in
         `streams.MAXLEN` (nobody is obliged to read them) are capped on every append; pipeline streams
-        never are (see `safe_trim`).
+        never are (see `safe_trim`). With `wait_replicas`, the append returns once that many replicas have
+        it (or the timeout passed): if the primary dies first, the client's retry appends it again on the
+        promoted replica, so an acknowledged append is not lost with the primary.
         """
         if stream in self.backpressure:
             await self.wait_for_room(stream)
         maxlen = streams.MAXLEN.get(stream)
         fields = encode(model)
         key = getattr(model, "idempotency_key", None)
-        if key is not None:
+        if self.wait_replicas > 0 and time.monotonic() >= self._wait_suspended_until:
+            mid = await self._append_and_wait(stream, fields, key, maxlen)
+        elif key is not None:
             mid = await self._publish_once(
                 keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
                 args=[fields[DATA_FIELD], maxlen or 0, self.dedup_ttl_s, DATA_FIELD],
             )
-            if mid is None:
-                log.info("not published again: %s %s is already on %s", type(model).__name__, key, stream)
-                return ""
         else:
             mid = await self.redis.xadd(stream, fields, maxlen=maxlen, approximate=maxlen is not None)
+        if mid is None:
+            log.info("not published again: %s %s is already on %s", type(model).__name__, key, stream)
+            return ""
         if (cached := self._backlog_cache.get(stream)) is not None:
             # Count our own writes until the next measurement, so a burst cannot overshoot the limit.
             self._backlog_cache[stream] = (cached[0], cached[1] + 1)
         return text(mid)
+
+    async def _append_and_wait(
+        self, stream: str, fields: dict[bytes, bytes], key: str | None, maxlen: int | None
+    ) -> Any:
+        """The append and a WAIT on one connection: WAIT counts the replicas that have this connection's
+        writes, so on another pooled connection it would confirm nothing about this append. A connection
+        lost before the WAIT answers makes the client retry both, on the promoted replica."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if key is not None:
+                await self._publish_once(
+                    keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
+                    args=[fields[DATA_FIELD], maxlen or 0, self.dedup_ttl_s, DATA_FIELD],
+                    client=pipe,
+                )
+            else:
+                pipe.xadd(stream, fields, maxlen=maxlen, approximate=maxlen is not None)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            mid, replicas = await pipe.execute()
+        if int(replicas) < self.wait_replicas:
+            self._unreplicated(stream, int(replicas))
+        return mid
+
+    def _unreplicated(self, stream: str, replicas: int) -> None:
+        metrics.UNREPLICATED.labels(self.service, stream).inc()
+        self._wait_suspended_until = time.monotonic() + WAIT_SUSPEND_S
+        log.warning(
+            "%d of %d replicas confirmed an append to %s within %d ms: appending without waiting for %.0f s",
+            replicas,
+            self.wait_replicas,
+            stream,
+            self.wait_timeout_ms,
+            WAIT_SUSPEND_S,
+        )
 
     async def dead_letter(
         self,

@@ -290,6 +290,8 @@ class Instance(Generic[S]):
             dedup_ttl_s=int(settings.publish_dedup_ttl_days * 86400),
             stopping=stopping,
             backpressure=backpressure,
+            wait_replicas=settings.wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
         )
         self.runtime = Runtime(self.name, settings, redis, publisher, stopping, provide)
         app = self._app(settings, self.runtime)
