@@ -400,3 +400,26 @@ def test_alert_stream_catches_up_from_the_last_id_then_goes_live(web: WebProcess
     assert done.wait(20), got
     assert got == ["Alert number 2", "Alert number 3"]  # 1 was seen already; 2 caught up; 3 arrived live
     r.close()
+
+
+def test_an_alert_on_the_stream_is_listed_before_the_alerts_index_finds_it(
+    web: WebProcess, seeded: dict[str, Any]
+) -> None:
+    # The indexer records an alert (no refresh) and puts it on the stream at once: a page loaded within the
+    # index's next refresh must list it all the same. Here the record never becomes searchable at all.
+    r = redis.Redis.from_url(seeded["redis_url"])
+    art = seeded["articles"][0]
+    alert = Alert(
+        alert_id="d" * 32,
+        rule_id="r1",
+        rule_name="port strikes",
+        query="x",
+        article_id=art.article_id,
+        url=art.url,
+        title="Not searchable yet",
+    )
+    r.xadd(streams.ALERTS, encode(alert))
+    r.close()
+    with httpx.Client(base_url=web.url, timeout=30) as c:
+        page = c.get("/alerts").text
+    assert f'id="alert-{alert.alert_id}' in page and "Not searchable yet" in page

@@ -198,3 +198,31 @@ def test_an_alerts_fate_per_channel_and_when_the_page_asks_again() -> None:
     gone = {log: delivered("log"), hook: delivered("webhook"), "slack-0123": delivered("slack:old")}
     done = describe({"status": "sent 3/3", "role": "story", "deliveries": gone}, alert, rule, at)
     assert [c.channel for c in done.channels] == ["log", "webhook", "slack:old"] and not done.watch
+
+
+def test_the_alerts_page_adds_stream_alerts_the_index_does_not_find_yet_newest_first() -> None:
+    from newsflow_search.fired import FiredRecord
+    from newsflow_shared.models import Alert
+    from newsflow_web.live import Arrival
+    from newsflow_web.watch import with_unsearchable
+
+    t0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+    def alert(n: int, minutes: int) -> Alert:
+        return Alert(
+            alert_id=f"{n:032x}",
+            rule_id="r",
+            rule_name="r",
+            query="q",
+            article_id=f"{n:032x}",
+            url=f"https://x.example/{n}",
+            title=str(n),
+            matched_at=t0 + timedelta(minutes=minutes),
+        )
+
+    indexed = [FiredRecord(alert(1, 1), t0 + timedelta(minutes=1), {"fired": True})]
+    on_stream = [Arrival("3-0", alert(3, 3)), Arrival("2-0", alert(1, 1))]
+    merged = with_unsearchable(indexed, on_stream, shown=50)
+    assert [r.alert.title for r in merged] == ["3", "1"]
+    assert merged[1].record == {"fired": True}  # the index's record wins over the stream's copy
+    assert [r.alert.title for r in with_unsearchable(indexed, on_stream, shown=1)] == ["3"]

@@ -55,6 +55,11 @@ class AlertFeed:
         newest = await self.redis.xrevrange(streams.ALERTS, count=1)
         return newest[0][0].decode() if newest else "0-0"
 
+    async def newest(self, count: int) -> list[Arrival]:
+        """The newest `count` alerts on the stream, newest first."""
+        entries = await self.redis.xrevrange(streams.ALERTS, count=count)
+        return [a for a in map(_arrival, entries) if a is not None]
+
     async def since(self, after: str) -> list[Arrival]:
         """What a page that last saw `after` missed (the newest `catch_up` of it)."""
         entries = await self.redis.xrevrange(streams.ALERTS, min=f"({after}", count=self.catch_up)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sse_starlette.sse import EventSourceResponse
 
 from newsflow_search import fired
+from newsflow_search.fired import FiredRecord
 from newsflow_search.rules import Rule
 from newsflow_shared.models import Alert
 from newsflow_web.app import Ctx, ctx, render
@@ -28,7 +29,9 @@ async def alerts_page(request: Request) -> Response:
     c = ctx(request)
     # The stream position first: anything that fires while the page renders arrives over the stream.
     after = await c.feed.last_id()
-    records = await fired.recent(c.es, c.settings.alerts_index, size=c.settings.web_alerts_shown)
+    shown = c.settings.web_alerts_shown
+    records = await fired.recent(c.es, c.settings.alerts_index, size=shown)
+    records = with_unsearchable(records, await c.feed.newest(shown), shown)
     rules = await rules_by_id(c)
     fates = await c.deliveries.fates([r.alert for r in records], rules)
     return render(
@@ -40,6 +43,14 @@ async def alerts_page(request: Request) -> Response:
         rules=rules,
         page_title="Alerts",
     )
+
+
+def with_unsearchable(records: list[FiredRecord], arrivals: list[Arrival], shown: int) -> list[FiredRecord]:
+    """The alerts index finds a record only after its next refresh (about a second), while the alert is on
+    the stream as soon as it is recorded: a page loaded in between must still list it."""
+    known = {r.alert.alert_id for r in records}
+    fresh = [FiredRecord(a.alert, a.alert.matched_at, {}) for a in arrivals if a.alert.alert_id not in known]
+    return sorted([*records, *fresh], key=lambda r: r.created_at, reverse=True)[:shown]
 
 
 @router.get("/alerts/stream")
