@@ -14,6 +14,7 @@ from indexer_helpers import BUDGET_TEXT, ROCKET_TEXT, make_article, rocket_artic
 from newsflow_indexer.alerts import alert_id
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
+from newsflow_search import fired
 from newsflow_search.rules import Rule, rule_id
 from newsflow_shared import streams
 from newsflow_shared.models import Alert
@@ -147,6 +148,9 @@ async def test_the_service_publishes_a_batchs_alerts_before_it_returns_and_a_red
     assert await ix.handle_batch([rocket, budget]) == [[], []]
     expected = [("budget", budget.url), ("port", rocket.url), ("rocket", rocket.url)]
     assert await on_stream() == expected
+    # What is on the stream is found by search at once: the web page's list and article view search for it.
+    found = await fired.recent(ready_es, idx_settings.alerts_index)
+    assert sorted((r.alert.rule_name, r.alert.url) for r in found) == expected
     # The same messages again (a crash after publishing, before the ack): recorded already, published already.
     assert await ix.handle_batch([rocket, budget]) == [[], []]
     assert await on_stream() == expected

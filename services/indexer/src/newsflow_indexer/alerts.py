@@ -270,10 +270,22 @@ class AlertEngine:
         ]
         by_id = {a.article_id: a for a in articles}
         fired, updates = await self._record(matches, indexed_at, by_id) if matches else ({}, [])
+        if fired:
+            await self._searchable()
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - started)
         # The records' `duplicate_of` marks are bookkeeping: they need not hold the alerts back.
         await asyncio.gather(self._publish(fired), self._mark(updates))
         return fired
+
+    async def _searchable(self) -> None:
+        """Refresh the alerts index before the alerts go out: whoever reads an alert on the stream (the web
+        page's live list, its article view) then finds its record by search, not a second later. The index is
+        small and only batches that fired pay for it. A failed refresh holds nothing back: the records become
+        searchable at the next scheduled refresh."""
+        try:
+            await self.es.indices.refresh(index=self.index)
+        except Exception as e:
+            log.warning("refreshing %s failed; alerts go out all the same: %s", self.index, e)
 
     async def _publish(self, fired: dict[str, list[Alert]]) -> None:
         if self.publish is not None:
