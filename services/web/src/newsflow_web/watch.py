@@ -46,8 +46,9 @@ async def alerts_page(request: Request) -> Response:
 
 
 def with_unsearchable(records: list[FiredRecord], arrivals: list[Arrival], shown: int) -> list[FiredRecord]:
-    """The alerts index finds a record only after its next refresh (about a second), while the alert is on
-    the stream as soon as it is recorded: a page loaded in between must still list it."""
+    """The stream's newest alerts that the alerts index does not find. The indexer refreshes that index
+    before it publishes, but a refresh that fails only logs, and the record then waits for the scheduled
+    refresh (about a second): a page loaded in between must still list the alert."""
     known = {r.alert.alert_id for r in records}
     fresh = [FiredRecord(a.alert, a.alert.matched_at, {}) for a in arrivals if a.alert.alert_id not in known]
     return sorted([*records, *fresh], key=lambda r: r.created_at, reverse=True)[:shown]
