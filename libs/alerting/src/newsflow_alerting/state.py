@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
+from redis.exceptions import NoScriptError
 
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, Notification
@@ -116,6 +118,7 @@ class Outlook:
     storm: datetime | None  # when its storm started; None: no storm
     fires: int  # its new stories within the storm guard's window
     decision: Decision | None = None  # the decision already taken for the alert asked about
+    stale: list[bytes] = field(default_factory=list)  # facts of reports no longer open, to forget
 
 
 class Member(BaseModel):
@@ -202,11 +205,36 @@ return #ids
 """
 
 
+# redis-py's own lock's release: the digest scheduler takes the same lock with `redis.lock()`.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class RuleLock:
+    """A rule's lock across replicas, as one decision takes it (`NotifierState.take`)."""
+
+    key: str
+    ttl_ms: int
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @classmethod
+    def of(cls, rule_id: str, ttl_s: float) -> RuleLock:
+        return cls(k_lock(rule_id), int(ttl_s * 1000))
+
+
+def _facts(raw: bytes | None) -> frozenset[str]:
+    return frozenset(json.loads(raw)) if raw else frozenset()
+
+
 class NotifierState:
     def __init__(self, redis: aioredis.Redis, ttl_s: int = 30 * 86400) -> None:
         self.redis = redis
         self.ttl_s = ttl_s
         self._seal = redis.register_script(_SEAL)
+        self._release = redis.register_script(_RELEASE)
 
     # -- decisions and stories ----------------------------------------------------------------------
 
@@ -214,39 +242,45 @@ class NotifierState:
         raw = await self.redis.get(k_decision(alert_id))
         return Decision.model_validate_json(raw) if raw else None
 
-    async def outlook(
-        self, rule_id: str, open_since: datetime, fires_since: datetime, alert_id: str | None = None
-    ) -> Outlook:
-        """What a decision needs, in two round trips: the rule's reports since `open_since` as (article id,
-        story id, fingerprint), older ones forgotten; when its storm started (None: no storm); its new
-        stories since `fires_since`; and, given `alert_id`, the decision already taken for that alert (read
-        in the same round trip: a decision waits for its rule's lock, and each round trip under the lock
-        delays the rule's next alert too)."""
-        key, facts_key, fires = k_open(rule_id), k_facts(rule_id), k_fires(rule_id)
+    async def take(
+        self, rule_id: str, lock: RuleLock, open_since: datetime, fires_since: datetime, alert_id: str | None = None
+    ) -> Outlook | None:
+        """Take the rule's lock and read what a decision needs, in one round trip; None while another holds
+        the lock (its reads are then discarded). A decision waits for its rule's lock and each round trip
+        under it delays the rule's next alert too, so the lock rides with the reads and is let go with the
+        commit (`commit(..., lock=)`; `release` when nothing is committed).
+
+        Read: the rule's reports since `open_since` as (article id, story id, fingerprint), older ones
+        forgotten; when its storm started (None: no storm); its new stories since `fires_since`; and, given
+        `alert_id`, the decision already taken for that alert."""
+        key, fires = k_open(rule_id), k_fires(rule_id)
         async with self.redis.pipeline(transaction=False) as p:
-            p.zrangebyscore(key, "-inf", f"({ms(open_since)}")
+            p.set(lock.key, lock.token, nx=True, px=lock.ttl_ms)
             p.zremrangebyscore(key, "-inf", f"({ms(open_since)}")
             p.zrange(key, 0, -1)
+            # All the facts, not those of the open reports only: the ones of forgotten reports are found
+            # (and deleted by the commit) without a second round trip.
+            p.hgetall(k_facts(rule_id))
             p.get(k_storm(rule_id))
             p.zremrangebyscore(fires, "-inf", f"({ms(fires_since)}")
             p.zcard(fires)
-            if alert_id is not None:
-                p.get(k_decision(alert_id))
-            old, _n, current, storm, _m, count, *decided = await p.execute()
-        decision = Decision.model_validate_json(decided[0]) if decided and decided[0] else None
+            p.get(k_decision(alert_id or ""))
+            taken, _n, current, facts, storm, _m, count, decided = await p.execute()
+        if not taken:
+            return None
         members = [m.decode().partition("|") for m in current]
-        async with self.redis.pipeline(transaction=False) as p:
-            if old:
-                p.hdel(facts_key, *[m.split(b"|", 1)[0] for m in old])
-            if members and decision is None:
-                p.hmget(facts_key, [a for a, _, _s in members])
-            replies = await p.execute() if old or (members and decision is None) else []
-        raw = replies[-1] if members and decision is None else [None] * len(members)
-        opened = [
-            (a, story, frozenset(json.loads(f)) if f else frozenset())
-            for (a, _, story), f in zip(members, raw, strict=True)
-        ]
-        return Outlook(opened, from_ms(storm) if storm else None, int(count), decision)
+        opened = [(a, story, _facts(facts.get(a.encode()))) for a, _, story in members]
+        open_ids = {a.encode() for a, _, _s in members}
+        return Outlook(
+            opened,
+            from_ms(storm) if storm else None,
+            int(count),
+            Decision.model_validate_json(decided) if decided else None,
+            stale=[a for a in facts if a not in open_ids],
+        )
+
+    async def release(self, lock: RuleLock) -> None:
+        await self._release(keys=[lock.key], args=[lock.token])
 
     async def fires_since(self, rule_id: str, since: datetime) -> tuple[int, datetime | None]:
         """New stories of the rule since `since`, and the time of the last one."""
@@ -259,11 +293,22 @@ class NotifierState:
         raw = await self.redis.get(k_storm(rule_id))
         return from_ms(raw) if raw else None
 
-    async def commit(self, alert: Alert, d: Decision, facts: frozenset[str] = frozenset()) -> None:
-        """Record the decision with all its effects in one transaction (a redelivery finds it whole)."""
+    async def commit(
+        self,
+        alert: Alert,
+        d: Decision,
+        facts: frozenset[str] = frozenset(),
+        *,
+        stale: list[bytes] | None = None,
+        lock: RuleLock | None = None,
+    ) -> None:
+        """Record the decision with all its effects in one transaction (a redelivery finds it whole), forget
+        the `stale` facts, and let go of `lock` in the same round trip."""
         now = ms(d.at)
         rule = alert.rule_id
         async with self.redis.pipeline(transaction=True) as p:
+            if stale:
+                p.hdel(k_facts(rule), *stale)
             p.set(k_decision(alert.alert_id), d.model_dump_json(), ex=self.ttl_s)
             p.zadd(k_open(rule), {f"{alert.article_id}|{d.story_id}": now})
             p.hset(k_facts(rule), alert.article_id, json.dumps(sorted(facts)))
@@ -292,7 +337,17 @@ class NotifierState:
                 if d.route in ("digest", "storm"):
                     p.zadd(k_pending(rule), {d.story_id: now}, nx=True)
                     p.sadd(ACTIVE, rule)
-            await p.execute()
+            if lock is not None:
+                # By its digest: a Script object in a pipeline costs a SCRIPT EXISTS round trip on every
+                # commit. The first release (or the first after a Redis restart) finds no script and is done
+                # again below by the Script, which loads it.
+                p.evalsha(self._release.sha, 1, lock.key, lock.token)
+            replies = await p.execute(raise_on_error=False)
+        if lock is not None and isinstance(replies[-1], NoScriptError):
+            await self.release(lock)
+        for r in replies:
+            if isinstance(r, Exception) and not isinstance(r, NoScriptError):
+                raise r
 
     async def story(self, story_id: str) -> Story | None:
         # One round trip for both (every immediate delivery reads its story).

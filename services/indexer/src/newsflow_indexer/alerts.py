@@ -270,40 +270,33 @@ class AlertEngine:
         ]
         by_id = {a.article_id: a for a in articles}
         fired, updates = await self._record(matches, indexed_at, by_id) if matches else ({}, [])
-        if fired:
-            await self._searchable()
         metrics.RULE_EVAL_SECONDS.observe(time.perf_counter() - started)
         # The records' `duplicate_of` marks are bookkeeping: they need not hold the alerts back.
         await asyncio.gather(self._publish(fired), self._mark(updates))
         return fired
 
-    async def _searchable(self) -> None:
-        """Refresh the alerts index before the alerts go out: whoever reads an alert on the stream (the web
-        page's live list, its article view) then finds its record by search, not a second later. The index is
-        small and only batches that fired pay for it. A failed refresh holds nothing back: the records become
-        searchable at the next scheduled refresh."""
-        try:
-            await self.es.indices.refresh(index=self.index)
-        except Exception as e:
-            log.warning("refreshing %s failed; alerts go out all the same: %s", self.index, e)
-
     async def _publish(self, fired: dict[str, list[Alert]]) -> None:
         if self.publish is not None:
             await asyncio.gather(*(self.publish(a) for alerts in fired.values() for a in alerts))
 
-    async def _create(self, docs: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
-        """op_type=create for each `_id -> doc`; returns (created, already there)."""
+    async def _create(self, docs: dict[str, dict[str, Any]], refresh: bool = False) -> tuple[set[str], set[str]]:
+        """op_type=create for each `_id -> doc`; returns (created, already there).
+
+        `refresh`: searchable when this returns (the claims, the last records a batch writes before its
+        alerts go out: whoever reads an alert on the stream, such as the web page's live list and article
+        view, then finds its record by search, not a second later)."""
         created: set[str] = set()
         exists: set[str] = set()
         actions = [
             {"_op_type": "create", "_index": self.index, "_id": _id, "_source": doc} for _id, doc in docs.items()
         ]
         async for ok, item in async_streaming_bulk(
-            # No refresh: `create` checks the id in real time, and mget reads in real time too.
+            # Refreshed only when asked: `create` checks the id in real time, and mget reads in real time too.
             self.es,
             actions,
             raise_on_error=False,
             max_retries=0,  # an overloaded Elasticsearch is waited out by the indexer's one retry layer
+            refresh=refresh or None,
         ):
             info = item["create"]
             if ok:
@@ -328,13 +321,19 @@ class AlertEngine:
         """Record the batch's matches; returns the alerts to fire by article id, and the record updates
         (`duplicate_of` marks) still to write."""
         now = datetime.now(UTC).isoformat()
-        new = await self._new_matches(matches, now)
+        # The snippets are searched while the records are created: nearly always every match is new, and
+        # the two round trips one after the other held a burst's alerts back by a tenth of a second or more.
+        guessed = [members[0] for members in _stories(matches).values()]
+        new, _ = await asyncio.gather(self._new_matches(matches, now), self._snippets(guessed))
         if not new:
             return {}, []
         groups = _stories(new)
-        await self._snippets([members[0] for members in groups.values()])
+        asked = {id(m) for m in guessed}
+        await self._snippets([members[0] for members in groups.values() if id(members[0]) not in asked])
         alerts = {gid: _story_alert(members, articles, indexed_at) for gid, members in groups.items()}
-        won, lost = await self._create({gid: _claim(members[0], alerts[gid], now) for gid, members in groups.items()})
+        won, lost = await self._create(
+            {gid: _claim(members[0], alerts[gid], now) for gid, members in groups.items()}, refresh=True
+        )
         fired: dict[str, list[Alert]] = defaultdict(list)
         updates: list[dict[str, Any]] = []
         for gid in won:

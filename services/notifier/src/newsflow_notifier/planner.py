@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
+from redis.exceptions import LockError, RedisError
 
 from newsflow_alerting.schedule import storm_starts
-from newsflow_alerting.state import Decision, NotifierState, Outlook, Route, k_lock
+from newsflow_alerting.state import Decision, NotifierState, Outlook, Route, RuleLock
 from newsflow_alerting.stories import Grouping, fingerprint, most_alike, sources
 from newsflow_notifier import metrics
 from newsflow_notifier.rules import RuleCache
@@ -32,9 +33,7 @@ log = logging.getLogger("newsflow.notifier.planner")
 # Long enough for one decision (a Redis round trip or two and one search); short enough that a replica
 # killed while holding it delays its rule's next alert by seconds only.
 LOCK_S = 15.0
-# How often a replica polls for a rule's Redis lock that another replica holds. (Within a replica, the
-# decisions of one rule queue on an asyncio lock first and never poll: redis-py's default of 0.1 s per
-# poll cost a burst's decisions a tenth of a second each time two alerts of one rule met.)
+# How often a replica polls for a rule's Redis lock that another replica holds.
 LOCK_POLL_S = 0.01
 
 
@@ -70,12 +69,21 @@ class Planner:
                 extra={"article_id": alert.article_id, "url": alert.url, "rule": alert.rule_name},
             )
             return []
-        async with self._rule_lock(rule.id):
-            now = now or datetime.now(UTC)
-            within = timedelta(minutes=rule.storm_guard.within)
-            # A redelivered alert's decision is read with the rule's state, in the same round trip.
-            seen = await self.state.outlook(rule.id, now - self.window, now - within, alert_id=alert.alert_id)
-            d = seen.decision or await self._decide_and_commit(rule, alert, seen, now)
+        # The decisions of one rule in this replica queue here and never poll Redis (redis-py's default of
+        # 0.1 s per poll cost a burst's decisions a tenth of a second each time two alerts of a rule met).
+        async with self._local.setdefault(rule.id, asyncio.Lock()):
+            lock = RuleLock.of(rule.id, LOCK_S)
+            now, seen = await self._take(rule, lock, alert.alert_id, now)
+            if seen.decision is not None:  # a redelivered alert: decided before, read with the rule's state
+                await self.state.release(lock)
+                d = seen.decision
+            else:
+                try:
+                    d = await self._decide_and_commit(rule, alert, seen, now, lock)
+                except BaseException:
+                    with contextlib.suppress(RedisError):  # else it expires after LOCK_S
+                        await self.state.release(lock)
+                    raise
         if d.role == "story" and d.route == "immediate":
             return [
                 Notification(
@@ -90,18 +98,25 @@ class Planner:
             ]
         return []
 
-    @contextlib.asynccontextmanager
-    async def _rule_lock(self, rule_id: str) -> AsyncIterator[None]:
-        """The rule's lock across replicas (Redis), taken by one of this replica's decisions at a time."""
-        local = self._local.setdefault(rule_id, asyncio.Lock())
-        shared = self.redis.lock(k_lock(rule_id), timeout=LOCK_S, blocking_timeout=2 * LOCK_S, sleep=LOCK_POLL_S)
-        async with local, shared:
-            yield
+    async def _take(self, rule: Rule, lock: RuleLock, alert_id: str, now: datetime | None) -> tuple[datetime, Outlook]:
+        """The rule's lock across replicas, with its state as of the decision's clock."""
+        give_up = time.monotonic() + 2 * LOCK_S
+        while True:
+            at = now or datetime.now(UTC)
+            within = timedelta(minutes=rule.storm_guard.within)
+            seen = await self.state.take(rule.id, lock, at - self.window, at - within, alert_id)
+            if seen is not None:
+                return at, seen
+            if time.monotonic() > give_up:
+                raise LockError(f"rule {rule.name!r}: its lock stayed taken for {2 * LOCK_S:.0f} s")
+            await asyncio.sleep(LOCK_POLL_S)
 
-    async def _decide_and_commit(self, rule: Rule, alert: Alert, seen: Outlook, now: datetime) -> Decision:
+    async def _decide_and_commit(
+        self, rule: Rule, alert: Alert, seen: Outlook, now: datetime, lock: RuleLock
+    ) -> Decision:
         fp = await self._fingerprint(alert)
         d = self._decide(rule, alert, fp, seen, now)
-        await self.state.commit(alert, d, fp)
+        await self.state.commit(alert, d, fp, stale=seen.stale, lock=lock)
         metrics.ALERTS.labels("also" if d.role == "also" else d.route).inc()
         log.info(
             "alert %s of rule %r: %s",
