@@ -121,8 +121,11 @@ class Outlook:
     stale: list[bytes] = field(default_factory=list)  # facts of reports no longer open, to forget
 
 
+MEMBER_FIELDS = {"alert_id", "article_id", "url", "domain", "title"}
+
+
 class Member(BaseModel):
-    """Another outlet's report of a story: "also reported by"."""
+    """Another outlet's report of a story: "also reported by": its alert's `MEMBER_FIELDS`, and when."""
 
     alert_id: str
     article_id: str
@@ -314,14 +317,7 @@ class NotifierState:
             p.hset(k_facts(rule), alert.article_id, json.dumps(sorted(facts)))
             p.expire(k_facts(rule), self.ttl_s)
             if d.role == "also":
-                member = Member(
-                    alert_id=alert.alert_id,
-                    article_id=alert.article_id,
-                    url=alert.url,
-                    domain=alert.domain,
-                    title=alert.title,
-                    at=d.at,
-                )
+                member = Member(**alert.model_dump(include=MEMBER_FIELDS), at=d.at)
                 p.hset(k_also(d.story_id), alert.article_id, member.model_dump_json())
                 p.expire(k_also(d.story_id), self.ttl_s)
             else:

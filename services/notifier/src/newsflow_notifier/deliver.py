@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,20 +29,13 @@ from newsflow_shared.retry import retrying
 log = logging.getLogger("newsflow.notifier.deliver")
 
 
+@dataclass
 class Deliverer:
-    def __init__(
-        self,
-        state: NotifierState,
-        rules: RuleCache,
-        sender: Sender,
-        settings: NotifierSettings,
-        stopping: asyncio.Event,
-    ) -> None:
-        self.state = state
-        self.rules = rules
-        self.sender = sender
-        self.settings = settings
-        self.stopping = stopping
+    state: NotifierState
+    rules: RuleCache
+    sender: Sender
+    settings: NotifierSettings
+    stopping: asyncio.Event
 
     async def deliver(self, n: Notification) -> None:
         rule = await self.rules.get(n.rule_id)
