@@ -35,7 +35,8 @@ HEAP="${NEWSFLOW_ES_HEAP:-512m}"
 HUNSPELL_LOCALES="en_US ar fr de_DE es_ES ru_RU"
 START_TIMEOUT_S=180
 
-die() { echo "elasticsearch.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 cmd="${1:-}"; shift || true
 NODE_ARG=""
@@ -87,21 +88,7 @@ install_hunspell() {
   done
 }
 
-# N distinct free loopback ports: every socket stays bound until all are chosen, so none repeats.
-free_ports() {
-  python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-elapsed_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-
 # --- one node, given its home ----------------------------------------------------------------------
-
-# A process counts as running until it exits, not until it is reaped: a killed server is a zombie until
-# init collects it, which can take seconds, and the fault tests time what follows the kill.
-proc_alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 node_pid_alive() { [ -f "$1/node.pid" ] && proc_alive "$(cat "$1/node.pid")"; }
 
@@ -133,12 +120,7 @@ signal_node() {
   node_pid_alive "$home" || { rm -f "$home/node.pid"; return 0; }
   pid=$(cat "$home/node.pid")
   kill -"$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 300); do proc_alive "$pid" || break; sleep 0.1; done
-  if proc_alive "$pid"; then
-    echo "elasticsearch: pid $pid still running after 30 s, killing" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    while proc_alive "$pid"; do sleep 0.1; done
-  fi
+  await_exit elasticsearch "$pid" 30
   rm -f "$home/node.pid"
 }
 

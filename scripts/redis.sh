@@ -38,7 +38,8 @@ SERVERS=2
 SENTINELS=3
 READY_TIMEOUT_S=30
 
-die() { echo "redis.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 cmd="${1:-}"; shift || true
 SERVER_ARG=""
@@ -66,20 +67,6 @@ sentinel_bin() {
   command -v redis-sentinel 2>/dev/null || { [ -x /usr/bin/redis-sentinel ] && echo /usr/bin/redis-sentinel; } \
     || die "redis-sentinel is not installed: run make setup (or apt-get install redis-sentinel)"
 }
-
-# N distinct free loopback ports: every socket stays bound until all are chosen, so none repeats.
-free_ports() {
-  python3 -c 'import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
-}
-
-elapsed_ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-
-# A process counts as running until it exits, not until it is reaped: a killed server is a zombie until
-# init collects it, which can take seconds, and the fault tests time what follows the kill.
-proc_alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
 pid_alive() { [ -f "$1/redis.pid" ] && proc_alive "$(cat "$1/redis.pid")"; }
 
@@ -112,8 +99,7 @@ stop_at() {
   if ! pid_alive "$dir"; then rm -f "$dir/redis.pid"; return 1; fi
   pid=$(cat "$dir/redis.pid")
   cli "$(cat "$dir/redis.port")" shutdown >/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do proc_alive "$pid" || break; sleep 0.1; done
-  proc_alive "$pid" && { echo "redis: pid $pid still running after 15 s, killing" >&2; kill -KILL "$pid" 2>/dev/null || true; }
+  await_exit redis "$pid" 15
   rm -f "$dir/redis.pid"
 }
 

@@ -87,17 +87,19 @@ def throughput_table(res: Any) -> list[str]:
         " | latency p50 / p95 / p99 (s) | dead letters |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    if res.limit_plain:
-        L = res.limit_plain
-        rows.append(
-            f"| limit: plain `trafilatura.extract`, {L.workers} processes | - | {L.pages} pages |"
-            f" {f(L.seconds)} | **{f(L.rate)}** | - | - | - |"
-        )
-    if res.limit_ours:
-        L = res.limit_ours
-        rows.append(
-            f"| limit: the parser's own extraction (`extract_payload`), {L.workers} processes | - |"
-            f" {L.pages} pages | {f(L.seconds)} | **{f(L.rate)}** | - | - | - |"
+    for L, name in (
+        (res.limit_plain, "plain `trafilatura.extract`"),
+        (res.limit_ours, "the parser's own extraction (`extract_payload`)"),
+    ):
+        if L:
+            rows.append(
+                f"| limit: {name}, {L.workers} processes | - | {L.pages} pages |"
+                f" {f(L.seconds)} | **{f(L.rate)}** | - | - | - |"
+            )
+
+    def naive_row(name: str, n: dict[str, Any]) -> str:
+        return (
+            f"| {name} | - | {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(naive_rate(n))}** | - | - | - |"
         )
 
     def run_row(name: str, r: RunResult) -> str:
@@ -114,19 +116,12 @@ def throughput_table(res: Any) -> list[str]:
             )
         )
     if res.naive:
-        n = res.naive
         rows.append(
-            f"| naive sequential (feedparser, urllib, trafilatura, one index call per document) | - |"
-            f" {n['searchable']}/{n['docs']} | {f(n['seconds'])} | **{f(naive_rate(n))}** |"
-            f" - | - | - |"
+            naive_row("naive sequential (feedparser, urllib, trafilatura, one index call per document)", res.naive)
         )
     wn, wr = res.wan_naive, res.wan_run
     if wn:
-        rows.append(
-            f"| naive sequential, the site answering each article after {wn['delay_s']:.2f} s | - |"
-            f" {wn['searchable']}/{wn['docs']} | {f(wn['seconds'])} | **{f(naive_rate(wn))}** |"
-            f" - | - | - |"
-        )
+        rows.append(naive_row(f"naive sequential, the site answering each article after {wn['delay_s']:.2f} s", wn))
     if wn and wr:
         rows.append(
             run_row(f"pipeline, all published at once, the site answering each article after {wn['delay_s']:.2f} s", wr)
@@ -229,47 +224,59 @@ def quality_table(res: Any) -> list[str]:
 
 def targets_table(res: Any) -> list[str]:
     r = ratios(res)
+    b = best(res)
+    ratio = cpu_ratio(res)
     paced95 = p(res.paced.latencies, 0.95) if res.paced and res.paced.latencies else None
     burst_mb = burst_max_process_mb(res)
     lost = (res.burst.expected - res.burst.indexed) if res.burst else None
-    rows = ["| target | measured | verdict |", "|---|---|---|"]
-    b = best(res)
-    ratio = cpu_ratio(res)
-    rows.append(
-        f"| **pipeline CPU per searchable document <= {CPU_RATIO_TARGET} x plain trafilatura's CPU per page**"
-        f" (best run: {b.label if b else '-'}) | {f(ratio, 2)} x"
-        f" | {verdict(None if ratio is None else ratio <= CPU_RATIO_TARGET)} |"
-    )
-    v = r["pipeline_vs_limit"]
-    rows.append(
-        f"| (for reading) pipeline / the limit (plain trafilatura on all cores) | {f(v, 2)} x"
-        f" (steady part: {f(r['steady_vs_limit'], 2)} x) | - |"
-    )
-    v2 = r["pipeline_vs_own_extraction"]
-    rows.append(f"| (for reading) pipeline / the parser's own extraction on all cores | {f(v2, 2)} x | - |")
-    v3 = r["pipeline_vs_naive"]
-    rows.append(f"| (for reading) pipeline / the naive sequential pipeline | {f(v3, 2)} x | - |")
+    dead = sum(res.burst.dead_letters.values()) if res.burst else "-"
+    # (target, measured, verdict); "-" for the figures given for reading, which have no target
+    targets = [
+        (
+            f"**pipeline CPU per searchable document <= {CPU_RATIO_TARGET} x plain trafilatura's CPU per page**"
+            f" (best run: {b.label if b else '-'})",
+            f"{f(ratio, 2)} x",
+            verdict(None if ratio is None else ratio <= CPU_RATIO_TARGET),
+        ),
+        (
+            "(for reading) pipeline / the limit (plain trafilatura on all cores)",
+            f"{f(r['pipeline_vs_limit'], 2)} x (steady part: {f(r['steady_vs_limit'], 2)} x)",
+            "-",
+        ),
+        (
+            "(for reading) pipeline / the parser's own extraction on all cores",
+            f"{f(r['pipeline_vs_own_extraction'], 2)} x",
+            "-",
+        ),
+        ("(for reading) pipeline / the naive sequential pipeline", f"{f(r['pipeline_vs_naive'], 2)} x", "-"),
+    ]
     if res.wan_naive and res.wan_run:
-        v4 = r["wan_pipeline_vs_naive"]
-        rows.append(
-            f"| (the same, the site answering each article after {res.wan_naive['delay_s']:.2f} s, as a news"
-            f" site over the internet does) | {f(v4, 2)} x | - |"
+        where = f"the site answering each article after {res.wan_naive['delay_s']:.2f} s"
+        targets.append(
+            (
+                f"(the same, {where}, as a news site over the internet does)",
+                f"{f(r['wan_pipeline_vs_naive'], 2)} x",
+                "-",
+            )
         )
-    rows.append(
-        f"| latency p95 < 2 s at half the maximum throughput | {f(paced95, 2)} s |"
-        f" {verdict(None if paced95 is None else paced95 < 2)} |"
-    )
-    rows.append(
-        f"| every Newsflow process < {RSS_TARGET_MB} MB resident during the burst |"
-        f" largest {f(burst_mb, 0)} MB |"
-        f" {verdict(None if burst_mb is None else burst_mb < RSS_TARGET_MB)} |"
-    )
-    rows.append(
-        f"| burst: nothing lost | {lost if lost is not None else '-'} missing,"
-        f" {sum(res.burst.dead_letters.values()) if res.burst else '-'} dead letters |"
-        f" {verdict(None if lost is None else lost == 0)} |"
-    )
-    return rows
+    targets += [
+        (
+            "latency p95 < 2 s at half the maximum throughput",
+            f"{f(paced95, 2)} s",
+            verdict(None if paced95 is None else paced95 < 2),
+        ),
+        (
+            f"every Newsflow process < {RSS_TARGET_MB} MB resident during the burst",
+            f"largest {f(burst_mb, 0)} MB",
+            verdict(None if burst_mb is None else burst_mb < RSS_TARGET_MB),
+        ),
+        (
+            "burst: nothing lost",
+            f"{lost if lost is not None else '-'} missing, {dead} dead letters",
+            verdict(None if lost is None else lost == 0),
+        ),
+    ]
+    return ["| target | measured | verdict |", "|---|---|---|", *(f"| {t} | {m} | {v} |" for t, m, v in targets)]
 
 
 def profile_section(res: Any) -> list[str]:

@@ -8,7 +8,6 @@ that is the moment the pipeline could first know about it, and where feed-to-sea
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections import defaultdict
 from email.utils import formatdate
@@ -17,17 +16,17 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from benchmarks.pipeline.pages import BasePage, variant
+from newsflow_devtools.loopback import LoopbackSite
 
 FEED_WINDOW = 150  # items per feed response (newest first), as a real feed shows only its latest
 
 
-class BenchSite:
+class BenchSite(LoopbackSite):
     def __init__(self, pages: list[BasePage], n_feeds: int = 20) -> None:
         self.pages = pages
         self.n_feeds = n_feeds
         self.host = "127.0.0.1"
         self.port = 0
-        self._runner: web.AppRunner | None = None
         self._feeds: dict[int, list[int]] = defaultdict(list)  # feed -> published article numbers, oldest first
         self.published_at: dict[int, float] = {}  # article -> when it appeared in its feed (wall clock)
         self.first_served: dict[int, float] = {}  # article -> first feed response that listed it
@@ -69,29 +68,12 @@ class BenchSite:
 
     # -- life cycle --------------------------------------------------------------------------------
     async def start(self) -> BenchSite:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
         app = web.Application()
         app.router.add_get("/feeds/{k}.xml", self._feed)
         app.router.add_get("/news/{i}/{slug}.html", self._article)
         app.router.add_get("/robots.txt", lambda r: web.Response(text="User-agent: *\nAllow: /\n"))
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock, backlog=1024).start()
+        self.port = await self._serve(app, backlog=1024, access_log=None)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> BenchSite:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- serving -----------------------------------------------------------------------------------
     async def _article(self, request: web.Request) -> web.Response:

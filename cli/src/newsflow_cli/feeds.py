@@ -77,17 +77,6 @@ def _next_poll(f: FeedInfo, now: float) -> str:
     return _ago(f.due_at, now) if f.due_at > now + 0.5 else "due now"
 
 
-def _health(f: FeedInfo) -> str:
-    st = f.state
-    if st.unhealthy:
-        return "unhealthy"
-    if st.consecutive_failures:
-        return "failing"
-    if st.last_success_at is None:
-        return "new"
-    return "ok"
-
-
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
 
@@ -100,7 +89,7 @@ def feed_row(f: FeedInfo) -> dict[str, Any]:
         "kind": f.config.kind,
         "format": st.format,
         "title": f.config.title or st.title,
-        "health": _health(f),
+        "health": f.health,
         "last_success": _iso(st.last_success_at),
         "last_error": st.last_error,
         "last_error_at": _iso(st.last_error_at),
@@ -204,7 +193,7 @@ def list_(
     colours = {"ok": "green", "new": "cyan", "failing": "yellow", "unhealthy": "red"}
     for f in feeds:
         st = f.state
-        health = _health(f)
+        health = f.health
         name = f.config.title or st.title
         label = f"{name}\n[dim]{f.url}[/dim]" if name else f.url
         if f.config.kind != "feed":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,16 @@ async def _with_store(fn: Any) -> Any:
         return await fn(RuleStore(es, settings.rules_index, settings.index_alias), settings, es)
     finally:
         await es.close()
+
+
+def _change_rule(name: str, change: Callable[[Any], Awaitable[Any]]) -> None:
+    """`change(store)` on the rule `name`, which answers whether that rule exists."""
+
+    async def go(store: Any, settings: Any, es: Any) -> bool:
+        return bool(await change(store))
+
+    if not run(_with_store(go)):
+        fail(f"no rule named {name!r}")
 
 
 @app.command("add")
@@ -185,12 +196,7 @@ def _mode_text(r: Any) -> str:
 @app.command("remove")
 def remove(name: str = typer.Argument(..., help="rule name")) -> None:
     """Delete a rule. Alerts it already fired stay in news.alerts and the alerts index."""
-
-    async def go(store: Any, settings: Any, es: Any) -> bool:
-        return bool(await store.remove(name))
-
-    if not run(_with_store(go)):
-        fail(f"no rule named {name!r}")
+    _change_rule(name, lambda store: store.remove(name))
     typer.echo(f"removed rule {name!r}")
 
 
@@ -210,24 +216,14 @@ def snooze(
         fail(str(e))
         return
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
-
-    async def go(store: Any, settings: Any, es: Any) -> bool:
-        return bool(await store.snooze(name, until))
-
-    if not run(_with_store(go)):
-        fail(f"no rule named {name!r}")
+    _change_rule(name, lambda store: store.snooze(name, until))
     typer.echo(f"rule {name!r} snoozed until {until:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("unsnooze")
 def unsnooze(name: str = typer.Argument(..., help="rule name")) -> None:
     """End a rule's snooze now."""
-
-    async def go(store: Any, settings: Any, es: Any) -> bool:
-        return bool(await store.snooze(name, None))
-
-    if not run(_with_store(go)):
-        fail(f"no rule named {name!r}")
+    _change_rule(name, lambda store: store.snooze(name, None))
     typer.echo(f"rule {name!r} is no longer snoozed")
 
 

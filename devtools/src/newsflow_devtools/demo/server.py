@@ -20,18 +20,17 @@ import contextlib
 import hashlib
 import logging
 import signal
-import socket
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from types import TracebackType
 
 from aiohttp import web
 
 from newsflow_devtools.demo import render
 from newsflow_devtools.demo.corpus import FEEDS, DemoArticle, DemoFeed, build_corpus, bundled_count
+from newsflow_devtools.loopback import LoopbackSite
 
 # A 1x1 grey PNG: every image URL answers with it, so a client that follows image links gets a real image.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNoAAAAggCB3UNq9AAAAABJRU5ErkJggg==")
@@ -52,7 +51,7 @@ class _Resource:
         return '"' + hashlib.sha1(self.body).hexdigest()[:20] + '"'
 
 
-class DemoFeedServer:
+class DemoFeedServer(LoopbackSite):
     def __init__(
         self,
         n_articles: int | None = None,
@@ -70,7 +69,6 @@ class DemoFeedServer:
         self._port = port
         self._visible = len(self.corpus) if visible is None else max(0, min(visible, len(self.corpus)))
         self._access_log = access_log
-        self._runner: web.AppRunner | None = None
         self._by_path = {a.path: a for a in self.corpus}
         self._cache: dict[str, _Resource] = {}
         self.requests: Counter[str] = Counter()  # path -> requests answered (200 or 304)
@@ -115,34 +113,13 @@ class DemoFeedServer:
 
     # -- life cycle --------------------------------------------------------------------------------
     async def start(self) -> DemoFeedServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._port))
-        except OSError as e:
-            sock.close()
-            raise DemoServerError(f"cannot listen on {self.host}:{self._port}: {e.strerror or e}") from None
-        self._port = sock.getsockname()[1]
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
-        kwargs = {} if self._access_log else {"access_log": None}
-        self._runner = web.AppRunner(app, handle_signals=False, **kwargs)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        try:
+            self._port = await self._serve(app, self._port, **({} if self._access_log else {"access_log": None}))
+        except OSError as e:
+            raise DemoServerError(f"cannot listen on {self.host}:{self._port}: {e.strerror or e}") from None
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> DemoFeedServer:
-        return await self.start()
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- serving -----------------------------------------------------------------------------------
     def _resource(self, path: str) -> _Resource | None:

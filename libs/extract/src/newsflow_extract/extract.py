@@ -115,18 +115,7 @@ def _own_blocks(tree: HtmlElement, page: _Page, base: str) -> list[Block]:
         if node not in protected and node.getparent() is not None:
             chrome.drop(node)
     chrome.prune_chrome(tree, protected)
-    doc = bare_extraction(
-        tree,
-        url=base,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
-        include_links=False,
-        # trafilatura's deduplicate keeps one process-wide cache: text would vanish across unrelated pages.
-        deduplicate=False,
-        with_metadata=False,
-    )
-    body = getattr(doc, "body", None)
+    body = _main_text(tree, base)
     if body is None:
         raise ExtractionError("no-content", "no main text found")
     blocks = _filter_blocks(_blocks(body), page)
@@ -167,19 +156,25 @@ def _ladder(
 
 def _trafilatura_body(html: str, url: str, recall: bool) -> etree._Element | None:
     try:
-        doc = bare_extraction(
-            html,
-            url=url,
-            favor_recall=recall,
-            include_comments=False,
-            include_tables=True,
-            include_images=False,
-            include_links=False,
-            deduplicate=False,
-            with_metadata=False,
-        )
+        return _main_text(html, url, recall)
     except Exception:  # a fallback that fails on odd markup must leave the own refusal, with its reason, standing
         return None
+
+
+def _main_text(page: HtmlElement | str, url: str, recall: bool = False) -> etree._Element | None:
+    """trafilatura's main text of the page, as an element (None when it finds none)."""
+    doc = bare_extraction(
+        page,
+        url=url,
+        favor_recall=recall,
+        include_comments=False,
+        include_tables=True,
+        include_images=False,
+        include_links=False,
+        # trafilatura's deduplicate keeps one process-wide cache: text would vanish across unrelated pages.
+        deduplicate=False,
+        with_metadata=False,
+    )
     return getattr(doc, "body", None)
 
 

@@ -103,6 +103,15 @@ class FeedInfo(BaseModel):
     def url(self) -> str:
         return self.config.url
 
+    @property
+    def health(self) -> str:
+        """new, ok, failing (errors lately) or unhealthy (failing for long)."""
+        if self.state.unhealthy:
+            return "unhealthy"
+        if self.state.consecutive_failures:
+            return "failing"
+        return "new" if self.state.last_success_at is None else "ok"
+
 
 _CLAIM = """
 local now = tonumber(ARGV[1])

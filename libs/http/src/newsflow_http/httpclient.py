@@ -35,51 +35,19 @@ SHARD_CONNECTIONS = 8
 
 
 class FetchError(Exception):
-    """A request that produced no usable response."""
+    """A request that produced no usable response, with a short `reason`."""
 
-    reason = "fetch-error"
-    permanent = False
+    # Asking again cannot help these: the same URL gives the same answer.
+    PERMANENT_REASONS = frozenset({"too-large", "redirect-loop", "too-many-redirects", "ssrf", "bad-url"})
 
-    def __init__(self, message: str, url: str = "") -> None:
+    def __init__(self, reason: str, message: str, url: str = "") -> None:
         super().__init__(message)
+        self.reason = reason
         self.url = url
 
-
-class FetchTimeout(FetchError):
-    reason = "timeout"
-
-
-class ConnectFailed(FetchError):
-    reason = "connect-error"
-
-
-class ProtocolFailed(FetchError):
-    reason = "protocol-error"
-
-
-class TooLarge(FetchError):
-    reason = "too-large"
-    permanent = True
-
-
-class RedirectLoop(FetchError):
-    reason = "redirect-loop"
-    permanent = True
-
-
-class TooManyRedirects(FetchError):
-    reason = "too-many-redirects"
-    permanent = True
-
-
-class Blocked(FetchError):
-    reason = "ssrf"
-    permanent = True
-
-
-class BadUrl(FetchError):
-    reason = "bad-url"
-    permanent = True
+    @property
+    def permanent(self) -> bool:
+        return self.reason in self.PERMANENT_REASONS
 
 
 @dataclass
@@ -189,7 +157,7 @@ class HttpClient:
         while True:
             parts = urlsplit(current)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise BadUrl(f"not an http(s) URL: {current[:200]}", url)
+                raise FetchError("bad-url", f"not an http(s) URL: {current[:200]}", url)
             visited.append(current)
             async with self.limiter.slot(parts.hostname.lower(), slot_wait_s if len(visited) == 1 else None):
                 started = time.monotonic()
@@ -199,7 +167,7 @@ class HttpClient:
                             self._client_for(parts.hostname.lower()), current, headers, max_bytes, url
                         )
                 except TimeoutError as e:
-                    raise FetchTimeout(f"no complete response within {budget:.0f} s", url) from e
+                    raise FetchError("timeout", f"no complete response within {budget:.0f} s", url) from e
                 finally:
                     spent += time.monotonic() - started
             status, resp_headers, body, exchange = resp
@@ -207,9 +175,9 @@ class HttpClient:
             if status in REDIRECT_STATUSES and location:
                 nxt = urljoin(current, location.strip())
                 if nxt in visited:
-                    raise RedirectLoop(f"redirect loop: {' -> '.join([*visited, nxt])[:500]}", url)
+                    raise FetchError("redirect-loop", f"redirect loop: {' -> '.join([*visited, nxt])[:500]}", url)
                 if len(visited) > self.settings.max_redirects:
-                    raise TooManyRedirects(f"more than {self.settings.max_redirects} redirects", url)
+                    raise FetchError("too-many-redirects", f"more than {self.settings.max_redirects} redirects", url)
                 current = nxt
                 continue
             return Response(
@@ -230,13 +198,13 @@ class HttpClient:
             request = client.build_request("GET", url, headers=headers)
             response = await client.send(request, stream=True)
         except BlockedAddressError as e:
-            raise Blocked(str(e), original) from e
+            raise FetchError("ssrf", str(e), original) from e
         except httpx.TimeoutException as e:
-            raise FetchTimeout(f"{type(e).__name__} for {url[:200]}", original) from e
+            raise FetchError("timeout", f"{type(e).__name__} for {url[:200]}", original) from e
         except httpx.ConnectError as e:
-            raise ConnectFailed(f"cannot connect: {e}", original) from e
+            raise FetchError("connect-error", f"cannot connect: {e}", original) from e
         except (httpx.TransportError, httpx.InvalidURL) as e:
-            raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
+            raise FetchError("protocol-error", f"{type(e).__name__}: {e}", original) from e
         exchange = {
             "http_version": response.http_version,
             "reason": response.reason_phrase,
@@ -247,21 +215,21 @@ class HttpClient:
                 return response.status_code, response.headers, b"", exchange
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge(f"Content-Length {declared} is over the {max_bytes} byte cap", original)
+                raise FetchError("too-large", f"Content-Length {declared} is over the {max_bytes} byte cap", original)
             chunks: list[bytes] = []
             size = 0
             try:
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
-                        raise TooLarge(f"body is over the {max_bytes} byte cap", original)
+                        raise FetchError("too-large", f"body is over the {max_bytes} byte cap", original)
                     chunks.append(chunk)
             except httpx.TimeoutException as e:
-                raise FetchTimeout(f"{type(e).__name__} while reading {url[:200]}", original) from e
+                raise FetchError("timeout", f"{type(e).__name__} while reading {url[:200]}", original) from e
             except httpx.DecodingError as e:
-                raise ProtocolFailed(f"undecodable body: {e}", original) from e
+                raise FetchError("protocol-error", f"undecodable body: {e}", original) from e
             except httpx.TransportError as e:
-                raise ProtocolFailed(f"{type(e).__name__}: {e}", original) from e
+                raise FetchError("protocol-error", f"{type(e).__name__}: {e}", original) from e
             return response.status_code, response.headers, b"".join(chunks), exchange
         finally:
             await response.aclose()

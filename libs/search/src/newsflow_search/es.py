@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Annotated
 
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TransportError
@@ -12,6 +13,7 @@ from elasticsearch import ApiError, AsyncElasticsearch
 from newsflow_search.settings import SearchSettings
 from newsflow_shared.redact import redact
 from newsflow_shared.retry import retrying
+from newsflow_shared.runtime import Context
 
 
 def make_client(settings: SearchSettings, request_timeout: float | None = None) -> AsyncElasticsearch:
@@ -49,6 +51,11 @@ async def is_healthy(es: AsyncElasticsearch) -> bool:
     except Exception:
         return False
     return health.get("status") in ("yellow", "green")
+
+
+async def elasticsearch_ready(es: Annotated[AsyncElasticsearch, Context("es")]) -> bool:
+    """The health check of a service whose lifespan provides its client as "es"."""
+    return await is_healthy(es)
 
 
 async def wait_until_healthy(

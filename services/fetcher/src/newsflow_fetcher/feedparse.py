@@ -34,10 +34,9 @@ from newsflow_fetcher.feedtypes import (
     ItemProblems,
     ParsedEntry,
     ParsedFeed,
-    UnusableItem,
     article_link,
     clip,
-    describe,
+    convert_items,
     usable_media,
 )
 from newsflow_fetcher.jsonfeed import looks_like_json_feed, parse_json_feed
@@ -404,19 +403,6 @@ def _entry(e: Any, i: int, where: str, ctx: _FeedContext) -> ParsedEntry:
     )
 
 
-def _entries(entries: list[Any], ctx: _FeedContext) -> list[ParsedEntry]:
-    out: list[ParsedEntry] = []
-    for i, e in enumerate(entries):
-        where = describe(i, e.get("id"), e.get("title"))
-        try:
-            out.append(_entry(e, i, where, ctx))
-        except UnusableItem as why:
-            ctx.problems.skip(where, str(why))
-        except Exception as e:
-            ctx.problems.crash(ctx.feed_url, where, e)
-    return out
-
-
 # --- entry point ------------------------------------------------------------------------------------
 
 
@@ -458,7 +444,7 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
         same_count=len(xml_items) == len(d.entries),
         problems=ItemProblems(),
     )
-    entries = _entries(d.entries, ctx)
+    entries = convert_items(d.entries, lambda e, i, where: _entry(e, i, where, ctx), ctx.problems, feed_url)
     ctx.problems.report(feed_url, len(d.entries), warnings)
     if not entries and (d.entries or d.get("bozo")):
         raise FeedParseError("; ".join(warnings) or "no usable entry")

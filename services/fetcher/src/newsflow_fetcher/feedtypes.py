@@ -9,7 +9,7 @@ cannot is dropped, each noted in `ItemProblems`, so that one bad item never cost
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -233,3 +233,19 @@ class ItemProblems:
             text = f"{self.skipped} of {total} item(s) skipped: {'; '.join(self._skips)}"[:1000]
             warnings.append(text)
             log.warning("feed %s: %s", feed_url or "(no URL)", text, extra={"feed_url": feed_url})
+
+
+def convert_items(
+    items: list[Any], entry: Callable[[Any, int, str], ParsedEntry], problems: ItemProblems, feed_url: str
+) -> list[ParsedEntry]:
+    """`entry(item, index, where)` for each item, skipping the unusable ones: one item never costs the feed."""
+    out: list[ParsedEntry] = []
+    for i, item in enumerate(items):
+        where = describe(i, item.get("id"), item.get("title")) if isinstance(item, dict) else describe(i)
+        try:
+            out.append(entry(item, i, where))
+        except UnusableItem as why:
+            problems.skip(where, str(why))
+        except Exception as e:
+            problems.crash(feed_url, where, e)
+    return out

@@ -20,6 +20,7 @@ from newsflow_fetcher.feedtypes import (
     UnusableItem,
     article_link,
     clip,
+    convert_items,
     describe,
     usable_media,
 )
@@ -163,15 +164,7 @@ def parse_json_feed(body: bytes, feed_url: str = "") -> ParsedFeed:
     warnings: list[str] = []
     problems = ItemProblems()
     ctx = {"feed_url": feed_url, "language": _str(doc.get("language")), "authors": _authors(doc), "problems": problems}
-    entries: list[ParsedEntry] = []
-    for i, item in enumerate(items):
-        where = describe(i, item.get("id"), item.get("title")) if isinstance(item, dict) else describe(i)
-        try:
-            entries.append(_entry(item, i, ctx, warnings))
-        except UnusableItem as why:
-            problems.skip(where, str(why))
-        except Exception as e:
-            problems.crash(feed_url, where, e)
+    entries = convert_items(items, lambda item, i, _where: _entry(item, i, ctx, warnings), problems, feed_url)
     del warnings[5:]  # a feed of 10,000 undated items needs a few examples, not 10,000
     problems.report(feed_url, len(items), warnings)
     if not entries and items:

@@ -356,9 +356,20 @@ class Poller:
             result.outcome = "unchanged"
             return
         if cfg.kind == "sitemap" or looks_like_sitemap(resp.body):
-            await self._handle_sitemap(cfg, state, resp, digest, result, pending)
+            new, dup = await self._handle_sitemap(cfg, state, resp, result, pending)
         else:
-            await self._handle_feed(cfg, state, resp, digest, result, pending)
+            new, dup = await self._handle_feed(cfg, state, resp, result, pending)
+        if result.deferred:
+            # Entries pending in a poller that may have died: if this poll stored the validators and
+            # the hash, the source would answer 304 and those entries would wait for a verification poll.
+            # Without them the next poll reads the whole document again and retries them.
+            state.etag = state.last_modified = state.content_hash = None
+        else:
+            state.content_hash = digest
+        state.items_seen += new
+        state.last_new_items = new
+        result.new_entries, result.duplicates = new, dup
+        result.outcome = "new" if new else "no_new"
 
     def _update_validators(
         self, cfg: FeedConfig, state: FeedState, resp: Response, digest: str, verify: bool, result: PollResult
@@ -385,14 +396,8 @@ class Poller:
             state.etag = state.last_modified = None
 
     async def _handle_feed(
-        self,
-        cfg: FeedConfig,
-        state: FeedState,
-        resp: Response,
-        digest: str,
-        result: PollResult,
-        pending: set[str] | None,
-    ) -> None:
+        self, cfg: FeedConfig, state: FeedState, resp: Response, result: PollResult, pending: set[str] | None
+    ) -> tuple[int, int]:
         parsed = parse_feed(resp.body, resp.headers.get("content-type", ""), resp.final_url)
         if parsed.malformed:
             metrics.FEED_MALFORMED.inc()
@@ -404,56 +409,27 @@ class Poller:
             )
         state.title = parsed.title or state.title
         state.format = parsed.format
-        new, dup = await self._publish_entries(cfg, state, parsed, resp.final_url, result, pending)
-        if result.deferred:
-            # Entries pending in a poller that may have died: if this poll stored the validators and
-            # the hash, the feed would answer 304 and those entries would wait for a verification poll.
-            # Without them the next poll reads the whole feed again and retries them.
-            state.etag = state.last_modified = state.content_hash = None
-        else:
-            state.content_hash = digest
-        state.items_seen += new
-        state.last_new_items = new
-        result.new_entries, result.duplicates = new, dup
-        result.outcome = "new" if new else "no_new"
+        counts = await self._publish_candidates(cfg, self._candidates(cfg, parsed, resp.final_url), result, pending)
         state.publisher_hint_s = max((h for h in (parsed.ttl_s, parsed.update_period_s) if h), default=None)
+        return counts
 
     async def _handle_sitemap(
-        self,
-        cfg: FeedConfig,
-        state: FeedState,
-        resp: Response,
-        digest: str,
-        result: PollResult,
-        pending: set[str] | None,
-    ) -> None:
+        self, cfg: FeedConfig, state: FeedState, resp: Response, result: PollResult, pending: set[str] | None
+    ) -> tuple[int, int]:
         found: SitemapOutcome = await self.sitemaps.poll(cfg, state, resp)
         state.title = found.title or state.title
         state.format = found.kind
         state.sitemap_urls = found.listed
         new, dup = await self._publish_candidates(cfg, found.entries, result, pending)
         if result.deferred:
-            # As for feeds: entries another poller holds pending must come back at the next poll, so
-            # neither the validators nor the URL memory may say this sitemap was fully read.
-            state.etag = state.last_modified = state.content_hash = None
+            # As for the validators: the URL memory must not say this sitemap was fully read.
             state.children = {}
         else:
             await self.sitemaps.store_memory(found)
-            state.content_hash = digest
-        state.items_seen += new
-        state.last_new_items = new
-        result.new_entries, result.duplicates = new, dup
-        result.outcome = "new" if new else "no_new"
+        return new, dup
 
-    async def _publish_entries(
-        self,
-        cfg: FeedConfig,
-        state: FeedState,
-        parsed: ParsedFeed,
-        base: str,
-        result: PollResult,
-        pending: set[str] | None,
-    ) -> tuple[int, int]:
+    @staticmethod
+    def _candidates(cfg: FeedConfig, parsed: ParsedFeed, base: str) -> dict[str, FeedEntry]:
         candidates: dict[str, FeedEntry] = {}
         for e in parsed.entries:
             try:
@@ -463,7 +439,7 @@ class Poller:
                 log.info("skipping entry with unusable link %r in %s: %s", e.link[:200], cfg.url, err)
                 continue
             candidates.setdefault(entry.url, entry)
-        return await self._publish_candidates(cfg, candidates, result, pending)
+        return candidates
 
     async def _publish_candidates(
         self, cfg: FeedConfig, candidates: dict[str, FeedEntry], result: PollResult, pending: set[str] | None

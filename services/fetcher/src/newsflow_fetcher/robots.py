@@ -25,10 +25,6 @@ MEMORY_ENTRIES = 10_000
 _ALLOW_ALL = b"\x00allow-all"
 
 
-class RobotsUnavailable(FetchError):
-    reason = "robots-unavailable"
-
-
 def origin_of(url: str) -> str:
     p = urlsplit(url)
     return f"{p.scheme}://{p.netloc.lower()}"
@@ -68,7 +64,7 @@ class RobotsCache:
                 return hit[1]
             down = self._unavailable.get(origin)
             if down and down[0] > time.monotonic():
-                raise RobotsUnavailable(down[1], origin)
+                raise FetchError("robots-unavailable", down[1], origin)
             text = await self.redis.get(streams.ROBOTS_PREFIX + origin)
             if text is None:
                 text = await self._fetch(origin)
@@ -102,7 +98,7 @@ class RobotsCache:
             if e.permanent:
                 raise
             self._unavailable[origin] = (time.monotonic() + UNAVAILABLE_TTL_S, f"robots.txt unreachable: {e}")
-            raise RobotsUnavailable(f"robots.txt of {origin} unreachable: {e}", origin) from e
+            raise FetchError("robots-unavailable", f"robots.txt of {origin} unreachable: {e}", origin) from e
         finally:
             metrics.FETCH_SECONDS.labels("robots").observe(time.monotonic() - started)
         if 200 <= resp.status < 300:
@@ -111,4 +107,4 @@ class RobotsCache:
             return _ALLOW_ALL
         msg = f"robots.txt of {origin} answered HTTP {resp.status}"
         self._unavailable[origin] = (time.monotonic() + UNAVAILABLE_TTL_S, msg)
-        raise RobotsUnavailable(msg, origin)
+        raise FetchError("robots-unavailable", msg, origin)

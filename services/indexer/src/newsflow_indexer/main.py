@@ -12,7 +12,7 @@ from elasticsearch import AsyncElasticsearch
 from newsflow_indexer.batcher import Batcher
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
-from newsflow_search.es import is_healthy, is_unavailable, make_client, wait_until_healthy
+from newsflow_search.es import elasticsearch_ready, is_unavailable, make_client, wait_until_healthy
 from newsflow_search.index_setup import ensure_index
 from newsflow_search.rules import load_rules_file
 from newsflow_shared import streams
@@ -67,9 +67,7 @@ async def index(article: ParsedArticle, batcher: Annotated[ArticleBatcher, Conte
     return await batcher.submit(article)
 
 
-@service.health_check("elasticsearch")
-async def elasticsearch_ready(es: Annotated[AsyncElasticsearch, Context("es")]) -> bool:
-    return await is_healthy(es)
+service.health_check("elasticsearch")(elasticsearch_ready)
 
 
 main = service.main

@@ -7,8 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from elasticsearch import AsyncElasticsearch
-
 from newsflow_alerting.state import NotifierState
 from newsflow_http.destinations import guarded_client
 from newsflow_notifier.channels.send import Sender
@@ -17,7 +15,7 @@ from newsflow_notifier.digests import DigestScheduler
 from newsflow_notifier.planner import Planner
 from newsflow_notifier.rules import RuleCache
 from newsflow_notifier.settings import NotifierSettings
-from newsflow_search.es import is_healthy, make_client, wait_until_healthy
+from newsflow_search.es import elasticsearch_ready, make_client, wait_until_healthy
 from newsflow_search.rules import RuleStore
 from newsflow_shared import streams
 from newsflow_shared.models import Alert, Notification
@@ -76,9 +74,7 @@ async def digests(
     await scheduler.run(runtime.stopping)
 
 
-@service.health_check("elasticsearch")
-async def elasticsearch_ready(es: Annotated[AsyncElasticsearch, Context("es")]) -> bool:
-    return await is_healthy(es)
+service.health_check("elasticsearch")(elasticsearch_ready)
 
 
 main = service.main

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from newsflow_alerting.simulate import outlook
 from newsflow_feeds.opml import OpmlError
-from newsflow_feeds.registry import FeedInfo
 from newsflow_search import explore
 from newsflow_search.rules import InvalidRule, Rule, first_error, parse_minutes
 from newsflow_web.app import Ctx, ctx, problem, render
@@ -325,16 +324,6 @@ async def rule_action(request: Request, rule_id: str, action: str) -> Response:
 # --- feeds -----------------------------------------------------------------------------------------------
 
 
-def feed_health(f: FeedInfo) -> str:
-    """As `newsflow feeds list` says it: new, ok, failing (errors lately) or unhealthy (failing for long)."""
-    st = f.state
-    if st.unhealthy:
-        return "unhealthy"
-    if st.consecutive_failures:
-        return "failing"
-    return "new" if st.last_success_at is None else "ok"
-
-
 DONE = {
     "added": "Added {url}.",
     "exists": "{url} was there already.",
@@ -351,12 +340,11 @@ async def feeds_page(request: Request, done: str = "", url: str = "", n: int = 0
     feeds = await c.feeds.list()
     counts: dict[str, int] = {}
     for f in feeds:
-        counts[feed_health(f)] = counts.get(feed_health(f), 0) + 1
+        counts[f.health] = counts.get(f.health, 0) + 1
     return render(
         request,
         "feeds.html",
         feeds=feeds,
-        health=feed_health,
         counts=counts,
         message=message,
         now=time.time(),
@@ -403,7 +391,6 @@ async def _feeds_error(request: Request, message: str) -> Response:
         "feeds.html",
         status=400,
         feeds=feeds,
-        health=feed_health,
         counts={},
         message=None,
         error=message,
