@@ -63,7 +63,7 @@ async def measure(url: str) -> None:
         best: dict[str, float] = {}
         for _ in range(ROUNDS):  # alternated, so that both see the same machine
             for label, c in clients.items():
-                v = await cpu_us(lambda c=c: op(c), n)
+                v = await cpu_us(lambda c=c, op=op: op(c), n)
                 best[label] = min(best.get(label, v), v)
         print(f"{name:<28} {best['python']:>14.1f} {best['hiredis']:>10.1f} {best['python'] / best['hiredis']:>6.2f}x")
     await setup.delete("bench:k", "bench:facts", "bench:s", "bench:h")
