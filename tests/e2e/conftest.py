@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -145,6 +146,16 @@ async def alert_ids(redis: aioredis.Redis) -> list[str]:
 @pytest.fixture
 def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "logs"
+
+
+StartPipeline = Callable[..., contextlib.AbstractAsyncContextManager[Pipeline]]
+
+
+@pytest.fixture
+def pipeline(initialised: CommonSettings, pipeline_env: dict[str, str], log_dir: Path) -> StartPipeline:
+    """`async with pipeline() as p`: the services as processes against the initialised Redis and Elasticsearch
+    (`replicas=`, `services=` as for `running`)."""
+    return functools.partial(running, pipeline_env, log_dir)
 
 
 @contextlib.asynccontextmanager
