@@ -6,13 +6,9 @@ the tests prove the scripts as operators and the lead's fault tests will use the
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,22 +26,6 @@ def run_status(args: list[str]) -> tuple[int, list[str]]:
     """`status` of a script: its exit code (0 all up, 3 stopped, 4 degraded) and its lines."""
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     return out.returncode, out.stdout.strip().splitlines()
-
-
-async def wait_until(cond: Callable[[], Awaitable[Any]], within: float, what: str, every: float = 0.05) -> float:
-    """Await `cond` until it returns something true; the seconds that took. Errors count as "not yet":
-    the servers are being killed on purpose."""
-    started = time.monotonic()
-    last: BaseException | None = None
-    while True:
-        try:
-            if await cond():
-                return time.monotonic() - started
-        except Exception as e:
-            last = e
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what} (last error: {last!r})")
-        await asyncio.sleep(every)
 
 
 def alive(pid: int) -> bool:

@@ -270,19 +270,6 @@ async def running_notifier(settings: NotifierSettings, **provide: object) -> Asy
         await asyncio.wait_for(task, 30)
 
 
-async def eventually(cond: Any, within: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = cond()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`newsflow ...` as an operator runs it (in a thread: the event loop keeps serving the receivers)."""
     return subprocess.run(

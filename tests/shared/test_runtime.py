@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from waiting import wait_until
 
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
@@ -79,19 +80,6 @@ async def running(svc: Service[CommonSettings], settings: CommonSettings) -> Asy
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
-
-
-async def wait_until(cond: Callable[[], Any], within: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = cond()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def out_titles(redis: aioredis.Redis) -> list[str]:
