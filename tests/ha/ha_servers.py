@@ -37,6 +37,14 @@ def alive(pid: int) -> bool:
     return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
 
 
+def running_pid(pidfile: Path) -> int | None:
+    """The pid a script wrote to `pidfile`, if that process still runs."""
+    if not pidfile.exists():
+        return None
+    pid = int(pidfile.read_text())
+    return pid if alive(pid) else None
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -73,11 +81,7 @@ class EsCluster:
         return self.urls[i - 1]
 
     def pid(self, i: int) -> int | None:
-        path = self.home / f"node-{i}" / "node.pid"
-        if not path.exists():
-            return None
-        pid = int(path.read_text())
-        return pid if alive(pid) else None
+        return running_pid(self.home / f"node-{i}" / "node.pid")
 
     def running(self) -> list[int]:
         return [i for i in range(1, self.size + 1) if self.pid(i) is not None]
@@ -124,11 +128,7 @@ class RedisHA:
         return int((self.dir / f"server-{i}" / "redis.port").read_text())
 
     def pid(self, i: int) -> int | None:
-        path = self.dir / f"server-{i}" / "redis.pid"
-        if not path.exists():
-            return None
-        pid = int(path.read_text())
-        return pid if alive(pid) else None
+        return running_pid(self.dir / f"server-{i}" / "redis.pid")
 
     def status(self) -> tuple[int, list[str]]:
         return run_status(["scripts/redis.sh", "status", "--dir", str(self.dir)])
