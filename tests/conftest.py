@@ -34,16 +34,21 @@ def redis_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     return None if os.environ.get("NEWSFLOW_REDIS_URL") else tmp_path_factory.mktemp("redis")
 
 
+def _own_server(script: str, *where: str) -> Iterator[str]:
+    """The URL of the server `script` starts with its data at `where` (its option and a path); stopped after."""
+    url = _start([script, "start", *where])
+    try:
+        yield url
+    finally:
+        subprocess.run([script, "stop", *where], cwd=ROOT, check=False)
+
+
 @pytest.fixture(scope="session")
 def redis_url(redis_dir: Path | None) -> Iterator[str]:
     if redis_dir is None:
         yield os.environ["NEWSFLOW_REDIS_URL"]
-        return
-    url = _start(["scripts/redis.sh", "start", "--dir", str(redis_dir)])
-    try:
-        yield url
-    finally:
-        subprocess.run(["scripts/redis.sh", "stop", "--dir", str(redis_dir)], cwd=ROOT, check=False)
+    else:
+        yield from _own_server("scripts/redis.sh", "--dir", str(redis_dir))
 
 
 @pytest.fixture(scope="session")
@@ -55,12 +60,8 @@ def es_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def es_url(es_home: Path) -> Iterator[str]:
     if url := os.environ.get("NEWSFLOW_ELASTICSEARCH_URL"):
         yield url
-        return
-    url = _start(["scripts/elasticsearch.sh", "start", "--home", str(es_home)])
-    try:
-        yield url
-    finally:
-        subprocess.run(["scripts/elasticsearch.sh", "stop", "--home", str(es_home)], cwd=ROOT, check=False)
+    else:
+        yield from _own_server("scripts/elasticsearch.sh", "--home", str(es_home))
 
 
 @pytest.fixture

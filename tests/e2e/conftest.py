@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import subprocess
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
+from waiting import wait_until
 
 from newsflow_cli.infra import initialise
 from newsflow_devtools.processes import SERVICES, Pipeline
@@ -108,32 +109,8 @@ async def drained(redis: aioredis.Redis) -> bool:
     return not await backlog(redis)
 
 
-async def wait_for(
-    cond: Callable[[], Awaitable[bool]],
-    within: float,
-    what: str,
-    every: float = 0.5,
-    describe: Callable[[], Awaitable[object]] | None = None,
-) -> float:
-    """Await `cond` until true; return the seconds it took. Fails with `what` after `within` seconds, saying
-    what the probe last raised (a server restarted on purpose raises for a while) and, given `describe`,
-    the state it was waiting on."""
-    started = time.monotonic()
-    last_error: BaseException | None = None
-    while True:
-        try:
-            if await cond():
-                return time.monotonic() - started
-            last_error = None
-        except Exception as e:
-            last_error = e
-        if time.monotonic() - started > within:
-            detail = f"; the probe last raised {type(last_error).__name__}: {last_error}" if last_error else ""
-            if describe is not None:
-                with contextlib.suppress(Exception):
-                    detail += f"; state: {await describe()}"
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}{detail}")
-        await asyncio.sleep(every)
+# The pipeline's probes (backlogs, counts over the index) cost more than a single server's: every half second.
+wait_for = functools.partial(wait_until, every=0.5)
 
 
 async def alert_ids(redis: aioredis.Redis) -> list[str]:
@@ -145,6 +122,16 @@ async def alert_ids(redis: aioredis.Redis) -> list[str]:
 @pytest.fixture
 def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "logs"
+
+
+StartPipeline = Callable[..., contextlib.AbstractAsyncContextManager[Pipeline]]
+
+
+@pytest.fixture
+def pipeline(initialised: CommonSettings, pipeline_env: dict[str, str], log_dir: Path) -> StartPipeline:
+    """`async with pipeline() as p`: the services as processes against the initialised Redis and Elasticsearch
+    (`replicas=`, `services=` as for `running`)."""
+    return functools.partial(running, pipeline_env, log_dir)
 
 
 @contextlib.asynccontextmanager

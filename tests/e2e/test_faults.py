@@ -20,10 +20,9 @@ from newsflow_shared import streams
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, DeadLetter, FeedEntry
 from newsflow_shared.runtime import DATA_FIELD, DATA_KEY, encode
-from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, at_least, backlog, doc_count, drained, running, sh, wait_for
+from .conftest import FAST, StartPipeline, add_feeds, add_rule, at_least, backlog, doc_count, drained, sh, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -93,11 +92,7 @@ async def _rules(es: AsyncElasticsearch) -> None:
 
 
 async def test_kill_9_each_service_in_turn_and_a_poison_message(
-    initialised: CommonSettings,
-    redis: aioredis.Redis,
-    es: AsyncElasticsearch,
-    pipeline_env: dict[str, str],
-    log_dir: Path,
+    redis: aioredis.Redis, es: AsyncElasticsearch, pipeline: StartPipeline
 ) -> None:
     seed = int(os.environ.get("NEWSFLOW_FAULT_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
@@ -114,7 +109,7 @@ async def test_kill_9_each_service_in_turn_and_a_poison_message(
         )
         await redis.xadd(streams.ENTRIES, encode(poison))
         await add_feeds(redis, srv.feed_urls)
-        async with running(pipeline_env, log_dir) as p:
+        async with pipeline() as p:
             thresholds = sorted(rng.sample(range(50, 800), 3))
             for service, threshold in zip(("fetcher", "parser", "indexer"), thresholds, strict=True):
                 await wait_for(lambda t=threshold: at_least(es, t), within=300, what=f"{threshold} documents")
@@ -142,11 +137,9 @@ async def _dlq_has(redis: aioredis.Redis, stream: str, n: int) -> bool:
 
 
 async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
-    initialised: CommonSettings,
     redis: aioredis.Redis,
     es: AsyncElasticsearch,
-    pipeline_env: dict[str, str],
-    log_dir: Path,
+    pipeline: StartPipeline,
     redis_dir: Path | None,
     redis_url: str,
 ) -> None:
@@ -156,7 +149,7 @@ async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     async with DemoFeedServer(n_articles=N, seed=12) as srv:
         await add_feeds(redis, srv.feed_urls)
-        async with running(pipeline_env, log_dir, replicas={"parser": 2}) as p:
+        async with pipeline(replicas={"parser": 2}) as p:
             await wait_for(lambda: at_least(es, 150), within=300, what="150 documents")
             doomed = p["parser"][1]
             # For good: its pending entries must be taken over by the other replica.
@@ -176,7 +169,7 @@ async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
             stop_s = time.monotonic() - t0
             print(f"SIGTERM indexer: exit {code} after {stop_s:.1f} s")
             assert code == 0
-            assert stop_s < float(pipeline_env["NEWSFLOW_GRACEFUL_TIMEOUT_S"]) + 5
+            assert stop_s < float(FAST["NEWSFLOW_GRACEFUL_TIMEOUT_S"]) + 5
             await asyncio.to_thread(indexer.start)
             await _finish(es, redis)
 
@@ -188,11 +181,9 @@ async def test_parser_replica_killed_for_good_redis_restarted_and_sigterm(
 
 
 async def test_elasticsearch_stopped_for_30_seconds(
-    initialised: CommonSettings,
     redis: aioredis.Redis,
     es: AsyncElasticsearch,
-    pipeline_env: dict[str, str],
-    log_dir: Path,
+    pipeline: StartPipeline,
     es_home: Path,
     es_url: str,
 ) -> None:
@@ -202,7 +193,7 @@ async def test_elasticsearch_stopped_for_30_seconds(
     port = es_url.rsplit(":", 1)[1]
     async with DemoFeedServer(n_articles=N, seed=13) as srv:
         await add_feeds(redis, srv.feed_urls)
-        async with running(pipeline_env, log_dir) as p:
+        async with pipeline() as p:
             await wait_for(lambda: at_least(es, 250), within=300, what="250 documents")
             await sh("scripts/elasticsearch.sh", "stop", "--home", str(es_home))
             print("\nElasticsearch stopped")

@@ -4,7 +4,6 @@ with the three services as separate processes."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,10 +11,9 @@ from elasticsearch import AsyncElasticsearch
 
 from newsflow_devtools.demo.server import DemoFeedServer
 from newsflow_shared.ids import article_id
-from newsflow_shared.settings import CommonSettings
 from newsflow_shared.urls import canonicalize
 
-from .conftest import add_feeds, add_rule, alert_ids, at_least, backlog, doc_count, drained, running, wait_for
+from .conftest import StartPipeline, add_feeds, add_rule, alert_ids, at_least, backlog, doc_count, drained, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -23,18 +21,14 @@ N = 300
 
 
 async def test_300_articles_searchable_once_and_rule_fires_once(
-    initialised: CommonSettings,
-    redis: aioredis.Redis,
-    es: AsyncElasticsearch,
-    pipeline_env: dict[str, str],
-    log_dir: Path,
+    redis: aioredis.Redis, es: AsyncElasticsearch, pipeline: StartPipeline
 ) -> None:
     await add_rule(es, "rocket attack", '"rocket attack"')
     await add_rule(es, "chemical weapons", '"chemical weapons"')
     async with DemoFeedServer(n_articles=N, seed=7) as srv:
         started = time.monotonic()
         await add_feeds(redis, srv.feed_urls)
-        async with running(pipeline_env, log_dir):
+        async with pipeline():
             took = await wait_for(lambda: at_least(es, N), within=300, what=f"{N} documents")
             # Settle: redeliveries or late duplicates would show up now.
             await wait_for(

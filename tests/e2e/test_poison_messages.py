@@ -66,6 +66,18 @@ async def dead_letters(redis: aioredis.Redis, stream: str) -> list[DeadLetter]:
     return [DeadLetter.model_validate_json(f[DATA_FIELD]) for _, f in await redis.xrange(streams.dlq(stream))]
 
 
+async def append_with_poison(
+    redis: aioredis.Redis, stream: str, group: str, valid: list[Any], poison: dict[str, Any], after: int
+) -> None:
+    """The consuming group on `stream`, then the valid messages with every poison one right after valid[after]."""
+    await ensure_groups(redis, {stream: (group,)})
+    for i, message in enumerate(valid):
+        await redis.xadd(stream, encode(message))
+        if i == after:
+            for fields in poison.values():
+                await redis.xadd(stream, fields)
+
+
 async def settled(redis: aioredis.Redis, stream: str, group: str) -> bool:
     (info,) = [g for g in await redis.xinfo_groups(stream) if g["name"] == group.encode()]
     return int(info["pending"]) == 0 and int(info["lag"] or 0) == 0
@@ -91,12 +103,8 @@ async def test_news_parsed_poison_goes_alone_and_its_batch_is_indexed(
     )
     poison = {"not json": {DATA_FIELD: b"{not json"}, "long id": with_long_id(valid[1]),
               "mapping": encode(out_of_range)}  # fmt: skip
-    await ensure_groups(redis, {streams.PARSED: (streams.INDEXER_GROUP,)})
-    for i, a in enumerate(valid):
-        await redis.xadd(streams.PARSED, encode(a))
-        if i == 25:  # poison in the middle of what becomes one batch
-            for fields in poison.values():
-                await redis.xadd(streams.PARSED, fields)
+    # poison in the middle of what becomes one batch
+    await append_with_poison(redis, streams.PARSED, streams.INDEXER_GROUP, valid, poison, after=25)
     settings = IndexerSettings(redis_url=redis_url, elasticsearch_url=es_url, batch_size=100, batch_linger_s=1.0,
                                **FAST)  # fmt: skip
     async with serving(indexer.instance(settings)):
@@ -121,12 +129,7 @@ async def test_news_raw_poison_goes_alone_and_good_pages_are_parsed(redis: aiore
         "long id": with_long_id(valid[0]),
         "binary": encode(page("https://news.example/photo.jpg", "\x89PNG\r\n\x1a\n" + "\x00" * 64, "image/png")),
     }
-    await ensure_groups(redis, {streams.RAW: (streams.PARSER_GROUP,)})
-    for i, p in enumerate(valid):
-        await redis.xadd(streams.RAW, encode(p))
-        if i == 4:
-            for fields in poison.values():
-                await redis.xadd(streams.RAW, fields)
+    await append_with_poison(redis, streams.RAW, streams.PARSER_GROUP, valid, poison, after=4)
     settings = ParserSettings(redis_url=redis_url, parser_workers=2, **FAST)
     async with serving(parser.instance(settings)):
         await wait_for(lambda: settled(redis, streams.RAW, streams.PARSER_GROUP), 90, "news.raw settled")
@@ -161,12 +164,7 @@ async def test_news_entries_poison_goes_alone_and_good_articles_are_downloaded(
             "http-404": encode(entry(f"{base}/missing/1")),
             "bad-url": encode(entry("ftp://files.example/article.txt")),
         }
-        await ensure_groups(redis, {streams.ENTRIES: (streams.FETCHER_GROUP,)})
-        for i, e in enumerate(valid):
-            await redis.xadd(streams.ENTRIES, encode(e))
-            if i == 9:
-                for fields in poison.values():
-                    await redis.xadd(streams.ENTRIES, fields)
+        await append_with_poison(redis, streams.ENTRIES, streams.FETCHER_GROUP, valid, poison, after=9)
         settings = FetcherSettings(redis_url=redis_url, allowed_networks=["127.0.0.0/8"], respect_robots=False,
                                    per_host_delay_s=0, per_host_concurrency=8, **FAST)  # fmt: skip
         async with serving(fetcher.instance(settings)):

@@ -94,6 +94,63 @@ class WebServer:
 
         self.routes[path] = h
 
+    def etagged(
+        self, path: str, etag: str, body: str | Callable[[], str], content_type: str = "application/rss+xml"
+    ) -> None:
+        """Serve `body` with the ETag `etag` and answer 304 to whoever sends that ETag back. A callable body is
+        read at each full answer, so a test can change the content under the same ETag (a lying server)."""
+
+        async def h(request: web.Request) -> web.StreamResponse:
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={"ETag": etag})
+            text = body() if callable(body) else body
+            return web.Response(text=text, content_type=content_type, headers={"ETag": etag})
+
+        self.routes[path] = h
+
+    def redirect(self, path: str, to: str, permanent: bool = False) -> None:
+        async def h(_: web.Request) -> web.StreamResponse:
+            raise web.HTTPMovedPermanently(to) if permanent else web.HTTPFound(to)
+
+        self.routes[path] = h
+
+    def slow(self, path: str, delay_s: float) -> None:
+        """An HTML page that comes only after `delay_s`: longer than the client waits."""
+
+        async def h(_: web.Request) -> web.StreamResponse:
+            await asyncio.sleep(delay_s)
+            return web.Response(text="<html>late</html>", content_type="text/html")
+
+        self.routes[path] = h
+
+    def stream(self, path: str, chunk: bytes, times: int, pause_s: float = 0.0) -> None:
+        """An HTML body written as `chunk` `times` over, `pause_s` apart, until the client hangs up."""
+
+        async def h(request: web.Request) -> web.StreamResponse:
+            resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+            await resp.prepare(request)
+            try:
+                for _ in range(times):
+                    await resp.write(chunk)
+                    if pause_s:
+                        await asyncio.sleep(pause_s)
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            return resp
+
+        self.routes[path] = h
+
+    def flaky(self, path: str, failures: int, status: int, body: str) -> None:
+        """Answer `status` to the first `failures` requests for `path`, then the HTML `body`."""
+
+        async def h(_: web.Request) -> web.StreamResponse:
+            # _dispatch has logged this request already, so the count includes it.
+            if self.count(path) <= failures:
+                return web.Response(status=status, text="busy")
+            return web.Response(text=body, content_type="text/html")
+
+        self.routes[path] = h
+
     def article(self, path: str, title: str = "An article") -> None:
         self.static(
             path,

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from fetcher_helpers import WebServer, fetcher_settings
 
 from newsflow_fetcher.downloader import ArticleDownloader, TransientFetchError
@@ -48,11 +47,7 @@ async def dl(redis: Any, redis_url: str) -> AsyncIterator[ArticleDownloader]:
 
 async def test_html_page_is_downloaded_with_final_url(site: WebServer, dl: ArticleDownloader) -> None:
     site.article("/story", "Quay works")
-
-    async def moved(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPMovedPermanently("/story")
-
-    site.routes["/old-story"] = moved
+    site.redirect("/old-story", "/story", permanent=True)
     page = await dl.handle(entry(site.url("/old-story?utm_campaign=x")))
     assert isinstance(page, RawPage)
     assert page.url == site.url("/old-story")
@@ -86,11 +81,7 @@ async def test_404_is_permanent(site: WebServer, dl: ArticleDownloader) -> None:
 
 
 async def test_slow_server_times_out_as_transient(site: WebServer, dl: ArticleDownloader) -> None:
-    async def slow(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(10)
-        return web.Response(text="<html>late</html>", content_type="text/html")
-
-    site.routes["/slow"] = slow
+    site.slow("/slow", 10)
     with pytest.raises(TransientFetchError) as err:
         await dl.handle(entry(site.url("/slow")))
     assert err.value.reason == "timeout"
@@ -98,35 +89,15 @@ async def test_slow_server_times_out_as_transient(site: WebServer, dl: ArticleDo
 
 
 async def test_trickling_body_hits_total_timeout(site: WebServer, dl: ArticleDownloader) -> None:
-    async def trickle(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
-        await resp.prepare(request)
-        try:
-            for _ in range(100):  # one byte every 0.3 s never trips the 1 s read timeout
-                await resp.write(b"<")
-                await asyncio.sleep(0.3)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        return resp
-
-    site.routes["/trickle"] = trickle
+    site.stream("/trickle", b"<", 100, pause_s=0.3)  # one byte every 0.3 s never trips the 1 s read timeout
     with pytest.raises(TransientFetchError) as err:
         await dl.handle(entry(site.url("/trickle")))
     assert err.value.reason == "timeout"
 
 
 async def test_endless_body_is_cut_at_the_size_cap(site: WebServer, dl: ArticleDownloader) -> None:
-    async def endless(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
-        await resp.prepare(request)
-        try:
-            for _ in range(10_000):  # bounded: 640 MiB at most, the client hangs up long before
-                await resp.write(b"<p>" + b"x" * 65_530 + b"</p>")
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        return resp
-
-    site.routes["/endless"] = endless
+    # bounded: 640 MiB at most, the client hangs up long before
+    site.stream("/endless", b"<p>" + b"x" * 65_530 + b"</p>", 10_000)
     with pytest.raises(PermanentError) as err:
         await dl.handle(entry(site.url("/endless")))
     assert err.value.reason == "too-large"
@@ -150,14 +121,8 @@ async def test_gzip_bomb_is_cut_after_decompression(site: WebServer, dl: Article
 
 
 async def test_redirect_loop(site: WebServer, dl: ArticleDownloader) -> None:
-    async def a(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/loop-b")
-
-    async def b(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/loop-a")
-
-    site.routes["/loop-a"] = a
-    site.routes["/loop-b"] = b
+    site.redirect("/loop-a", "/loop-b")
+    site.redirect("/loop-b", "/loop-a")
     with pytest.raises(PermanentError) as err:
         await dl.handle(entry(site.url("/loop-a")))
     assert err.value.reason == "redirect-loop"
@@ -165,17 +130,9 @@ async def test_redirect_loop(site: WebServer, dl: ArticleDownloader) -> None:
 
 
 async def test_500s_then_success(site: WebServer, dl: ArticleDownloader) -> None:
-    calls = {"n": 0}
-
-    async def flaky(_: web.Request) -> web.StreamResponse:
-        calls["n"] += 1
-        if calls["n"] <= 2:
-            return web.Response(status=500, text="oops")
-        return web.Response(text="<html><body>finally</body></html>", content_type="text/html")
-
-    site.routes["/flaky"] = flaky
+    site.flaky("/flaky", 2, 500, "<html><body>finally</body></html>")
     page = await dl.handle(entry(site.url("/flaky")))
-    assert "finally" in page.html() and calls["n"] == 3
+    assert "finally" in page.html() and site.count("/flaky") == 3
 
 
 async def test_persistent_500_is_transient_for_the_runtime(site: WebServer, dl: ArticleDownloader) -> None:
@@ -196,10 +153,7 @@ async def test_private_address_is_refused_without_connecting(dl: ArticleDownload
 
 
 async def test_redirect_to_metadata_address_is_refused(site: WebServer, dl: ArticleDownloader) -> None:
-    async def to_metadata(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("http://169.254.169.254/latest/meta-data/")
-
-    site.routes["/innocent"] = to_metadata
+    site.redirect("/innocent", "http://169.254.169.254/latest/meta-data/")
     with pytest.raises(PermanentError) as err:
         await dl.handle(entry(site.url("/innocent")))
     assert err.value.reason == "ssrf"

@@ -197,14 +197,7 @@ async def test_feed_without_usable_entries_fails_alone(site: WebServer, rig: Any
 
 async def test_304_costs_no_parse_and_no_entry(site: WebServer, rig: Any, monkeypatch: Any) -> None:
     p, sink, reg = rig
-    body = rss([("http://z.test/1", "One")])
-
-    async def conditional(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("If-None-Match") == '"v1"':
-            return web.Response(status=304, headers={"ETag": '"v1"'})
-        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
-
-    site.routes["/cond"] = conditional
+    site.etagged("/cond", '"v1"', rss([("http://z.test/1", "One")]))
     await reg.add(site.url("/cond"))
     first = await poll(p, reg, site.url("/cond"))
     assert first.outcome == "new"
@@ -229,13 +222,7 @@ async def test_lying_etag_is_detected(site: WebServer, rig: Any) -> None:
     """The server keeps one ETag and answers 304 to it while its content changes."""
     p, _sink, reg = rig
     state = {"items": [("http://news.test/1", "One")]}
-
-    async def liar(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("If-None-Match") == '"forever"':
-            return web.Response(status=304, headers={"ETag": '"forever"'})
-        return web.Response(text=rss(state["items"]), content_type="application/rss+xml", headers={"ETag": '"forever"'})
-
-    site.routes["/liar"] = liar
+    site.etagged("/liar", '"forever"', lambda: rss(state["items"]))
     await reg.add(site.url("/liar"))
     assert (await poll(p, reg, site.url("/liar"))).outcome == "new"
     state["items"] = [("http://news.test/2", "Two"), *state["items"]]
@@ -256,14 +243,7 @@ async def test_lying_etag_is_detected(site: WebServer, rig: Any) -> None:
 
 async def test_honest_server_keeps_trust_and_unchanged_body_is_not_parsed(site: WebServer, rig: Any) -> None:
     p, _sink, reg = rig
-    body = rss([("http://h.test/1", "One")])
-
-    async def honest(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("If-None-Match") == '"h1"':
-            return web.Response(status=304, headers={"ETag": '"h1"'})
-        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"h1"'})
-
-    site.routes["/honest"] = honest
+    site.etagged("/honest", '"h1"', rss([("http://h.test/1", "One")]))
     await reg.add(site.url("/honest"))
     outcomes = [(await poll(p, reg, site.url("/honest"))).outcome for _ in range(4)]
     # poll 4 is the verification poll: same ETag, same bytes -> unchanged, trust kept
@@ -444,14 +424,7 @@ async def test_entry_pending_in_a_dead_poller_is_not_hidden_behind_a_304(site: W
     from newsflow_fetcher.seen import seen_key
 
     p, sink, reg = rig
-    body = rss([("http://d.test/new", "New"), ("http://d.test/old", "Old")])
-
-    async def honest(request: web.Request) -> web.StreamResponse:
-        if request.headers.get("If-None-Match") == '"d1"':
-            return web.Response(status=304, headers={"ETag": '"d1"'})
-        return web.Response(text=body, content_type="application/rss+xml", headers={"ETag": '"d1"'})
-
-    site.routes["/dead-claim"] = honest
+    site.etagged("/dead-claim", '"d1"', rss([("http://d.test/new", "New"), ("http://d.test/old", "Old")]))
     await reg.add(site.url("/dead-claim"))
     await redis.set(seen_key("http://d.test/new"), b"pending:a-poller-that-died", px=60_000)
     r1 = await poll(p, reg, site.url("/dead-claim"))

@@ -53,35 +53,11 @@ async def test_service_end_to_end_with_hostile_articles(
         site.article(f"/good/{i}", f"Good {i}")
     site.static("/doc.pdf", b"%PDF-1.4 ...", "application/pdf")
 
-    async def slow(_: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(5)
-        return web.Response(text="<html>late</html>", content_type="text/html")
-
-    async def endless(request: web.Request) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/html"})
-        await resp.prepare(request)
-        try:
-            for _ in range(5_000):
-                await resp.write(b"z" * 65_536)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        return resp
-
-    async def loop_a(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/loop-b")
-
-    async def loop_b(_: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/loop-a")
-
-    flaky_calls = {"n": 0}
-
-    async def flaky(_: web.Request) -> web.StreamResponse:
-        flaky_calls["n"] += 1
-        if flaky_calls["n"] <= 2:
-            return web.Response(status=503, text="busy")
-        return web.Response(text="<html><body>recovered</body></html>", content_type="text/html")
-
-    site.routes.update({"/slow": slow, "/endless": endless, "/loop-a": loop_a, "/loop-b": loop_b, "/flaky": flaky})
+    site.slow("/slow", 5)
+    site.stream("/endless", b"z" * 65_536, 5_000)
+    site.redirect("/loop-a", "/loop-b")
+    site.redirect("/loop-b", "/loop-a")
+    site.flaky("/flaky", 2, 503, "<html><body>recovered</body></html>")
     site.static("/always-500", "no", "text/plain", status=500)
     links = [
         site.url(p)

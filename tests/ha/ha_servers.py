@@ -6,13 +6,9 @@ the tests prove the scripts as operators and the lead's fault tests will use the
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,22 +28,6 @@ def run_status(args: list[str]) -> tuple[int, list[str]]:
     return out.returncode, out.stdout.strip().splitlines()
 
 
-async def wait_until(cond: Callable[[], Awaitable[Any]], within: float, what: str, every: float = 0.05) -> float:
-    """Await `cond` until it returns something true; the seconds that took. Errors count as "not yet":
-    the servers are being killed on purpose."""
-    started = time.monotonic()
-    last: BaseException | None = None
-    while True:
-        try:
-            if await cond():
-                return time.monotonic() - started
-        except Exception as e:
-            last = e
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what} (last error: {last!r})")
-        await asyncio.sleep(every)
-
-
 def alive(pid: int) -> bool:
     """Running, not a zombie waiting for init to reap it (as the scripts count it)."""
     try:
@@ -55,6 +35,14 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status.splitlines())
+
+
+def running_pid(pidfile: Path) -> int | None:
+    """The pid a script wrote to `pidfile`, if that process still runs."""
+    if not pidfile.exists():
+        return None
+    pid = int(pidfile.read_text())
+    return pid if alive(pid) else None
 
 
 def rss_mb(pid: int) -> float:
@@ -93,11 +81,7 @@ class EsCluster:
         return self.urls[i - 1]
 
     def pid(self, i: int) -> int | None:
-        path = self.home / f"node-{i}" / "node.pid"
-        if not path.exists():
-            return None
-        pid = int(path.read_text())
-        return pid if alive(pid) else None
+        return running_pid(self.home / f"node-{i}" / "node.pid")
 
     def running(self) -> list[int]:
         return [i for i in range(1, self.size + 1) if self.pid(i) is not None]
@@ -144,11 +128,7 @@ class RedisHA:
         return int((self.dir / f"server-{i}" / "redis.port").read_text())
 
     def pid(self, i: int) -> int | None:
-        path = self.dir / f"server-{i}" / "redis.pid"
-        if not path.exists():
-            return None
-        pid = int(path.read_text())
-        return pid if alive(pid) else None
+        return running_pid(self.dir / f"server-{i}" / "redis.pid")
 
     def status(self) -> tuple[int, list[str]]:
         return run_status(["scripts/redis.sh", "status", "--dir", str(self.dir)])

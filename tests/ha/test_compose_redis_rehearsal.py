@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from ha_servers import ROOT, Figures, wait_until
+from ha_servers import ROOT, Figures
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from elasticsearch import AsyncElasticsearch
-from ha_servers import EsCluster, Figures, rss_mb, wait_until
+from ha_servers import EsCluster, Figures, rss_mb
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

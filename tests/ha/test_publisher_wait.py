@@ -18,8 +18,9 @@ import time
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
-from ha_servers import Figures, RedisHA, wait_until
+from ha_servers import Figures, RedisHA
 from pydantic import BaseModel
+from waiting import wait_until
 
 from newsflow_shared import metrics
 from newsflow_shared.runtime import DATA_FIELD, Publisher, decode, make_redis

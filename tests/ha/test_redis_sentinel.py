@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis.asyncio as aioredis
-from ha_servers import Figures, RedisHA, wait_until
+from ha_servers import Figures, RedisHA
 from redis.asyncio.sentinel import Sentinel
+from waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import time
 
-from ha_servers import Figures, RedisHA, wait_until
+from ha_servers import Figures, RedisHA
+from waiting import wait_until
 
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from article_factory import parsed_article
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_search.index_setup import ensure_index
-from newsflow_shared.ids import article_id
 from newsflow_shared.models import Caption, ParsedArticle
 
 # Written for these tests, modelled on the kind of page Newsflow exists for (a politics article with a
@@ -55,20 +55,11 @@ def make_article(
     **kw: Any,
 ) -> ParsedArticle:
     now = datetime.now(UTC)
-    return ParsedArticle(
-        article_id=article_id(url),
-        url=url,
-        domain=url.split("/")[2],
-        title=title if title is not None else text.split("\n", 1)[0],
-        text=text,
-        language=language,
-        word_count=kw.pop("word_count", len(text.split())),
-        content_hash=hashlib.sha256(text.encode()).hexdigest(),
-        simhash=simhash or simhash_of(text),
-        published_at=kw.pop("published_at", now - timedelta(minutes=10)),
-        discovered_at=kw.pop("discovered_at", now - timedelta(minutes=2)),
-        parsed_at=parsed_at or now,
-        **kw,
+    kw.setdefault("published_at", now - timedelta(minutes=10))
+    kw.setdefault("discovered_at", now - timedelta(minutes=2))
+    title = title if title is not None else text.split("\n", 1)[0]
+    return parsed_article(
+        url, title, text, language=language, parsed_at=parsed_at or now, simhash=simhash or simhash_of(text), **kw
     )
 
 

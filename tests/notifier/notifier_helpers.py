@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -25,15 +24,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from article_factory import parsed_article
 from elasticsearch import AsyncElasticsearch
 
+from newsflow_indexer.alerts import Match, delivery_key
 from newsflow_notifier.main import service
 from newsflow_notifier.settings import NotifierSettings
 from newsflow_search.documents import to_document
 from newsflow_search.index_setup import ensure_index
 from newsflow_search.rules import Rule, RuleStore
 from newsflow_shared import streams
-from newsflow_shared.ids import article_id
 from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.runtime import Publisher, ensure_groups
 
@@ -196,22 +196,7 @@ def smtp_server(tmp_path: Any) -> Iterator[Mailbox]:
 
 
 def article(url: str, title: str, text: str, *, minutes_ago: float = 5, **kw: Any) -> ParsedArticle:
-    now = datetime.now(UTC)
-    return ParsedArticle(
-        article_id=article_id(url),
-        url=url,
-        domain=url.split("/")[2],
-        title=title,
-        text=text,
-        description=kw.pop("description", None),
-        language="en",
-        word_count=len(text.split()),
-        content_hash=hashlib.sha256(text.encode()).hexdigest(),
-        simhash=hashlib.sha256(text.encode()).hexdigest()[:16],
-        published_at=now - timedelta(minutes=minutes_ago),
-        parsed_at=now,
-        **kw,
-    )
+    return parsed_article(url, title, text, published_at=datetime.now(UTC) - timedelta(minutes=minutes_ago), **kw)
 
 
 async def index_articles(es: AsyncElasticsearch, articles: list[ParsedArticle]) -> None:
@@ -224,21 +209,9 @@ async def index_articles(es: AsyncElasticsearch, articles: list[ParsedArticle]) 
 
 
 def alert_for(rule: Rule, a: ParsedArticle, snippet: str | None = None) -> Alert:
-    aid = hashlib.sha256(f"{rule.id}:{a.article_id}".encode()).hexdigest()[:32]
-    return Alert(
-        alert_id=aid,
-        rule_id=rule.id,
-        rule_name=rule.name,
-        query=rule.query,
-        article_id=a.article_id,
-        url=a.url,
-        title=a.title,
-        published_at=a.published_at,
-        snippet=snippet or f"a «{rule.query}» in the text",
-        language="en",
-        domain=a.domain,
-        indexed_at=datetime.now(UTC),
-    )
+    """The alert the indexer publishes when `rule` matches `a`: its own Match, on the article's document."""
+    match = Match(rule, a.article_id, to_document(a), snippet or f"a «{rule.query}» in the text", delivery_key(a))
+    return match.alert(duplicates=[], indexed_at=datetime.now(UTC))
 
 
 async def publish_alerts(redis: aioredis.Redis, alerts: list[Alert]) -> None:
@@ -295,19 +268,6 @@ async def running_notifier(settings: NotifierSettings, **provide: object) -> Asy
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-async def eventually(cond: Any, within: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while True:
-        result = cond()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -16,11 +16,11 @@ from notifier_helpers import (
     add_rules,
     article,
     cli,
-    eventually,
     notifier_settings,
     publish_alerts,
     running_notifier,
 )
+from waiting import wait_until
 
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
@@ -145,7 +145,7 @@ async def test_alerts_list_show_and_tail(ready, settings, receiver: Receiver, re
     assert tail.stderr is not None and b"following" in await asyncio.wait_for(tail.stderr.readline(), 60)
     async with running_notifier(notifier_settings(redis_url, es_url)):
         await publish_alerts(redis, fired)
-        await eventually(lambda: len(receiver.requests) == 2, what="two messages: two stories")
+        await wait_until(lambda: len(receiver.requests) == 2, what="two messages: two stories")
         out, _err = await asyncio.wait_for(tail.communicate(), 30)
     followed = out.decode().strip().splitlines()
     assert tail.returncode == 0 and len(followed) == 3, followed

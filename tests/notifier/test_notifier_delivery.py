@@ -15,12 +15,12 @@ from notifier_helpers import (
     alert_for,
     article,
     cli,
-    eventually,
     index_articles,
     notifier_settings,
     publish_alerts,
     running_notifier,
 )
+from waiting import wait_until
 
 from newsflow_alerting.state import NotifierState
 from newsflow_notifier.channels.send import sign
@@ -61,9 +61,9 @@ async def test_every_http_channel_gets_its_own_body_with_the_idempotency_key(
     settings = notifier_settings(redis_url, es_url, telegram_api_url=f"{receiver.url}/tg")
     async with running_notifier(settings):
         await publish_alerts(redis, [alert])
-        await eventually(lambda: len(receiver.requests) >= 5, what="five HTTP deliveries")
+        await wait_until(lambda: len(receiver.requests) >= 5, what="five HTTP deliveries")
         state = NotifierState(redis)
-        await eventually(
+        await wait_until(
             lambda: _all_delivered(state, alert.alert_id, len(rule.channels)), what="every channel recorded"
         )
     (hook,) = receiver.on("/hook")
@@ -110,7 +110,7 @@ async def test_a_receiver_that_answers_500_then_recovers_gets_the_alert_once(
     async with running_notifier(notifier_settings(redis_url, es_url, delivery_attempts=4)):
         await publish_alerts(redis, [alert])
         state = NotifierState(redis)
-        await eventually(lambda: _all_delivered(state, alert.alert_id, 1), what="delivered after two 500s")
+        await wait_until(lambda: _all_delivered(state, alert.alert_id, 1), what="delivered after two 500s")
     assert [r.headers["idempotency-key"] for r in receiver.on("/flaky")] == [
         f"{alert.alert_id}:{rule.channels[0].key}"
     ] * 3
@@ -132,7 +132,7 @@ async def test_a_receiver_slower_than_the_timeout_is_dead_lettered_then_replayed
     state = NotifierState(redis)
     async with running_notifier(notifier_settings(redis_url, es_url)):
         await publish_alerts(redis, [alert])
-        await eventually(lambda: _dead(redis), what="a dead letter")
+        await wait_until(lambda: _dead(redis), what="a dead letter")
         (dead,) = await dead_letters(redis)
         assert dead.reason == "timeout" and "after 3 attempts" in dead.error
         slow_key = f"{alert.alert_id}:{rule.channels[0].key}"
@@ -145,7 +145,7 @@ async def test_a_receiver_slower_than_the_timeout_is_dead_lettered_then_replayed
         receiver.slow_s = 0.0
         out = await cli("dlq", "replay", streams.NOTIFICATIONS, "--all", NEWSFLOW_REDIS_URL=redis_url)
         assert out.returncode == 0 and "replayed 1" in out.stdout, out.stderr
-        await eventually(lambda: _all_delivered(state, alert.alert_id, 2), what="the replay delivered")
+        await wait_until(lambda: _all_delivered(state, alert.alert_id, 2), what="the replay delivered")
     assert (
         receiver.keys("/slow") == {slow_key: 4}
         and receiver.keys("/fast")[f"{alert.alert_id}:{rule.channels[1].key}"] == 1
@@ -181,7 +181,7 @@ async def test_a_refusal_is_dead_lettered_at_once_and_a_private_destination_is_n
         # The loopback receiver itself is refused too without the allow-list: only the literal-IP 400 path
         # needs it, so give that one its own run below.
         await publish_alerts(redis, [alert_for(rule, a)])
-        await eventually(lambda: _dead_count(redis, 2), what="two dead letters")
+        await wait_until(lambda: _dead_count(redis, 2), what="two dead letters")
     reasons = sorted(d.reason for d in await dead_letters(redis))
     assert reasons == ["blocked", "blocked"]
     assert receiver.requests == []  # nothing ever reached the private address
@@ -191,7 +191,7 @@ async def test_a_refusal_is_dead_lettered_at_once_and_a_private_destination_is_n
     await add_rules(es, rule2)
     async with running_notifier(notifier_settings(redis_url, es_url)):
         await publish_alerts(redis, [alert_for(rule2, a)])
-        await eventually(lambda: _dead_count(redis, 1), what="a dead letter")
+        await wait_until(lambda: _dead_count(redis, 1), what="a dead letter")
     (dead,) = await dead_letters(redis)
     assert dead.reason == "http-400" and len(receiver.on("/reject")) == 1  # a refusal is not retried
 
@@ -222,7 +222,7 @@ async def test_email_over_starttls_with_auth_has_text_and_html(
     )
     async with running_notifier(settings):
         await publish_alerts(redis, [alert])
-        await eventually(lambda: len(smtp_server.messages) == 1, what="one e-mail")
+        await wait_until(lambda: len(smtp_server.messages) == 1, what="one e-mail")
     sender, rcpts, msg = smtp_server.messages[0]
     assert sender == "alerts@example.org" and rcpts == ["desk@example.org", "ops@example.org"]
     assert smtp_server.logins == [SMTP_USER]
@@ -253,7 +253,7 @@ async def test_a_wrong_smtp_password_is_dead_lettered_with_the_reason(
     )
     async with running_notifier(settings):
         await publish_alerts(redis, [alert_for(rule, a)])
-        await eventually(lambda: _dead(redis), what="a dead letter")
+        await wait_until(lambda: _dead(redis), what="a dead letter")
     (dead,) = await dead_letters(redis)
     assert dead.reason == "smtp-535" and smtp_server.messages == []
     listed = await cli("dlq", "list", streams.NOTIFICATIONS, "--json", NEWSFLOW_REDIS_URL=redis_url)

@@ -7,7 +7,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from notifier_helpers import Receiver, add_rules, alert_for, article, eventually, index_articles, publish_alerts
+from notifier_helpers import Receiver, add_rules, alert_for, article, index_articles, publish_alerts
+from waiting import wait_until
 
 from newsflow_alerting.state import NotifierState
 from newsflow_devtools.processes import ServiceProcess
@@ -70,14 +71,14 @@ async def test_kill_9_during_deliveries_loses_none_and_repeats_only_the_in_fligh
         await asyncio.to_thread(proc.start)
         await asyncio.to_thread(proc.wait_ready)
         await publish_alerts(redis, alerts)
-        await eventually(lambda: len(receiver.requests) >= n // 4, 60, "a quarter delivered")
+        await wait_until(lambda: len(receiver.requests) >= n // 4, 60, "a quarter delivered")
         await asyncio.to_thread(proc.kill)
         at_kill = len(receiver.requests)
         assert at_kill < n, "the kill came too late to prove anything"
         await asyncio.to_thread(proc.start)  # a new consumer name, as a new container has
         await asyncio.to_thread(proc.wait_ready)
-        await eventually(lambda: set(receiver.keys()) >= expected, 90, "every alert delivered")
-        await eventually(lambda: _pending_zero(redis), 30, "nothing left pending")
+        await wait_until(lambda: set(receiver.keys()) >= expected, 90, "every alert delivered")
+        await wait_until(lambda: _pending_zero(redis), 30, "nothing left pending")
         assert await asyncio.to_thread(proc.stop) == 0
     finally:
         await asyncio.to_thread(proc.kill)
@@ -122,15 +123,15 @@ async def test_a_dead_notifier_holds_indexing_back_nowhere_and_loses_no_alert_to
         await asyncio.to_thread(indexer.wait_ready)
         for a in reports(n, "d"):
             await pub.publish(streams.PARSED, a)
-        await eventually(lambda: _pending(redis, streams.PARSED), 5, "the indexer reading")  # non-zero first
-        await eventually(lambda: _indexed_all(redis), 90, "every article indexed with the notifier down")
+        await wait_until(lambda: _pending(redis, streams.PARSED), 5, "the indexer reading")  # non-zero first
+        await wait_until(lambda: _indexed_all(redis), 90, "every article indexed with the notifier down")
         # Nobody read the alerts yet, and the indexer's trimming of its own input left them all there.
         await asyncio.sleep(1.5)
         assert await redis.xlen(streams.ALERTS) == n
         await asyncio.to_thread(notifier.start)
         await asyncio.to_thread(notifier.wait_ready)
-        await eventually(lambda: len(receiver.on("/late")) == n, 60, "every alert delivered late")
-        await eventually(lambda: _pending_zero(redis), 30, "every alert acknowledged")
+        await wait_until(lambda: len(receiver.on("/late")) == n, 60, "every alert delivered late")
+        await wait_until(lambda: _pending_zero(redis), 30, "every alert acknowledged")
     finally:
         for p in (indexer, notifier):
             await asyncio.to_thread(p.stop)

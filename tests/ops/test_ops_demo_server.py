@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from email.utils import format_datetime
 
 import aiohttp
@@ -104,51 +106,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_module_entry_point_serves_until_terminated() -> None:
+@contextlib.asynccontextmanager
+async def demo_process(*launcher: str, articles: int) -> AsyncIterator[tuple[asyncio.StreamReader, int]]:
+    """Run the demo server as `python <launcher>` on a free port; yield its stdout (after the first line,
+    which it checks) and the port. Leaving terminates it and checks that it exits cleanly."""
     port = _free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "newsflow_devtools.demo.server",
+        *launcher,
         "--port",
         str(port),
         "--articles",
-        "40",
+        str(articles),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
         assert proc.stdout is not None
         first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert f"40 articles at http://127.0.0.1:{port}/" in first
-        feeds = [(await proc.stdout.readline()).decode().split(" ", 1)[1].strip() for _ in range(4)]
-        async with aiohttp.ClientSession() as http, http.get(feeds[0]) as r:
-            assert r.status == 200
+        assert f"{articles} articles at http://127.0.0.1:{port}/" in first
+        yield proc.stdout, port
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+async def test_module_entry_point_serves_until_terminated() -> None:
+    async with demo_process("-m", "newsflow_devtools.demo.server", articles=40) as (stdout, _port):
+        feeds = [(await stdout.readline()).decode().split(" ", 1)[1].strip() for _ in range(4)]
+        async with aiohttp.ClientSession() as http, http.get(feeds[0]) as r:
+            assert r.status == 200
 
 
 async def test_demo_serve_command_serves_until_terminated() -> None:
-    port = _free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from newsflow_devtools.demo.cli import app; app()",
-        "serve",
-        "--port",
-        str(port),
-        "--articles",
-        "35",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        assert f"35 articles at http://127.0.0.1:{port}/" in first
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/feeds.opml") as r:
-            assert r.status == 200
-    finally:
-        proc.terminate()
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    launcher = ("-c", "from newsflow_devtools.demo.cli import app; app()", "serve")
+    async with (
+        demo_process(*launcher, articles=35) as (_stdout, port),
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/feeds.opml") as r,
+    ):
+        assert r.status == 200

@@ -6,15 +6,11 @@ travels in a RawPage, and the parser's handler turns it into an article or a dea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from newsflow_extract.extract import extract
 from newsflow_fetcher.charset import decode_html
-from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
-from newsflow_parser.settings import ParserSettings
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry, ParsedArticle, RawPage
 from newsflow_shared.runtime import PermanentError
@@ -42,15 +38,6 @@ def page(charset_meta: str | None = None, story: str = STORY) -> str:
 def raw_page(html: str) -> RawPage:
     entry = FeedEntry(url=URL, link=URL, article_id=article_id(URL), feed_url="https://zeitung.example/feed")
     return RawPage.with_html(html, entry=entry, url=URL, final_url=URL, status=200, content_type="text/html")
-
-
-@pytest.fixture(scope="module")
-async def handler() -> AsyncIterator[PageHandler]:
-    pool = ExtractionPool(workers=1, timeout_s=10, max_tasks=50)
-    try:
-        yield PageHandler(pool, ParserSettings(parser_workers=1, parser_timeout_s=10))
-    finally:
-        pool.close()
 
 
 async def parsed(handler: PageHandler, body: bytes, content_type: str) -> ParsedArticle:

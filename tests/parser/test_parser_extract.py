@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,11 @@ CHROME = [
 def page(name: str, url: str | None = None, entry: FeedEntry | None = None) -> ParsedArticle:
     html = (FIXTURES / name).read_text(encoding="utf-8")
     return extract(html, url or f"https://news.example/{name.removesuffix('.html')}", entry)
+
+
+def feed_entry(url: str, **fields: Any) -> FeedEntry:
+    """The feed's item for the page at `url`, carrying `fields`."""
+    return FeedEntry(url=url, link=url, article_id="0" * 32, feed_url="https://news.example/feed.xml", **fields)
 
 
 def assert_captions_once_and_not_in_text(a: ParsedArticle, expected: list[str]) -> None:
@@ -212,11 +218,8 @@ def test_comments_and_related_links_stay_out() -> None:
 
 def test_feed_entry_fills_what_the_page_lacks() -> None:
     url = "https://news.example/persian_nolang"
-    entry = FeedEntry(
-        url=url,
-        link=url,
-        article_id="0" * 32,
-        feed_url="https://news.example/feed.xml",
+    entry = feed_entry(
+        url,
         feed_title="News Example",
         title="Feed title",
         authors=["By Parisa Karimi"],
@@ -245,12 +248,8 @@ def test_feed_entry_fills_what_the_page_lacks() -> None:
 def test_feed_caption_equal_to_page_caption_is_kept_once() -> None:
     url = "https://news.example/gallery"
     cap = "Families watch from the sea wall as the beams sweep across the bay"
-    entry = FeedEntry(
-        url=url,
-        link=url,
-        article_id="0" * 32,
-        feed_url="https://news.example/feed.xml",
-        media=[MediaItem(url="https://img.harbourgazette.example/gallery/lamps-3.jpg", caption=cap)],
+    entry = feed_entry(
+        url, media=[MediaItem(url="https://img.harbourgazette.example/gallery/lamps-3.jpg", caption=cap)]
     )
     a = page("gallery.html", url, entry)
     assert [key(c.text) for c in a.captions].count(key(cap)) == 1

@@ -6,7 +6,6 @@ produced its text (`extraction_method`), so that an operator can count and searc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,7 @@ from prometheus_client import REGISTRY
 from newsflow_extract import extract as extraction
 from newsflow_extract.errors import ExtractionError
 from newsflow_extract.extract import extract
-from newsflow_parser.pool import ExtractionPool
 from newsflow_parser.service import PageHandler
-from newsflow_parser.settings import ParserSettings
 from newsflow_shared.ids import article_id
 from newsflow_shared.models import FeedEntry, ParsedArticle, RawPage
 from newsflow_shared.runtime import PermanentError
@@ -86,15 +83,6 @@ def test_a_short_notice_is_an_article_but_a_row_of_link_labels_is_not() -> None:
         extract(links, "https://harbour.example/")
     assert err.value.reason == "not-an-article"
     assert "every path" in err.value.message
-
-
-@pytest.fixture(scope="module")
-async def handler() -> AsyncIterator[PageHandler]:
-    pool = ExtractionPool(workers=1, timeout_s=10, max_tasks=50)
-    try:
-        yield PageHandler(pool, ParserSettings(parser_workers=1, parser_timeout_s=10))
-    finally:
-        pool.close()
 
 
 def raw_page(html: str, url: str) -> RawPage:

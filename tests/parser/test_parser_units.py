@@ -74,31 +74,40 @@ def test_clean_authors(values: list[str], expected: list[str]) -> None:
 def test_a_newsroom_credit_is_an_author_only_when_nobody_is_named() -> None:
     assert clean_authors(["Redaktion"]) == []
     assert clean_authors(["Redaktion"], roles=True) == ["Redaktion"]
-    page = (
-        "<html><body><h1>Road closed</h1><span class='author'>Redaktion</span><p>The road is closed.</p></body></html>"
-    )
-    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Redaktion"]
 
 
-def test_a_json_ld_author_given_by_reference_is_resolved() -> None:
-    # Yoast's graph: the article names its author by @id, the Person object carries the name
-    page = (
-        '<html><head><script type="application/ld+json">{"@graph": ['
-        '{"@type": "Article", "headline": "Road closed", "author": {"@id": "https://news.example/#/person/7"}},'
-        '{"@type": "Person", "@id": "https://news.example/#/person/7", "name": "Lena Brandt"}]}</script>'
-        "</head><body><h1>Road closed</h1><p>The road is closed.</p></body></html>"
-    )
-    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Lena Brandt"]
-
-
-def test_the_byline_is_the_first_one_and_never_a_commenters() -> None:
-    page = (
-        "<html><body><h1>Road closed</h1><p class='byline'>By Lena Brandt</p><p>The road is closed.</p>"
-        "<div class='comments'><span class='author'>Karl</span><p>About time!</p>"
-        "<span class='author-name'>Mo Reyes</span><p>Finally.</p></div>"
-        "<aside class='related'><span class='byline'>By Other Writer</span></aside></body></html>"
-    )
-    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == ["Lena Brandt"]
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        # a newsroom's credit is the author of a page that names nobody
+        pytest.param(
+            "<html><body><h1>Road closed</h1><span class='author'>Redaktion</span><p>The road is closed.</p>"
+            "</body></html>",
+            ["Redaktion"],
+            id="newsroom-credit-alone",
+        ),
+        # Yoast's graph: the article names its author by @id, the Person object carries the name
+        pytest.param(
+            '<html><head><script type="application/ld+json">{"@graph": ['
+            '{"@type": "Article", "headline": "Road closed", "author": {"@id": "https://news.example/#/person/7"}},'
+            '{"@type": "Person", "@id": "https://news.example/#/person/7", "name": "Lena Brandt"}]}</script>'
+            "</head><body><h1>Road closed</h1><p>The road is closed.</p></body></html>",
+            ["Lena Brandt"],
+            id="json-ld-author-by-reference",
+        ),
+        # the byline is the first one and never a commenter's
+        pytest.param(
+            "<html><body><h1>Road closed</h1><p class='byline'>By Lena Brandt</p><p>The road is closed.</p>"
+            "<div class='comments'><span class='author'>Karl</span><p>About time!</p>"
+            "<span class='author-name'>Mo Reyes</span><p>Finally.</p></div>"
+            "<aside class='related'><span class='byline'>By Other Writer</span></aside></body></html>",
+            ["Lena Brandt"],
+            id="first-byline-not-commenters",
+        ),
+    ],
+)
+def test_authors_of_a_page(page: str, expected: list[str]) -> None:
+    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == expected
 
 
 def test_publisher_beside_people_is_not_an_author() -> None:

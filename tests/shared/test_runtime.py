@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from waiting import wait_until
 
 from newsflow_shared import streams
 from newsflow_shared.ids import article_id
@@ -79,19 +80,6 @@ async def running(svc: Service[CommonSettings], settings: CommonSettings) -> Asy
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
-
-
-async def wait_until(cond: Callable[[], Any], within: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = cond()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def out_titles(redis: aioredis.Redis) -> list[str]:
@@ -227,17 +215,22 @@ async def test_safe_trim_removes_only_entries_every_group_acknowledged(redis: ai
     assert remaining == ids[3:]
 
 
-async def test_flushed_redis_groups_are_recreated_and_work_resumes(redis: aioredis.Redis, redis_url: str) -> None:
+@contextlib.asynccontextmanager
+async def relayed_first_entry(redis: aioredis.Redis, redis_url: str) -> AsyncIterator[None]:
+    """A relay that passes entries on unchanged, running, once entry 1 has come out on OUT."""
     await ensure_groups(redis, {IN: ("g",)})
 
-    async def handle(e: FeedEntry) -> FeedEntry:
+    async def same(e: FeedEntry) -> FeedEntry:
         return e
 
-    settings = settings_for(redis_url)
-    svc = relay(handle)
-    async with running(svc, settings):
+    async with running(relay(same), settings_for(redis_url)):
         await redis.xadd(IN, encode(entry(1)))
         await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
+        yield
+
+
+async def test_flushed_redis_groups_are_recreated_and_work_resumes(redis: aioredis.Redis, redis_url: str) -> None:
+    async with relayed_first_entry(redis, redis_url):
         await redis.flushdb()  # NOGROUP from now on until someone re-creates the group
         await wait_until(lambda: _group_exists(redis, IN, "g"))
         await redis.xadd(IN, encode(entry(2)))
@@ -258,16 +251,7 @@ async def test_redis_restart_consumer_reconnects_with_groups_intact(
     if redis_dir is None:
         pytest.skip("restarts Redis: needs the suite's own Redis (NEWSFLOW_REDIS_URL is set)")
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
-    await ensure_groups(redis, {IN: ("g",)})
-
-    async def handle(e: FeedEntry) -> FeedEntry:
-        return e
-
-    settings = settings_for(redis_url)
-    svc = relay(handle)
-    async with running(svc, settings):
-        await redis.xadd(IN, encode(entry(1)))
-        await wait_until(lambda: _xlen_at_least(redis, OUT, 1))
+    async with relayed_first_entry(redis, redis_url):
         await asyncio.sleep(1.1)  # appendfsync everysec
         await asyncio.to_thread(
             subprocess.run,

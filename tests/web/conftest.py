@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import subprocess
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from article_factory import parsed_article
 from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
 
@@ -23,7 +23,6 @@ from newsflow_devtools.processes import free_port, venv_bin
 from newsflow_search.documents import doc_version, to_document
 from newsflow_search.index_setup import ensure_index
 from newsflow_search.settings import SearchSettings
-from newsflow_shared.ids import article_id
 from newsflow_shared.models import Block, Caption, ParsedArticle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,23 +41,8 @@ CHROMIUM_ARGS = [
 def make_article(url: str, title: str, paragraphs: list[str], **kw: Any) -> ParsedArticle:
     """An article as the parser hands it on: blocks (sub-headings marked "h"), and the text they join to."""
     blocks = [Block(kind="h" if p.startswith("## ") else "p", text=p.removeprefix("## ")) for p in paragraphs]
-    text = "\n\n".join(b.text for b in blocks)
-    now = datetime.now(UTC)
-    return ParsedArticle(
-        article_id=article_id(url),
-        url=url,
-        domain=url.split("/")[2],
-        title=title,
-        text=text,
-        blocks=blocks,
-        language=kw.pop("language", "en"),
-        word_count=len(text.split()),
-        content_hash=hashlib.sha256(text.encode()).hexdigest(),
-        simhash=kw.pop("simhash", hashlib.sha256(text.encode()).hexdigest()[:16]),
-        published_at=kw.pop("published_at", now - timedelta(hours=5)),
-        parsed_at=now,
-        **kw,
-    )
+    kw.setdefault("published_at", datetime.now(UTC) - timedelta(hours=5))
+    return parsed_article(url, title, "\n\n".join(b.text for b in blocks), blocks=blocks, **kw)
 
 
 PORT_STRIKE = [

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from elasticsearch import AsyncElasticsearch
 
 from newsflow_shared import streams
-from newsflow_shared.models import Alert
+from newsflow_shared.models import Alert, ParsedArticle
 from newsflow_shared.runtime import encode
 
 from .conftest import TOKEN, WebProcess, run_async
@@ -248,26 +248,12 @@ def test_alerts_show_what_the_notifier_made_of_them_per_channel(web: WebProcess,
     rule = Rule(name="fates", query="rocket", channels=["log", "https://hooks.example.org/a"])
     log_key, hook_key = (c.key for c in rule.channels)
     now = datetime.now(UTC)
-    one = Alert(
-        alert_id="a" * 32,
-        rule_id=rule.id,
-        rule_name=rule.name,
-        query="rocket",
-        article_id=sent_art.article_id,
-        url=sent_art.url,
-        title="Fate one",
-        matched_at=now,
-    )
-    two = Alert(
-        alert_id="b" * 32,
-        rule_id=rule.id,
-        rule_name=rule.name,
-        query="rocket",
-        article_id=copy_art.article_id,
-        url=copy_art.url,
-        title="Fate two",
-        matched_at=now,
-    )
+
+    def fate(alert_id: str, art: ParsedArticle, title: str) -> Alert:
+        return Alert(alert_id=alert_id, rule_id=rule.id, rule_name=rule.name, query=rule.query,
+                     article_id=art.article_id, url=art.url, title=title, matched_at=now)  # fmt: skip
+
+    one, two = fate("a" * 32, sent_art, "Fate one"), fate("b" * 32, copy_art, "Fate two")
 
     def delivery(status: str, channel: str, detail: str = "") -> Delivery:
         return Delivery(
