@@ -316,7 +316,7 @@ async def parts(ready: Any, redis_url: str, es_url: str) -> AsyncIterator[Parts]
     try:
         yield Parts(
             state=state,
-            planner=Planner(redis, state, rules, es, s),
+            planner=Planner(state, rules, es, s),
             scheduler=DigestScheduler(redis, state, rules, 0.1),
             deliverer=Deliverer(state, rules, Sender(http, s), s, asyncio.Event()),
             http=http,

@@ -43,7 +43,7 @@ async def clients(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
         rules = RuleCache(RuleStore(es, s.rules_index, s.index_alias), s.rules_refresh_s)
         yield {
             "es": es,
-            "planner": Planner(runtime.redis, state, rules, es, s),
+            "planner": Planner(state, rules, es, s),
             "deliverer": Deliverer(state, rules, Sender(http, s), s, runtime.stopping),
             "scheduler": DigestScheduler(runtime.redis, state, rules, s.digest_tick_s),
         }

@@ -15,7 +15,6 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-import redis.asyncio as aioredis
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 from redis.exceptions import LockError, RedisError
@@ -39,14 +38,8 @@ LOCK_POLL_S = 0.01
 
 class Planner:
     def __init__(
-        self,
-        redis: aioredis.Redis,
-        state: NotifierState,
-        rules: RuleCache,
-        es: AsyncElasticsearch,
-        settings: NotifierSettings,
+        self, state: NotifierState, rules: RuleCache, es: AsyncElasticsearch, settings: NotifierSettings
     ) -> None:
-        self.redis = redis
         self.state = state
         self.rules = rules
         self.es = es
