@@ -5,6 +5,7 @@ mode) and whether anything was lost.
     .venv/bin/python benchmarks/bench_notifier.py            # servers of its own, about 10 minutes
     .venv/bin/python benchmarks/bench_notifier.py --articles 2000 --matching 400   # a quicker look
     .venv/bin/python benchmarks/bench_notifier.py --burst-only --rate 50   # paced at 50 articles/s, no modes 2-3
+    .venv/bin/python benchmarks/bench_notifier.py --burst-only --notifiers 2   # two notifier replicas
 
 The real indexer and notifier run as processes (as in compose) against a real Redis and Elasticsearch
 (NEWSFLOW_REDIS_URL / NEWSFLOW_ELASTICSEARCH_URL when set, else started here). Articles are generated
@@ -290,8 +291,8 @@ async def burst(
         await store.add(r, validate=False)
     arts = articles(a.articles, a.matching, a.rules)
     indexer = ServiceProcess("indexer", 1, env, logs)
-    notifier = ServiceProcess("notifier", 1, env, logs)
-    for proc in (indexer, notifier):
+    notifiers = [ServiceProcess("notifier", i + 1, env, logs) for i in range(a.notifiers)]
+    for proc in (indexer, *notifiers):
         await asyncio.to_thread(proc.start)
         await asyncio.to_thread(proc.wait_ready)
     follow = Follower(redis)
@@ -313,8 +314,8 @@ async def burst(
     total_s = time.monotonic() - started
     await asyncio.sleep(1.0)  # the follower's last read
     await follow.stop()
-    cpu = {proc.service: cpu_s(proc) for proc in (indexer, notifier)}
-    for proc in (notifier, indexer):
+    cpu = {"indexer": cpu_s(indexer), "notifier": sum(cpu_s(n) for n in notifiers)}
+    for proc in (*notifiers, indexer):
         await asyncio.to_thread(proc.stop)
     latencies = [t - datetime.fromisoformat(b["indexed_at"]).timestamp() for _k, t, b in rec.got]
     # The indexer's part (rule evaluation, records, snippets, publishing) and the notifier's.
@@ -327,7 +328,8 @@ async def burst(
     fate = await accounted(redis, alerts)
     how = f"written at {a.rate:g}/s" if a.rate else "written at once"
     print(
-        f"burst: {a.articles} articles ({how}), {len(alerts)} alerts of {a.rules} rules; indexed in "
+        f"burst: {a.articles} articles ({how}), {len(alerts)} alerts of {a.rules} rules, "
+        f"{a.notifiers} notifier replica(s); indexed in "
         f"{indexed_s:.0f} s, every alert delivered {total_s:.0f} s after the first article was written"
     )
     print(
@@ -365,6 +367,7 @@ async def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rules", type=int, default=50)
     p.add_argument("--rate", type=float, default=0, help="articles written per second (0: all at once)")
     p.add_argument("--burst-only", action="store_true", help="run 1 only (no replayed modes)")
+    p.add_argument("--notifiers", type=int, default=1, help="notifier replicas in run 1 (default 1)")
     p.add_argument(
         "--modes", default="alone,storm,digest", help="replayed modes to run after the burst (comma-separated)"
     )
