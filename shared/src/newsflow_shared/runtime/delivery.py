@@ -171,17 +171,17 @@ class Delivery:
     """One consumer's settling machinery, shared by its reading and its claiming subscriber."""
 
     service: str
-    stream: str
-    group: str
-    consumer: str
+    holdings: Holdings  # its stream, group and consumer are this one's
     publisher: Publisher
     routes: Mapping[type[BaseModel], str]
     max_deliveries: int
     retry_after_ms: int
-    holdings: Holdings
+    stream: str = field(init=False)
+    group: str = field(init=False)
     failures_key: str = field(init=False)
 
     def __post_init__(self) -> None:
+        self.stream, self.group = self.holdings.stream, self.holdings.group
         self.failures_key = f"{streams.FAILURES_PREFIX}{self.stream}:{self.group}"
 
     @property

@@ -399,15 +399,12 @@ class Instance(Generic[S]):
             grace_s=max(10 * settings.claim_idle_ms / 1000, 30.0),
         )
         delivery = Delivery(
-            service=self.name,
-            stream=c.stream,
-            group=c.group,
-            consumer=settings.consumer_name,
-            publisher=rt.publisher,
-            routes=c.routes,
+            self.name,
+            holdings,
+            rt.publisher,
+            c.routes,
             max_deliveries=settings.max_deliveries,
             retry_after_ms=settings.claim_idle_ms,
-            holdings=holdings,
         )
         model = c.model
 
