@@ -77,7 +77,10 @@ def test_a_newsroom_credit_is_an_author_only_when_nobody_is_named() -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "expected"),
+    # Not `page`: that is pytest-playwright's fixture, and a parameter of that name pulls its session-scoped
+    # browser into this test's fixtures (pytest then ran the browser tests here, and their event loop broke
+    # every asyncio test after them).
+    ("html", "expected"),
     [
         # a newsroom's credit is the author of a page that names nobody
         pytest.param(
@@ -106,8 +109,8 @@ def test_a_newsroom_credit_is_an_author_only_when_nobody_is_named() -> None:
         ),
     ],
 )
-def test_authors_of_a_page(page: str, expected: list[str]) -> None:
-    assert extract_metadata(document_fromstring(page), "https://news.example/road").authors == expected
+def test_authors_of_a_page(html: str, expected: list[str]) -> None:
+    assert extract_metadata(document_fromstring(html), "https://news.example/road").authors == expected
 
 
 def test_publisher_beside_people_is_not_an_author() -> None:
