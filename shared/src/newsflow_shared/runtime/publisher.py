@@ -108,10 +108,7 @@ class Publisher:
         if self.wait_replicas > 0 and time.monotonic() >= self._wait_suspended_until:
             mid = await self._append_and_wait(stream, fields, key, maxlen)
         elif key is not None:
-            mid = await self._publish_once(
-                keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
-                args=[fields[DATA_FIELD], maxlen or 0, self.dedup_ttl_s, DATA_FIELD],
-            )
+            mid = await self._append_once(stream, fields, key, maxlen)
         else:
             mid = await self.redis.xadd(stream, fields, maxlen=maxlen, approximate=maxlen is not None)
         if mid is None:
@@ -122,6 +119,17 @@ class Publisher:
             self._backlog_cache[stream] = (cached[0], cached[1] + 1)
         return text(mid)
 
+    async def _append_once(
+        self, stream: str, fields: dict[bytes, bytes], key: str, maxlen: int | None, client: Any = None
+    ) -> Any:
+        """`_PUBLISH_ONCE` for `key`: the entry id, or None when the key was published before. Given a
+        pipeline as `client`, the script is queued on it instead."""
+        return await self._publish_once(
+            keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
+            args=[fields[DATA_FIELD], maxlen or 0, self.dedup_ttl_s, DATA_FIELD],
+            client=client,
+        )
+
     async def _append_and_wait(
         self, stream: str, fields: dict[bytes, bytes], key: str | None, maxlen: int | None
     ) -> Any:
@@ -130,11 +138,7 @@ class Publisher:
         lost before the WAIT answers makes the client retry both, on the promoted replica."""
         async with self.redis.pipeline(transaction=False) as pipe:
             if key is not None:
-                await self._publish_once(
-                    keys=[f"{streams.PUBLISHED_PREFIX}{stream}:{key}", stream],
-                    args=[fields[DATA_FIELD], maxlen or 0, self.dedup_ttl_s, DATA_FIELD],
-                    client=pipe,
-                )
+                await self._append_once(stream, fields, key, maxlen, client=pipe)
             else:
                 pipe.xadd(stream, fields, maxlen=maxlen, approximate=maxlen is not None)
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
