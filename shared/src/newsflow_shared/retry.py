@@ -22,6 +22,7 @@ from tenacity import (
     stop_never,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from newsflow_shared.errors import Stopping
 
@@ -84,10 +85,10 @@ async def retrying(
     return await policy(attempt)
 
 
-def _stop(attempts: int | None, within_s: float | None):  # type: ignore[no-untyped-def]
-    stops = [stop_after_attempt(attempts)] if attempts is not None else []
+def _stop(attempts: int | None, within_s: float | None) -> stop_base:
+    stop: stop_base = stop_never
+    if attempts is not None:
+        stop = stop | stop_after_attempt(attempts)
     if within_s is not None:
-        stops.append(stop_after_delay(within_s))
-    if not stops:
-        return stop_never
-    return stops[0] if len(stops) == 1 else stops[0] | stops[1]
+        stop = stop | stop_after_delay(within_s)
+    return stop
