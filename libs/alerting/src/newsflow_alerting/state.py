@@ -112,7 +112,7 @@ class Decision(BaseModel):
 
 @dataclass
 class Outlook:
-    """A rule's state as one decision sees it (`NotifierState.outlook`)."""
+    """A rule's state as one decision sees it (`NotifierState.take`)."""
 
     members: list[tuple[str, str, frozenset[str]]]  # (article id, story id, facts) of its open stories
     storm: datetime | None  # when its storm started; None: no storm
@@ -246,7 +246,7 @@ class NotifierState:
         return Decision.model_validate_json(raw) if raw else None
 
     async def take(
-        self, rule_id: str, lock: RuleLock, open_since: datetime, fires_since: datetime, alert_id: str | None = None
+        self, rule_id: str, lock: RuleLock, open_since: datetime, fires_since: datetime, alert_id: str
     ) -> Outlook | None:
         """Take the rule's lock and read what a decision needs, in one round trip; None while another holds
         the lock (its reads are then discarded). A decision waits for its rule's lock and each round trip
@@ -254,8 +254,8 @@ class NotifierState:
         commit (`commit(..., lock=)`; `release` when nothing is committed).
 
         Read: the rule's reports since `open_since` as (article id, story id, fingerprint), older ones
-        forgotten; when its storm started (None: no storm); its new stories since `fires_since`; and, given
-        `alert_id`, the decision already taken for that alert."""
+        forgotten; when its storm started (None: no storm); its new stories since `fires_since`; and the
+        decision already taken for `alert_id` (a redelivered alert)."""
         key, fires = k_open(rule_id), k_fires(rule_id)
         async with self.redis.pipeline(transaction=False) as p:
             p.set(lock.key, lock.token, nx=True, px=lock.ttl_ms)
@@ -267,7 +267,7 @@ class NotifierState:
             p.get(k_storm(rule_id))
             p.zremrangebyscore(fires, "-inf", f"({ms(fires_since)}")
             p.zcard(fires)
-            p.get(k_decision(alert_id or ""))
+            p.get(k_decision(alert_id))
             taken, _n, current, facts, storm, _m, count, decided = await p.execute()
         if not taken:
             return None

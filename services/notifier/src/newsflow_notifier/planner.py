@@ -94,9 +94,9 @@ class Planner:
     async def _take(self, rule: Rule, lock: RuleLock, alert_id: str, now: datetime | None) -> tuple[datetime, Outlook]:
         """The rule's lock across replicas, with its state as of the decision's clock."""
         give_up = time.monotonic() + 2 * LOCK_S
+        within = timedelta(minutes=rule.storm_guard.within)
         while True:
             at = now or datetime.now(UTC)
-            within = timedelta(minutes=rule.storm_guard.within)
             seen = await self.state.take(rule.id, lock, at - self.window, at - within, alert_id)
             if seen is not None:
                 return at, seen

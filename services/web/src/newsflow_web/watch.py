@@ -46,9 +46,9 @@ async def alerts_page(request: Request) -> Response:
 
 
 def with_unsearchable(records: list[FiredRecord], arrivals: list[Arrival], shown: int) -> list[FiredRecord]:
-    """The stream's newest alerts that the alerts index does not find. The indexer refreshes that index
-    before it publishes, but a refresh that fails only logs, and the record then waits for the scheduled
-    refresh (about a second): a page loaded in between must still list the alert."""
+    """The stream's newest alerts that the alerts index does not find. The indexer's claims bulk refreshes
+    that index before the alerts are published, but a refresh Elasticsearch does not make leaves the record
+    to the scheduled one (about a second): a page loaded in between must still list the alert."""
     known = {r.alert.alert_id for r in records}
     fresh = [FiredRecord(a.alert, a.alert.matched_at, {}) for a in arrivals if a.alert.alert_id not in known]
     return sorted([*records, *fresh], key=lambda r: r.created_at, reverse=True)[:shown]
