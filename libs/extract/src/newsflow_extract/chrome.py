@@ -76,10 +76,6 @@ _NOT_PRINTED = frozenset(["hide", "hidden", "no", "not", "non"])
 LINK_CELL_SHARE = 0.8
 
 
-def _words(el: HtmlElement) -> tuple[str, ...]:
-    return _split_words(attrs(el))
-
-
 def _named(words: tuple[str, ...], singles: frozenset[str], pairs: frozenset[tuple[str, str]] = frozenset()) -> bool:
     if not singles.isdisjoint(words):
         return True
@@ -127,10 +123,6 @@ def is_body_container(el: HtmlElement) -> bool:
 
 
 _DROP_TAGS = ("form", "button", "select", "textarea", "input", "nav", "footer", "dialog", "template")
-
-
-def tokens(el: HtmlElement) -> list[str]:
-    return attrs(el).split()
 
 
 def attrs(el: HtmlElement) -> str:

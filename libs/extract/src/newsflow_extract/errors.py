@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 Reason = Literal["timeout", "too-large", "no-content", "not-an-article", "binary", "broken-html"]
-REASONS: tuple[str, ...] = ("timeout", "too-large", "no-content", "not-an-article", "binary", "broken-html")
 
 
 class ExtractionError(Exception):
@@ -19,7 +18,7 @@ class ExtractionError(Exception):
     (pickling) intact; the service turns it into the runtime's PermanentError.
     """
 
-    def __init__(self, reason: str, message: str = "") -> None:
+    def __init__(self, reason: Reason, message: str = "") -> None:
         super().__init__(reason, message)
         self.reason = reason
         self.message = message

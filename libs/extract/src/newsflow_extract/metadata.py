@@ -61,8 +61,6 @@ class Metadata:
     top_image: str | None = None
     language: str | None = None
     language_source: str | None = None
-    canonical: str | None = None
-    og_type: str | None = None
     # (image url, caption, credit) announced in JSON-LD ImageObjects of the article
     images: list[tuple[str | None, str, str | None]] = field(default_factory=list)
 
@@ -309,10 +307,6 @@ def _node_text(el: HtmlElement) -> str:
     return clean_space(el.text_content() or "")
 
 
-def _class_id(el: HtmlElement) -> str:
-    return f"{el.get('class') or ''} {el.get('id') or ''}".lower()
-
-
 # trafilatura's author selectors (trafilatura.xpaths.AUTHOR_XPATHS, in its order of trust), matched in
 # Python on the page's elements with a class or id (a cached test of the class string) and the few
 # author-marked ones without: its own XPath regex tests, and a 25-term contains() XPath, took 5-9 ms a page.
@@ -522,11 +516,6 @@ def extract_metadata(tree: HtmlElement, url: str, named: list[HtmlElement] | Non
     md.published, md.modified = _dates(tree, meta, ld, url)
     _describe(md, meta, ld, url)
     md.language, md.language_source = _declared_language(tree, meta, ld)
-    canon = next(
-        (link.get("href") for link in tree.iter("link") if (link.get("rel") or "").lower() == "canonical"), None
-    )
-    md.canonical = urljoin(url, canon.strip()) if canon and canon.strip() else None
-    md.og_type = _first(meta, "og:type")
     return md
 
 

@@ -9,7 +9,6 @@ import unicodedata
 import numpy as np
 
 _WORD = re.compile(r"\w+")
-_PUNCT_EDGES = re.compile(r"^[\W_]+|[\W_]+$")
 
 SHINGLE = 3
 
