@@ -11,10 +11,15 @@ from indexer_helpers import make_article, rocket_article
 from newsflow_indexer.handler import Indexer
 from newsflow_indexer.settings import IndexerSettings
 from newsflow_indexer.writer import BulkWriter
-from newsflow_search.index_setup import write_index
 from newsflow_shared.runtime import PermanentError
 
 pytestmark = pytest.mark.integration
+
+
+async def write_index(es: AsyncElasticsearch, alias: str) -> str | None:
+    """The backing index the alias writes to now."""
+    resp = await es.indices.get_alias(name=alias)
+    return next((index for index, info in resp.items() if info["aliases"][alias].get("is_write_index")), None)
 
 
 async def test_update_after_rollover_replaces_in_place_and_new_articles_go_to_the_new_index(

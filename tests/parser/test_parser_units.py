@@ -10,8 +10,9 @@ from lxml.html import document_fromstring
 from newsflow_extract.captions import split_credit
 from newsflow_extract.chrome import is_chrome_line, terminal_index
 from newsflow_extract.dates import date_from_url, parse_date
-from newsflow_extract.metadata import clean_authors, clean_title, extract_metadata, language_code
+from newsflow_extract.metadata import clean_authors, extract_metadata, language_code
 from newsflow_extract.textutil import content_hash, hamming, simhash
+from newsflow_extract.titles import Site, strip_site
 
 pytestmark = pytest.mark.unit
 
@@ -118,10 +119,12 @@ def test_publisher_beside_people_is_not_an_author() -> None:
     assert clean_authors(["Metro Daily"], site_name="Metro Daily") == ["Metro Daily"]
 
 
-def test_clean_title_and_language_code() -> None:
-    assert clean_title("Budget talks resume | Metro Daily", "Metro Daily") == "Budget talks resume"
-    assert clean_title("Metro Daily - Budget talks resume", "Metro Daily") == "Budget talks resume"
-    assert clean_title("Budget talks resume", None) == "Budget talks resume"
+def test_site_name_stripped_from_title_and_language_code() -> None:
+    metro = Site()
+    metro.add("Metro Daily")
+    assert strip_site("Budget talks resume | Metro Daily", metro) == "Budget talks resume"
+    assert strip_site("Metro Daily - Budget talks resume", metro) == "Budget talks resume"
+    assert strip_site("Budget talks resume", Site()) == "Budget talks resume"
     assert [language_code(v) for v in ("en-US", "pt_BR", "AR", "und", "", None, "x-klingon")] == [
         "en",
         "pt",

@@ -128,7 +128,6 @@ def _own_blocks(tree: HtmlElement, page: _Page, base: str) -> list[Block]:
 
 # Refusals another extractor may overturn; binary, too-large and timeout are final.
 LADDER_REASONS = frozenset(("no-content", "not-an-article", "broken-html"))
-METHODS = ("own", "trafilatura", "trafilatura-recall")
 # Below this many words in its longest line, a fallback's text is a row of labels ("Home", "Menu"), not prose.
 MIN_SENTENCE_WORDS = 5
 

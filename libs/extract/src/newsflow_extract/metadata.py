@@ -283,13 +283,6 @@ def clean_authors(values: Iterable[str], site_name: str | None = None, roles: bo
     return out
 
 
-def clean_title(title: str | None, site_name: str | None) -> str | None:
-    """Drop the " | Site" / " - Site" suffix or prefix that <title> and og:title often carry."""
-    site = titles.Site()
-    site.add(site_name)
-    return titles.strip_site(_unescape(title) if title else None, site)
-
-
 def language_code(value: str | None) -> str | None:
     if not value:
         return None

@@ -107,12 +107,3 @@ async def ensure_index(es: AsyncElasticsearch, settings: SearchSettings) -> dict
 
 def _mapping_update(mappings: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in mappings.items() if k in ("properties", "_meta", "dynamic")}
-
-
-async def write_index(es: AsyncElasticsearch, alias: str) -> str | None:
-    """The backing index the alias writes to now."""
-    resp = await es.indices.get_alias(name=alias)
-    for index, info in resp.items():
-        if info["aliases"][alias].get("is_write_index"):
-            return index
-    return next(iter(resp), None) if len(resp) == 1 else None
