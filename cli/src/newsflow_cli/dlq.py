@@ -7,9 +7,12 @@ that entry to its stream again; the consumer groups pick it up like any new mess
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
+from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
@@ -75,76 +78,92 @@ def list_(
     Console().print(table)
 
 
-async def _replay(name: str, ids: list[str], all_: bool, reason: str | None) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters `replay` and `drop` act on: the ids named, or all of the stream's, narrowed
+    by reason and age (both commands choose the same way)."""
+
+    ids: tuple[str, ...] = ()
+    all_: bool = False
+    reason: str | None = None
+    older_than_days: float | None = None
+
+    def narrowed(self) -> bool:
+        return bool(self.reason) or self.older_than_days is not None
+
+    def keeps(self, d: DeadLetter, now: datetime) -> bool:
+        if self.reason and d.reason != self.reason:
+            return False
+        age_s = (now - d.last_failure_at).total_seconds()
+        return self.older_than_days is None or age_s >= self.older_than_days * 86400
+
+
+async def _selected(redis: Redis, name: str, sel: Selection) -> list[tuple[bytes, DeadLetter]]:
+    if sel.ids:
+        entries = [e for mid in sel.ids for e in await redis.xrange(name, min=mid, max=mid)]
+    else:
+        entries = await redis.xrange(name)
+    now = datetime.now(UTC)
+    letters = ((mid, DeadLetter.model_validate_json(fields[DATA_FIELD])) for mid, fields in entries)
+    return [(mid, d) for mid, d in letters if sel.keeps(d, now)]
+
+
+def _chosen(stream: str, ids: list[str] | None, all_: bool, reason: str | None, older: float | None) -> Selection:
+    if not ids and not all_ and not reason and older is None:
+        fail("say which: --id ID (repeatable), --reason REASON, --older-than-days N or --all")
+    return Selection(tuple(ids or ()), all_, reason, older)
+
+
+async def _replay(name: str, sel: Selection) -> int:
     redis = make_redis(load_settings())
-    replayed = skipped = 0
     try:
-        entries = (
-            await redis.xrange(name)
-            if all_ or reason
-            else [e for mid in ids for e in await redis.xrange(name, min=mid, max=mid)]
-        )
-        for mid, fields in entries:
-            d = DeadLetter.model_validate_json(fields[DATA_FIELD])
-            if reason and d.reason != reason:
-                skipped += 1
-                continue
+        chosen = await _selected(redis, name, sel)
+        for mid, d in chosen:
             # Append first, delete second: a crash in between replays twice, which is idempotent.
             await redis.xadd(d.stream, {k.encode(): str(v).encode() for k, v in d.original.items()})
             await redis.xdel(name, mid)
-            replayed += 1
+        return len(chosen)
     finally:
         await redis.aclose()
-    return replayed, skipped
+
+
+async def _drop(name: str, sel: Selection) -> int:
+    redis = make_redis(load_settings())
+    try:
+        if sel.all_ and not sel.ids and not sel.narrowed():
+            n = await redis.xlen(name)
+            await redis.delete(name)
+            return int(n)
+        mids = [mid for mid, _ in await _selected(redis, name, sel)]
+        return int(await redis.xdel(name, *mids)) if mids else 0
+    finally:
+        await redis.aclose()
+
+
+Stream = Annotated[str, typer.Argument(help="news.entries, news.raw or news.parsed")]
+Ids = Annotated[list[str] | None, typer.Option("--id", help="these dead-letter ids (repeatable)")]
+All = Annotated[bool, typer.Option("--all", help="every dead letter of the stream")]
+Reason = Annotated[str | None, typer.Option("--reason", help="only those with this reason")]
+OlderThan = Annotated[
+    float | None, typer.Option("--older-than-days", help="only those whose last failure is N days old or older")
+]
 
 
 @app.command()
 def replay(
-    stream: str = typer.Argument(..., help="news.entries, news.raw or news.parsed"),
-    ids: list[str] = typer.Option([], "--id", help="dead-letter ids to replay (repeatable)"),
-    all_: bool = typer.Option(False, "--all", help="replay every dead letter of the stream"),
-    reason: str | None = typer.Option(None, "--reason", help="replay only those with this reason"),
+    stream: Stream, ids: Ids = None, all_: All = False, reason: Reason = None, older_than_days: OlderThan = None
 ) -> None:
     """Put dead letters back on their stream to be processed again."""
-    if not ids and not all_ and not reason:
-        fail("say which: --id ID (repeatable), --reason REASON or --all")
-    replayed, _ = run(_replay(_dlq_name(stream), ids, all_, reason))
+    sel = _chosen(stream, ids, all_, reason, older_than_days)
+    replayed = run(_replay(_dlq_name(stream), sel))
     typer.echo(f"replayed {replayed} message(s) onto {_dlq_name(stream).removesuffix(streams.DLQ_SUFFIX)}")
-
-
-async def _drop(name: str, ids: list[str], all_: bool, reason: str | None, older_than_days: float | None) -> int:
-    redis = make_redis(load_settings())
-    dropped = 0
-    try:
-        if all_ and not reason and older_than_days is None:
-            n = await redis.xlen(name)
-            await redis.delete(name)
-            return int(n)
-        if ids:
-            return int(await redis.xdel(name, *ids))
-        now = datetime.now(UTC)
-        for mid, fields in await redis.xrange(name):
-            d = DeadLetter.model_validate_json(fields[DATA_FIELD])
-            if reason and d.reason != reason:
-                continue
-            if older_than_days is not None and (now - d.last_failure_at).total_seconds() < older_than_days * 86400:
-                continue
-            dropped += int(await redis.xdel(name, mid))
-    finally:
-        await redis.aclose()
-    return dropped
 
 
 @app.command()
 def drop(
-    stream: str = typer.Argument(..., help="news.entries, news.raw or news.parsed"),
-    ids: list[str] = typer.Option([], "--id", help="dead-letter ids to drop (repeatable)"),
-    all_: bool = typer.Option(False, "--all", help="drop every dead letter of the stream"),
-    reason: str | None = typer.Option(None, "--reason", help="drop only those with this reason"),
-    older_than_days: float | None = typer.Option(None, "--older-than-days"),
+    stream: Stream, ids: Ids = None, all_: All = False, reason: Reason = None, older_than_days: OlderThan = None
 ) -> None:
     """Discard dead letters for good."""
-    if not ids and not all_ and not reason and older_than_days is None:
-        fail("say which: --id ID (repeatable), --reason REASON, --older-than-days N or --all")
-    n = run(_drop(_dlq_name(stream), ids, all_, reason, older_than_days))
+    sel = _chosen(stream, ids, all_, reason, older_than_days)
+    n = run(_drop(_dlq_name(stream), sel))
     typer.echo(f"dropped {n} dead letter(s) from {_dlq_name(stream)}")
