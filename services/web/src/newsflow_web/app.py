@@ -30,11 +30,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsflow_feeds.registry import FeedRegistry
 from newsflow_search.es import is_healthy, make_client
-from newsflow_search.explore import MARK_CLOSE, MARK_OPEN
+from newsflow_search.explore import FACETS, MARK_CLOSE, MARK_OPEN
 from newsflow_search.rules import RuleStore
 from newsflow_shared.runtime import make_redis
 from newsflow_web.deliveries import NotifierDeliveries
 from newsflow_web.live import AlertFeed
+from newsflow_web.params import FACET_TITLES, PRESETS
 from newsflow_web.security import Forbidden, Guard, SecurityMiddleware
 from newsflow_web.settings import WebSettings
 
@@ -112,6 +113,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["language"] = lambda code: LANGUAGES.get(str(code or ""), str(code or "unknown"))
     env.globals["rtl"] = lambda code: str(code or "").split("-")[0] in RTL
     env.globals["LANGUAGES"] = LANGUAGES
+    # The search form's fixed vocabulary, the same on every page that draws it.
+    env.globals.update(facets=FACETS, facet_titles=FACET_TITLES, presets=PRESETS)
     return templates
 
 

@@ -17,12 +17,11 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from newsflow_search import explore
 from newsflow_search.articles import get_article
-from newsflow_search.explore import FACETS, SearchError, encode_cursor
+from newsflow_search.explore import SearchError, encode_cursor
 from newsflow_web.app import REQUEST_SECONDS, ctx, problem, render
-from newsflow_web.params import MAX_WINDOW, PRESETS, SearchRequest, parse
+from newsflow_web.params import SearchRequest, parse
 
 router = APIRouter()
-FACET_TITLES = {"domain": "Source", "language": "Language", "section": "Section", "author": "Author"}
 EXPORT_COLUMNS = [
     "published_at",
     "title",
@@ -74,10 +73,6 @@ async def search_page(request: Request) -> Response:
         page=page,
         error=error,
         next_url=next_url,
-        facet_titles=FACET_TITLES,
-        facets=FACETS,
-        presets=PRESETS,
-        max_window=MAX_WINDOW,
         histogram=_histogram(req, page) if page else None,
         page_title=f"{req.search.q} – search" if req.search.q else "Search",
     )

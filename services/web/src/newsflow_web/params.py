@@ -20,6 +20,8 @@ PRESETS: dict[str, timedelta] = {
     "30d": timedelta(days=30),
     "1y": timedelta(days=365),
 }
+# The filters' headings, in the order the page shows them.
+FACET_TITLES = {"domain": "Source", "language": "Language", "section": "Section", "author": "Author"}
 MAX_FACET_VALUES = 20
 MAX_VALUE_CHARS = 300
 # Elasticsearch's index.max_result_window: `from + size` beyond it is refused, `search_after` is not.
