@@ -29,29 +29,47 @@ def own(name: str, url: str = "https://news.example/2024/05/02/story") -> Parsed
     return a
 
 
-def test_a_document_without_a_body_element_is_an_article() -> None:
-    # The markup starts mid-document: lxml roots the tree at a <div>.
-    a = own("fragment_no_body.html")
-    assert a.text.startswith("Night buses will run on the ring road again from Monday")
-    assert "a second driver on the late services" in a.text
-    assert "More transport news" not in a.text
-    assert a.title == "Night buses return to the ring road"
-
-
-def test_a_page_wrapped_in_one_form_keeps_its_article() -> None:
-    # ASP.NET pages put the whole page in <form runat=server>: that form is the page, not a widget.
-    a = own("aspnet_form.html")
-    assert "Dredging of the outer harbour will begin" in a.text
-    assert "licensed site twelve miles offshore" in a.text
-    assert "Coastline Herald, 4 Quay Street" not in a.text
-    assert a.title == "Harbour dredging to start in May"
-
-
-def test_an_article_inside_an_element_named_byline_is_kept() -> None:
-    a = own("byline_wrapper.html")
-    assert "Apple growers in the valley expect to lose" in a.text
-    assert "emergency loans for the family farms" in a.text
-    assert "By Tove Lindqvist" not in a.text and "Share on Facebook" not in a.text
+@pytest.mark.parametrize(
+    ("name", "opening", "further_on", "chrome", "title"),
+    [
+        # The markup starts mid-document: lxml roots the tree at a <div>.
+        pytest.param(
+            "fragment_no_body.html",
+            "Night buses will run on the ring road again from Monday",
+            "a second driver on the late services",
+            ["More transport news"],
+            "Night buses return to the ring road",
+            id="document-without-a-body-element",
+        ),
+        # ASP.NET pages put the whole page in <form runat=server>: that form is the page, not a widget.
+        pytest.param(
+            "aspnet_form.html",
+            "Dredging of the outer harbour will begin",
+            "licensed site twelve miles offshore",
+            ["Coastline Herald, 4 Quay Street"],
+            "Harbour dredging to start in May",
+            id="page-wrapped-in-one-form",
+        ),
+        # The element that wraps the article is named for the byline it also holds.
+        pytest.param(
+            "byline_wrapper.html",
+            "Apple growers in the valley expect to lose",
+            "emergency loans for the family farms",
+            ["By Tove Lindqvist", "Share on Facebook"],
+            "Orchard owners count the cost of the late frost",
+            id="article-inside-an-element-named-byline",
+        ),
+    ],
+)
+def test_the_article_is_kept_whole_without_the_page_around_it(
+    name: str, opening: str, further_on: str, chrome: list[str], title: str
+) -> None:
+    a = own(name)
+    assert a.text.startswith(opening)
+    assert further_on in a.text
+    for text in chrome:
+        assert text not in a.text
+    assert a.title == title
 
 
 def test_nested_layout_tables_print_the_article_once_without_navigation_or_teasers() -> None:
