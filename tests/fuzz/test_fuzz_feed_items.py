@@ -9,6 +9,7 @@ document is still a feed, however odd its values), the good item always comes ou
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -119,63 +120,56 @@ def encode(doc: str) -> bytes:
     return doc.encode("utf-8", "surrogatepass")
 
 
+# Each field's markup: every {a} takes a hostile attribute value and every {t} hostile text, put in by
+# the document's mode; a field's own choices (`perma`, `rel`) are drawn from OPTIONS.
+RSS_FIELDS = {
+    **{f: f"<{f}>{{t}}</{f}>" for f in ("title", "link", "description", "pubDate", "author", "category")},
+    "guid": "<guid{perma}>{t}</guid>",
+    "enclosure": "<enclosure url={a} type={a} length={a}/>",
+    "media": "<media:content url={a} width={a} medium={a}><media:description>{t}</media:description></media:content>",
+    "thumbnail": "<media:thumbnail url={a}/>",
+    "dcdate": "<dc:date>{t}</dc:date>",
+}
+ATOM_FIELDS = {
+    **{f: f"<{f}>{{t}}</{f}>" for f in ("title", "id", "updated", "published", "summary")},
+    "link": "<link{rel} href={a}/>",
+    "enclosure": '<link rel="enclosure" href={a} type={a}/>',
+    "author": "<author><name>{t}</name><uri>{t}</uri></author>",
+}
+OPTIONS = {
+    "perma": ["", ' isPermaLink="true"', ' isPermaLink="false"', ' isPermaLink="x"'],
+    "rel": ["", ' rel="alternate"', ' rel="self"'],
+}
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+def fill(draw: Any, template: str, mode: str) -> str:
+    def slot(m: re.Match[str]) -> str:
+        name = m[1]
+        if name in OPTIONS:
+            return draw(st.sampled_from(OPTIONS[name]))
+        return attr(draw(hostile), mode) if name == "a" else put(draw(hostile), mode)
+
+    return _SLOT.sub(slot, template)
+
+
 @st.composite
 def rss_item(draw: Any, mode: str) -> str:
-    v = lambda: draw(hostile)  # noqa: E731
-    fields = draw(
-        st.lists(
-            st.sampled_from(
-                ["title", "link", "guid", "description", "pubDate", "author", "category", "enclosure",
-                 "media", "thumbnail", "dcdate"]
-            ),
-            max_size=6,
-        )
-    )  # fmt: skip
+    fields = draw(st.lists(st.sampled_from(list(RSS_FIELDS)), max_size=6))
     # Half the items get a good link of their own, so that their other fields are converted too.
     out = [f"<link>https://fuzz.test/item/{draw(st.integers(0, 9))}</link>"] if draw(st.booleans()) else []
-    for f in fields:
-        if f == "guid":
-            perma = draw(st.sampled_from(["", ' isPermaLink="true"', ' isPermaLink="false"', ' isPermaLink="x"']))
-            out.append(f"<guid{perma}>{put(v(), mode)}</guid>")
-        elif f == "enclosure":
-            out.append(f"<enclosure url={attr(v(), mode)} type={attr(v(), mode)} length={attr(v(), mode)}/>")
-        elif f == "media":
-            out.append(
-                f"<media:content url={attr(v(), mode)} width={attr(v(), mode)} medium={attr(v(), mode)}>"
-                f"<media:description>{put(v(), mode)}</media:description></media:content>"
-            )
-        elif f == "thumbnail":
-            out.append(f"<media:thumbnail url={attr(v(), mode)}/>")
-        elif f == "dcdate":
-            out.append(f"<dc:date>{put(v(), mode)}</dc:date>")
-        else:
-            out.append(f"<{f}>{put(v(), mode)}</{f}>")
-    lang = f" xml:lang={attr(v(), mode)}" if draw(st.booleans()) else ""
+    out += [fill(draw, RSS_FIELDS[f], mode) for f in fields]
+    lang = f" xml:lang={attr(draw(hostile), mode)}" if draw(st.booleans()) else ""
     return f"<item{lang}>" + "".join(out) + "</item>"
 
 
 @st.composite
 def atom_entry(draw: Any, mode: str) -> str:
-    v = lambda: draw(hostile)  # noqa: E731
-    base = f" xml:base={attr(v(), mode)}" if draw(st.booleans()) else ""
-    base += f" xml:lang={attr(v(), mode)}" if draw(st.booleans()) else ""
-    fields = draw(
-        st.lists(
-            st.sampled_from(["title", "link", "enclosure", "id", "updated", "published", "summary", "author"]),
-            max_size=6,
-        )
-    )
+    base = f" xml:base={attr(draw(hostile), mode)}" if draw(st.booleans()) else ""
+    base += f" xml:lang={attr(draw(hostile), mode)}" if draw(st.booleans()) else ""
+    fields = draw(st.lists(st.sampled_from(list(ATOM_FIELDS)), max_size=6))
     out = [f'<link href="https://fuzz.test/item/{draw(st.integers(0, 9))}"/>'] if draw(st.booleans()) else []
-    for f in fields:
-        if f == "link":
-            rel = draw(st.sampled_from(["", ' rel="alternate"', ' rel="self"']))
-            out.append(f"<link{rel} href={attr(v(), mode)}/>")
-        elif f == "enclosure":
-            out.append(f'<link rel="enclosure" href={attr(v(), mode)} type={attr(v(), mode)}/>')
-        elif f == "author":
-            out.append(f"<author><name>{put(v(), mode)}</name><uri>{put(v(), mode)}</uri></author>")
-        else:
-            out.append(f"<{f}>{put(v(), mode)}</{f}>")
+    out += [fill(draw, ATOM_FIELDS[f], mode) for f in fields]
     return f"<entry{base}>" + "".join(out) + "</entry>"
 
 
