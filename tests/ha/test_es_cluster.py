@@ -139,23 +139,23 @@ async def test_three_nodes_form_one_green_cluster(healthy_es_cluster: EsCluster,
     record_memory(cluster, figures, "started")
 
 
-async def test_script_interface_on_a_running_cluster(healthy_es_cluster: EsCluster) -> None:
+def test_script_interface_on_a_running_cluster(healthy_es_cluster: EsCluster) -> None:
     cluster = healthy_es_cluster
-    code, lines = await asyncio.to_thread(cluster.status)
+    code, lines = cluster.status()
     assert code == 0, lines
     for i in range(1, 4):
         assert re.fullmatch(rf"node {i} running {cluster.url(i)} pid {cluster.pid(i)} rss \d+ MB", lines[i - 1])
     assert lines[3] == "cluster green with 3 of 3 nodes running"
     # Starting what runs changes nothing and answers as the first start did.
-    again = await asyncio.to_thread(cluster.script, "start", "--nodes", "3")
+    again = cluster.script("start", "--nodes", "3")
     assert again == ",".join(cluster.urls)
-    assert await asyncio.to_thread(cluster.script, "start-node", "2") == cluster.url(2)
-    master = await asyncio.to_thread(cluster.script, "master")
+    assert cluster.script("start-node", "2") == cluster.url(2)
+    master = cluster.script("master")
     assert re.fullmatch(r"[123] http://127\.0\.0\.1:\d+", master) and master.split()[1] in cluster.urls
     with pytest.raises(RuntimeError, match="holds a cluster of 3 nodes"):
-        await asyncio.to_thread(cluster.script, "start", "--nodes", "1")
+        cluster.script("start", "--nodes", "1")
     with pytest.raises(RuntimeError, match="node 4 does not exist"):
-        await asyncio.to_thread(cluster.script, "kill-node", "4")
+        cluster.script("kill-node", "4")
 
 
 async def test_kill_a_data_node_yellow_searchable_then_it_rejoins(

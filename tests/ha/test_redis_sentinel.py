@@ -124,9 +124,9 @@ async def test_sentinels_watch_one_replicated_primary(healthy_redis_ha: RedisHA)
         await master.aclose()
 
 
-async def test_script_interface_on_a_running_set(healthy_redis_ha: RedisHA) -> None:
+def test_script_interface_on_a_running_set(healthy_redis_ha: RedisHA) -> None:
     ha = healthy_redis_ha
-    code, lines = await asyncio.to_thread(ha.status)
+    code, lines = ha.status()
     assert code == 0, lines
     primary = ha.master()
     sentinels = ",".join(f"{h}:{p}" for h, p in ha.sentinels)
@@ -135,10 +135,10 @@ async def test_script_interface_on_a_running_set(healthy_redis_ha: RedisHA) -> N
     assert any(ln.startswith(f"server {3 - primary} running") and ln.endswith("replica (link up)") for ln in lines)
     assert sum(ln.startswith("sentinel ") and " running 127.0.0.1:" in ln for ln in lines) == 3
     # Starting what runs changes nothing and answers as the first start did.
-    assert await asyncio.to_thread(ha.script, "start", "--ha") == f"sentinel://{sentinels}/newsflow"
-    assert await asyncio.to_thread(ha.start_server, primary) == f"redis://127.0.0.1:{ha.port(primary)}/0"
+    assert ha.script("start", "--ha") == f"sentinel://{sentinels}/newsflow"
+    assert ha.start_server(primary) == f"redis://127.0.0.1:{ha.port(primary)}/0"
     with pytest.raises(RuntimeError, match="needs a server number"):
-        await asyncio.to_thread(ha.script, "kill-server", "3")
+        ha.script("kill-server", "3")
 
 
 async def test_primary_killed_replica_promoted_client_follows_old_primary_rejoins(
