@@ -160,20 +160,21 @@ def _trafilatura_body(html: str, url: str, recall: bool) -> etree._Element | Non
         return None
 
 
+# What every call asks of trafilatura; only the URL and the recall mode differ between calls.
+_TRAFILATURA_OPTIONS = {
+    "include_comments": False,
+    "include_tables": True,
+    "include_images": False,
+    "include_links": False,
+    # trafilatura's deduplicate keeps one process-wide cache: text would vanish across unrelated pages.
+    "deduplicate": False,
+    "with_metadata": False,
+}
+
+
 def _main_text(page: HtmlElement | str, url: str, recall: bool = False) -> etree._Element | None:
     """trafilatura's main text of the page, as an element (None when it finds none)."""
-    doc = bare_extraction(
-        page,
-        url=url,
-        favor_recall=recall,
-        include_comments=False,
-        include_tables=True,
-        include_images=False,
-        include_links=False,
-        # trafilatura's deduplicate keeps one process-wide cache: text would vanish across unrelated pages.
-        deduplicate=False,
-        with_metadata=False,
-    )
+    doc = bare_extraction(page, url=url, favor_recall=recall, **_TRAFILATURA_OPTIONS)
     return getattr(doc, "body", None)
 
 

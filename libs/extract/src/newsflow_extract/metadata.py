@@ -199,22 +199,29 @@ _BYLINE_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _SPLIT = re.compile(r"\s*(?:,|;|\||/|\band\b|&|\bund\b|\bet\b|\by\b|\be\b|\bog\b|\bi\b|\boch\b|\bu\b|\n)\s*", re.I)
+
+
+def _any_word(words: str) -> str:
+    """An alternation of the whitespace-separated words, each taken literally."""
+    return "|".join(map(re.escape, words.split()))
+
+
+# A byline part with one of these words is no name: a date or reading time ("3 hours ago"), a button, a photo
+# credit, or a link beside the byline ("View my complete profile", "Archiv anzeigen", "Alle Beiträge").
+_JUNK_WORDS = """ago update updated published min mins minute minutes read hour hours day days stunde stunden vor
+    geleden hace subscribe follow email contact share close more image images photo photos
+    profil profile archiv archive archives beiträge artikel articles posts weiter weitere
+    biografia biografía biography biografie"""
 _JUNK = re.compile(
-    r"(\d|@|https?:|www\.|\.(?:com|net|org)\b|\bago\b|\bupdated?\b|\bpublished\b|\bmin(?:ute)?s?\b|\bread\b|"
-    r"\bhours?\b|\bdays?\b|\bstunden?\b|\bvor\b|\bgeleden\b|\bhace\b|\bil y a\b|\bsubscribe\b|\bfollow\b|"
-    r"\bemail\b|\bcontact\b|\bshare\b|\bclose\b|\bmore\b|\bimages?\b|\bphotos?\b|getty|istock|shutterstock|"
-    # links beside a byline: "View my complete profile", "Archiv anzeigen", "Alle Beiträge", "Weitere Artikel"
-    r"\bprofile?\b|\barchiv(?:e|es)?\b|\bbeiträge\b|\bartikel\b|\barticles\b|\bposts\b|\bweiter\b|\bweitere\b|"
-    r"\bbiograf[ií]a\b|\bbiography\b|\bbiografie\b)",
+    rf"\d|@|https?:|www\.|\.(?:com|net|org)\b|getty|istock|shutterstock|\bil y a\b|\b(?:{_any_word(_JUNK_WORDS)})\b",
     re.IGNORECASE,
 )
 _ROLE_TAIL = re.compile(r"\s+(?:[-–—|:]|\bfor\b)\s+.*$", re.IGNORECASE)
-_ROLE = re.compile(
-    r"^(?:(?:senior|chief|staff|special|political|foreign|news|deputy|managing|associate|contributing|guest)\s+)*"
-    r"(?:writer|reporter|correspondent|editor|columnist|contributor|journalist|analyst|photographer|staff|"
-    r"redakteur(?:in)?|korrespondent(?:in)?|redaktion|desk)s?$",
-    re.IGNORECASE,
-)
+# A credit that names a role, not a person: "Senior Staff Writer", "Korrespondentin", "Redaktion"
+_ROLE_QUALIFIERS = "senior chief staff special political foreign news deputy managing associate contributing guest"
+_ROLE_NOUNS = """writer reporter correspondent editor columnist contributor journalist analyst photographer staff
+    redakteur redakteurin korrespondent korrespondentin redaktion desk"""
+_ROLE = re.compile(rf"^(?:(?:{_any_word(_ROLE_QUALIFIERS)})\s+)*(?:{_any_word(_ROLE_NOUNS)})s?$", re.IGNORECASE)
 # "Jane Doe am 21. April 2020", "Jane Doe on Monday", "Tomas Spahn Fr, 3. Mai": the date after a name
 _DATE_TAIL = re.compile(
     r"\s+(?:(?:am|on|le|el|il|den)\s+.*|(?:mo|di|mi|do|fr|sa|so|mon|tue|wed|thu|fri|sat|sun)\.?,?\s*(?:\d.*)?|\S*\d.*)$",
