@@ -29,7 +29,6 @@ import feedparser
 from lxml import etree
 
 from newsflow_fetcher.feedtypes import (
-    MAX_LINK_CHARS,
     FeedParseError,
     ItemProblems,
     ParsedEntry,
@@ -457,7 +456,6 @@ def parse_feed(body: bytes, content_type: str = "", feed_url: str = "") -> Parse
     return ParsedFeed(
         format=d.get("version") or "unknown",
         title=clip(feed.get("title"), 500),
-        link=clip(feed.get("link"), MAX_LINK_CHARS),
         language=ctx.language,
         entries=entries,
         ttl_s=ttl * 60 if ttl else None,

@@ -124,7 +124,6 @@ class ParsedEntry:
 class ParsedFeed:
     format: str  # "rss20", "atom10", "json", ... (feedparser's version names, or "json")
     title: str | None = None
-    link: str | None = None
     language: str | None = None
     entries: list[ParsedEntry] = field(default_factory=list)
     # Publisher hints about how often to poll, in seconds.

@@ -172,7 +172,6 @@ def parse_json_feed(body: bytes, feed_url: str = "") -> ParsedFeed:
     return ParsedFeed(
         format="json",
         title=_str(doc.get("title")),
-        link=_str(doc.get("home_page_url")),
         language=ctx["language"],
         entries=entries,
         warnings=warnings,
