@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,33 +41,25 @@ BACKLOG_CACHE_S = 0.25
 WAIT_SUSPEND_S = 5.0
 
 
+@dataclass(eq=False)
 class Publisher:
     """What every stage and producer uses to write to streams."""
 
-    def __init__(
-        self,
-        service: str,
-        redis: aioredis.Redis,
-        *,
-        max_lag: int,
-        dedup_ttl_s: int,
-        stopping: asyncio.Event | None = None,
-        backpressure: set[str] | None = None,
-        wait_replicas: int = 0,
-        wait_timeout_ms: int = 200,
-    ) -> None:
-        self.service = service
-        self.redis = redis
-        self.max_lag = max_lag
-        self.dedup_ttl_s = dedup_ttl_s
-        self.wait_replicas = wait_replicas
-        self.wait_timeout_ms = wait_timeout_ms
+    service: str
+    redis: aioredis.Redis
+    _: KW_ONLY
+    max_lag: int
+    dedup_ttl_s: int
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Streams someone is obliged to read (pipeline stages): a producer waits while they are full.
+    backpressure: set[str] = field(default_factory=set)
+    wait_replicas: int = 0
+    wait_timeout_ms: int = 200
+
+    def __post_init__(self) -> None:
         self._wait_suspended_until = 0.0
-        self.stopping = stopping or asyncio.Event()
-        # Streams someone is obliged to read (pipeline stages): a producer waits while they are full.
-        self.backpressure = backpressure if backpressure is not None else set()
         self._backlog_cache: dict[str, tuple[float, int]] = {}
-        self._publish_once = redis.register_script(_PUBLISH_ONCE)
+        self._publish_once = self.redis.register_script(_PUBLISH_ONCE)
 
     async def _backlog(self, stream: str) -> int:
         now = time.monotonic()
