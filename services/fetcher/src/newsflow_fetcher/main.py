@@ -76,9 +76,3 @@ async def poll(runtime: Annotated[Runtime, Context("runtime")], http: Annotated[
 )
 async def download(entry: FeedEntry, downloader: Annotated[ArticleDownloader, Context("downloader")]) -> RawPage:
     return await downloader.handle(entry)
-
-
-main = service.main
-
-if __name__ == "__main__":
-    main()

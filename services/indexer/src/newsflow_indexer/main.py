@@ -68,9 +68,3 @@ async def index(article: ParsedArticle, batcher: Annotated[ArticleBatcher, Conte
 
 
 service.health_check("elasticsearch")(elasticsearch_ready)
-
-
-main = service.main
-
-if __name__ == "__main__":
-    main()

@@ -75,9 +75,3 @@ async def digests(
 
 
 service.health_check("elasticsearch")(elasticsearch_ready)
-
-
-main = service.main
-
-if __name__ == "__main__":
-    main()

@@ -46,9 +46,3 @@ async def extraction_pool(runtime: Runtime) -> AsyncIterator[dict[str, object]]:
 )
 async def parse(raw: RawPage, pages: Annotated[PageHandler, Context("pages")]) -> ParsedArticle:
     return await pages.handle(raw)
-
-
-main = service.main
-
-if __name__ == "__main__":
-    main()
