@@ -12,8 +12,10 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin, urlsplit
+
+from pydantic import BaseModel, BeforeValidator
 
 from newsflow_shared.models import MediaItem
 from newsflow_shared.urls import canonicalize
@@ -93,31 +95,33 @@ def clean_media(m: MediaItem) -> MediaItem:
     )
 
 
-@dataclass
-class ParsedEntry:
-    link: str  # as the feed gave it (may be relative); resolves against the feed URL (see article_link)
-    guid: str | None = None
-    title: str | None = None
-    summary: str | None = None
-    authors: list[str] = field(default_factory=list)
-    published: datetime | None = None
-    updated: datetime | None = None
-    tags: list[str] = field(default_factory=list)
-    language: str | None = None
-    media: list[MediaItem] = field(default_factory=list)
+def _clean_media_list(media: list[MediaItem]) -> list[MediaItem]:
+    return [clean_media(m) for m in media[:MAX_LIST]]
 
-    def __post_init__(self) -> None:
-        # Both parsers build entries; normalising here keeps the guarantees in one place.
-        self.link = clean_text(self.link)
-        self.guid = clip(self.guid, 2000)
-        self.title = clip(self.title, 1000)
-        self.summary = clip(self.summary, 10_000)
-        self.authors = _names(self.authors)
-        self.tags = _names(self.tags)
-        self.language = clip(self.language, 35)
-        self.published = _utc_safe(self.published)
-        self.updated = _utc_safe(self.updated)
-        self.media = [clean_media(m) for m in self.media[:MAX_LIST]]
+
+def _clipped(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda s: clip(s, limit))
+
+
+# Both parsers build entries; each field's type carries its normalisation, so the guarantees hold in one place.
+_Names = BeforeValidator(_names)
+_UtcSafe = BeforeValidator(_utc_safe)
+
+
+class ParsedEntry(BaseModel):
+    """One item of a feed, whatever its format, normalised as it is built."""
+
+    # as the feed gave it (may be relative); resolves against the feed URL (see article_link)
+    link: Annotated[str, BeforeValidator(clean_text)]
+    guid: Annotated[str | None, _clipped(2000)] = None
+    title: Annotated[str | None, _clipped(1000)] = None
+    summary: Annotated[str | None, _clipped(10_000)] = None
+    authors: Annotated[list[str], _Names] = []
+    published: Annotated[datetime | None, _UtcSafe] = None
+    updated: Annotated[datetime | None, _UtcSafe] = None
+    tags: Annotated[list[str], _Names] = []
+    language: Annotated[str | None, _clipped(35)] = None
+    media: Annotated[list[MediaItem], BeforeValidator(_clean_media_list)] = []
 
 
 @dataclass
