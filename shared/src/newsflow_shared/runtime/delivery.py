@@ -176,13 +176,18 @@ class Delivery:
     routes: Mapping[type[BaseModel], str]
     max_deliveries: int
     retry_after_ms: int
-    stream: str = field(init=False)
-    group: str = field(init=False)
     failures_key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stream, self.group = self.holdings.stream, self.holdings.group
         self.failures_key = f"{streams.FAILURES_PREFIX}{self.stream}:{self.group}"
+
+    @property
+    def stream(self) -> str:
+        return self.holdings.stream
+
+    @property
+    def group(self) -> str:
+        return self.holdings.group
 
     @property
     def redis(self) -> aioredis.Redis:
