@@ -7,6 +7,7 @@ made through the libraries the CLI uses (`RuleStore`, `FeedRegistry`), so the we
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -338,9 +339,7 @@ async def feeds_page(request: Request, done: str = "", url: str = "", n: int = 0
     c = ctx(request)
     message = DONE[done].format(url=url[:300], n=n, m=m) if done in DONE else None
     feeds = await c.feeds.list()
-    counts: dict[str, int] = {}
-    for f in feeds:
-        counts[f.health] = counts.get(f.health, 0) + 1
+    counts = Counter(f.health for f in feeds)
     return render(
         request,
         "feeds.html",
